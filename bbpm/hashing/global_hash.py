@@ -1,0 +1,81 @@
+"""Global (whole-table) affine hashing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bbpm.hashing.base import check_keys, check_KH, check_positive_int
+from bbpm.hashing.mixing import splitmix64, splitmix64_int, uniform_mod
+
+PROTOTYPE_SALT_MUL = 123456789
+PROTOTYPE_SALT_ADD = 987654321
+PROTOTYPE_OFFSET_STEP = 1337
+_MODES = ("mixed", "prototype")
+
+
+class GlobalAffineHash:
+    """Slots anywhere in ``[0, D)`` via an affine step in the offset k.
+
+    ``mode="mixed"`` (default): per hash h the key is mixed with splitmix64 under a
+    seed-derived salt, giving a start ``a`` and a stride ``b`` in ``[1, D)`` (double hashing,
+    Kirsch & Mitzenmacher 2006)::
+
+        m_h  = splitmix64(key XOR salt_h)
+        slot = (a(m_h) + k * b(m_h)) mod D,   k = 0..K-1
+
+    Every key gets its own stride, so two keys that share one slot rarely share another:
+    the slots behave like independent uniform draws, which is what ``bbpm.theory`` assumes.
+
+    ``mode="prototype"`` reproduces the prototype's salted formula exactly (kept for
+    comparison; it does not use ``seed``)::
+
+        salt_h = h * 123456789 + 987654321
+        slot   = (key * salt_h + k * 1337) mod D
+
+    With consecutive integer keys that formula collides in structured, non-random ways:
+    keys t apart share slots whenever ``t * salt_h = (k' - k) * 1337 (mod D)``.
+    """
+
+    def __init__(self, D: int, seed: int = 0, mode: str = "mixed") -> None:
+        self.D = check_positive_int("D", D)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        self.seed = seed
+        self.mode = mode
+
+    def salt(self, h: int) -> int:
+        """The signed 64-bit salt of hash ``h`` (mixed mode)."""
+        return splitmix64_int(splitmix64_int(self.seed) + h)
+
+    def indices(self, keys: torch.Tensor, K: int, H: int) -> torch.Tensor:
+        """``keys: [B] int64`` -> ``[B, K*H] int64`` slots in ``[0, D)``."""
+        keys = check_keys(keys)
+        K, H = check_KH(K, H)
+        if K * self.D >= 2**62:
+            raise ValueError(f"K * D must be < 2**62 to avoid int64 overflow, got K={K}, D={self.D}")
+        k = torch.arange(K, dtype=torch.int64, device=keys.device)
+        blocks = []
+        for h in range(H):
+            if self.mode == "prototype":
+                salt = h * PROTOTYPE_SALT_MUL + PROTOTYPE_SALT_ADD
+                slots = torch.remainder(keys[:, None] * salt + k[None, :] * PROTOTYPE_OFFSET_STEP, self.D)
+            else:
+                mixed = splitmix64(keys ^ self.salt(h))
+                start = uniform_mod(mixed, self.D)
+                stride = 1 + uniform_mod(splitmix64(mixed), self.D - 1) if self.D > 1 else torch.zeros_like(start)
+                slots = torch.remainder(start[:, None] + k[None, :] * stride[:, None], self.D)
+            blocks.append(slots)
+        return torch.cat(blocks, dim=1)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "GlobalAffineHash", "D": self.D, "seed": self.seed, "mode": self.mode}
+
+    def with_seed(self, seed: int) -> GlobalAffineHash:
+        return GlobalAffineHash(self.D, seed=seed, mode=self.mode)
+
+    def __repr__(self) -> str:
+        return f"GlobalAffineHash(D={self.D}, seed={self.seed}, mode={self.mode!r})"

@@ -1,0 +1,70 @@
+"""Eviction policies for a :class:`~bbpm.memory.float_superposition.BBPMMemoryFloat`.
+
+A fixed-size memory fills up; these policies trade old items for new ones:
+
+* :func:`decay` multiplies memory and counts by ``gamma`` (exponential forgetting: an item
+  written t decays ago weighs ``gamma**t`` against a fresh write in any shared slot).
+* :func:`clip` rescales slots whose debiased value norm exceeds ``max_norm``.
+* :class:`TTLEviction` zeroes slots not written during the last ``ttl`` steps.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bbpm.memory.float_superposition import BBPMMemoryFloat
+
+
+@torch.no_grad()
+def decay(memory: BBPMMemoryFloat, gamma: float) -> None:
+    """Multiply ``memory`` and ``counts`` by ``gamma`` in (0, 1]. A slot's debiased value is
+    unchanged by decay alone; later writes then outweigh what was there."""
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+    memory.memory.mul_(gamma)
+    memory.counts.mul_(gamma)
+
+
+@torch.no_grad()
+def clip(memory: BBPMMemoryFloat, max_norm: float) -> int:
+    """Rescale every slot whose debiased value ``memory / counts`` has an L2 norm above
+    ``max_norm`` (in stored units) down to ``max_norm``. Returns the number of slots clipped."""
+    if max_norm <= 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    debiased_norm = memory.memory.float().norm(dim=1, keepdim=True) / (memory.counts + memory.eps)
+    factor = torch.clamp(max_norm / (debiased_norm + 1e-12), max=1.0)
+    memory.memory.mul_(factor.to(memory.memory.dtype))
+    return int((factor < 1.0).sum())
+
+
+class TTLEviction:
+    """Forget slots that have not been written for more than ``ttl`` steps.
+
+    Call :meth:`write` instead of ``memory.write`` (it records the step of each slot),
+    and :meth:`step` once per time step; slots whose last write is older than ``ttl``
+    steps are zeroed, memory and counts alike.
+    """
+
+    def __init__(self, memory: BBPMMemoryFloat, ttl: int) -> None:
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+            raise ValueError(f"ttl must be a positive int, got {ttl!r}")
+        self.memory = memory
+        self.ttl = ttl
+        self.now = 0
+        self.last_write = torch.full((memory.D,), -1, dtype=torch.int64, device=memory.memory.device)
+
+    def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self.memory.write(keys, values)
+        self.last_write[self.memory.slots(keys).reshape(-1)] = self.now
+
+    @torch.no_grad()
+    def step(self) -> int:
+        """Advance time by one step and evict expired slots. Returns how many were evicted."""
+        self.now += 1
+        expired = (self.last_write >= 0) & (self.now - self.last_write > self.ttl)
+        n = int(expired.sum())
+        if n:
+            self.memory.memory[expired] = 0
+            self.memory.counts[expired] = 0
+            self.last_write[expired] = -1
+        return n

@@ -1,0 +1,198 @@
+"""The canonical BBPM memory: float superposition with per-slot counts.
+
+Each item (key, value) is added into the K*H slots ``idx = hash_fn.indices(key, K, H)``
+of a ``[D, d]`` table, and a ``[D, 1]`` counts table records how many writes hit each slot::
+
+    write:  memory[idx] += s * v          counts[idx] += 1
+    read:   r = mean_j( memory[idx_j] / (counts[idx_j] + eps) ) / s
+
+with ``s`` the write scale (1 or 1/sqrt(K*H)) and ``eps = 1e-8``. At low load every slot
+holds only this item, so ``read(write(v)) == v``. As load grows each slot returns the
+average of the items sharing it; averaging over K*H slots shrinks that crosstalk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from bbpm.hashing import diagnostics as hash_diagnostics
+from bbpm.hashing import hash_from_config
+from bbpm.hashing.base import HashFunction, check_positive_int
+from bbpm.memory import kernels
+from bbpm.memory.base import EPS, check_keys_on, check_values, write_scale_factor
+
+
+class BBPMMemoryFloat(nn.Module):
+    """Fixed-size hashed superposition memory with count debiasing.
+
+    Args:
+        D: total slots.
+        d: value dimension.
+        K: active slots per item per hash.
+        H: number of hashes (K*H slots per item).
+        hash_fn: a :class:`~bbpm.hashing.HashFunction` with ``hash_fn.D == D``.
+        dtype: storage dtype of ``memory`` (floating point). ``counts`` are float32
+            (float64 when dtype is float64): exact integers up to 2**24 (2**53) writes per slot.
+        device: where the buffers live.
+        write_scale: ``"1/sqrt(KH)"`` (default) or ``"unit"``; see
+            :func:`bbpm.memory.base.write_scale_factor`.
+        check_finite: reject NaN/inf values on write (set False to skip the scan).
+
+    Buffers: ``memory [D, d]``, ``counts [D, 1]``.
+    """
+
+    eps = EPS
+
+    def __init__(
+        self,
+        D: int,
+        d: int,
+        K: int,
+        H: int,
+        hash_fn: HashFunction,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+        write_scale: str = "1/sqrt(KH)",
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        self.D = check_positive_int("D", D)
+        self.d = check_positive_int("d", d)
+        self.K = check_positive_int("K", K)
+        self.H = check_positive_int("H", H)
+        if not callable(getattr(hash_fn, "indices", None)):
+            raise TypeError(f"hash_fn must provide indices(keys, K, H), got {type(hash_fn).__name__}")
+        if getattr(hash_fn, "D", D) != D:
+            raise ValueError(f"hash_fn addresses D={hash_fn.D} slots but the memory has D={D}; build both with the same D")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        self.scale = write_scale_factor(write_scale, K, H)
+        self.write_scale = write_scale
+        self.hash_fn = hash_fn
+        self.check_finite = bool(check_finite)
+        counts_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        self.register_buffer("memory", torch.zeros(D, d, dtype=dtype, device=device))
+        self.register_buffer("counts", torch.zeros(D, 1, dtype=counts_dtype, device=device))
+
+    # ------------------------------------------------------------------ core API
+    def slots(self, keys: torch.Tensor) -> torch.Tensor:
+        """``keys: [B]`` integer -> ``[B, K*H]`` int64 slot ids on the memory's device."""
+        keys = check_keys_on(keys, self.memory.device)
+        return self.hash_fn.indices(keys, self.K, self.H)
+
+    @torch.no_grad()
+    def clear(self) -> None:
+        """Zero the memory and the counts."""
+        self.memory.zero_()
+        self.counts.zero_()
+
+    def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Add ``values: [B, d]`` under ``keys: [B]`` int64. Duplicate keys add twice.
+        Inputs are validated before anything is written (bad input leaves state unchanged).
+
+        Autograd: when ``values`` requires grad the write is recorded (out of place), so a
+        later :meth:`read` is differentiable with respect to the written values."""
+        keys = check_keys_on(keys, self.memory.device)
+        values = check_values(values, keys, self.d, self.check_finite)
+        idx = self.hash_fn.indices(keys, self.K, self.H)
+        scaled = (values * self.scale).to(self.memory.dtype)
+        if values.requires_grad and torch.is_grad_enabled():
+            # Out-of-place so the graph keeps the values; counts never need gradients.
+            flat = idx.reshape(-1)
+            self.memory = self.memory.index_add(0, flat, scaled.repeat_interleave(idx.shape[1], dim=0))
+            with torch.no_grad():
+                self.counts.index_add_(0, flat, torch.ones(flat.numel(), 1, dtype=self.counts.dtype, device=flat.device))
+            return
+        with torch.no_grad():
+            kernels.write(self.memory, self.counts, idx, scaled)
+
+    def read(self, keys: torch.Tensor) -> torch.Tensor:
+        """Count-debiased mean of the key's K*H slots, divided by the write scale: ``[B, d]``."""
+        keys = check_keys_on(keys, self.memory.device)
+        idx = self.hash_fn.indices(keys, self.K, self.H)
+        return kernels.read(self.memory, self.counts, idx, self.eps) / self.scale
+
+    def forward(self, keys: torch.Tensor) -> torch.Tensor:
+        return self.read(keys)
+
+    # ------------------------------------------------------------------ inspection
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by ``memory`` and ``counts``."""
+        return self.memory.numel() * self.memory.element_size() + self.counts.numel() * self.counts.element_size()
+
+    @property
+    def load_factor(self) -> float:
+        """Average writes per slot so far, ``lambda = N * K * H / D``."""
+        return float(self.counts.sum()) / self.D
+
+    @property
+    def n_items(self) -> float:
+        """Number of items written so far (``counts.sum() / (K*H)``)."""
+        return float(self.counts.sum()) / (self.K * self.H)
+
+    @torch.no_grad()
+    def diagnostics(self, keys: torch.Tensor) -> dict[str, Any]:
+        """Collision diagnostics of these keys' slots (see :mod:`bbpm.hashing.diagnostics`),
+        plus the memory's current load factor and occupied fraction."""
+        idx = self.slots(keys)
+        stats = hash_diagnostics.summarize(idx.cpu(), self.D)
+        stats["load_factor"] = self.load_factor
+        stats["memory_occupied_fraction"] = float((self.counts > 0).double().mean())
+        stats["memory_max_count"] = float(self.counts.max())
+        return stats
+
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild an empty memory of the same shape and hashing."""
+        hash_config = self.hash_fn.config() if hasattr(self.hash_fn, "config") else None
+        return {
+            "D": self.D,
+            "d": self.d,
+            "K": self.K,
+            "H": self.H,
+            "dtype": str(self.memory.dtype).removeprefix("torch."),
+            "write_scale": self.write_scale,
+            "hash": hash_config,
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    def get_extra_state(self) -> dict[str, Any]:
+        return self.config()
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        mine = self.config()
+        mismatched = [k for k in ("D", "d", "K", "H", "write_scale", "hash") if state.get(k) != mine.get(k)]
+        if mismatched:
+            raise ValueError(
+                "checkpoint does not match this memory in " + ", ".join(mismatched) +
+                f": checkpoint {({k: state.get(k) for k in mismatched})} vs memory {({k: mine.get(k) for k in mismatched})}; "
+                "build the memory with BBPMMemoryFloat.from_state_dict(state_dict)"
+            )
+
+    @classmethod
+    def from_state_dict(cls, state_dict: dict[str, Any], device: torch.device | str | None = None) -> BBPMMemoryFloat:
+        """Rebuild a memory (hash settings included) from ``module.state_dict()``."""
+        config = state_dict.get("_extra_state")
+        if not isinstance(config, dict) or config.get("hash") is None:
+            raise ValueError("state_dict has no BBPM config (_extra_state); it was not saved by BBPMMemoryFloat.state_dict()")
+        memory = cls(
+            config["D"],
+            config["d"],
+            config["K"],
+            config["H"],
+            hash_from_config(config["hash"]),
+            dtype=getattr(torch, config["dtype"]),
+            device=device,
+            write_scale=config["write_scale"],
+        )
+        memory.load_state_dict(state_dict)
+        return memory
+
+    def extra_repr(self) -> str:
+        return (
+            f"D={self.D}, d={self.d}, K={self.K}, H={self.H}, dtype={self.memory.dtype}, "
+            f"write_scale={self.write_scale!r}, hash_fn={self.hash_fn!r}"
+        )

@@ -1,0 +1,19 @@
+"""Seeding, logging, timing, devices and experiment bookkeeping."""
+
+from bbpm.utils.device import device_name, get_device
+from bbpm.utils.experiment import Experiment, environment_info, repo_root, to_jsonable
+from bbpm.utils.logging import get_logger
+from bbpm.utils.seed import set_global_seed
+from bbpm.utils.timing import Timer
+
+__all__ = [
+    "Experiment",
+    "Timer",
+    "device_name",
+    "environment_info",
+    "get_device",
+    "get_logger",
+    "repo_root",
+    "set_global_seed",
+    "to_jsonable",
+]

@@ -1,0 +1,36 @@
+"""Device selection helpers."""
+
+from __future__ import annotations
+
+import torch
+
+
+def get_device(preference: str | torch.device | None = "auto") -> torch.device:
+    """Resolve a device name.
+
+    Args:
+        preference: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"`` or a ``torch.device``.
+
+    Raises:
+        ValueError: CUDA was asked for but is not available.
+    """
+    if preference is None or preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={preference!r} was requested but CUDA is not available; "
+            "use device='cpu' or 'auto'"
+        )
+    return device
+
+
+def device_name(device: torch.device | str) -> str:
+    """A human-readable name for reports: the GPU model on CUDA, the CPU otherwise."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"

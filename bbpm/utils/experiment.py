@@ -1,0 +1,147 @@
+"""Bookkeeping shared by every experiment notebook.
+
+An :class:`Experiment` knows where its outputs go (``results/<exp_id>/`` and
+``figures/<exp_id>/`` under the repository root), seeds everything, logs to
+``results/<exp_id>/log.txt`` and writes ``metrics.json`` / ``raw.csv`` / figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bbpm.utils.logging import get_logger
+from bbpm.utils.seed import set_global_seed
+
+
+def repo_root(start: str | Path | None = None) -> Path:
+    """The bbpm repository root: ``$BBPM_ROOT`` if set, else the first parent of ``start``
+    (default: the current directory) holding bbpm's ``pyproject.toml``, else ``start`` itself."""
+    env = os.environ.get("BBPM_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        pyproject = candidate / "pyproject.toml"
+        if pyproject.is_file() and 'name = "bbpm"' in pyproject.read_text(encoding="utf-8"):
+            return candidate
+    return here
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert tensors, NumPy values, paths and non-finite floats into plain JSON values
+    (NaN and inf become ``None`` so the file stays valid JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return to_jsonable(value.detach().cpu().tolist())
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (Path, torch.device, torch.dtype)):
+        return str(value)
+    return value
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions and hardware, recorded with every run."""
+    info: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_available": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+class Experiment:
+    """Output folders, seed, logger and artifact writers for one experiment run.
+
+    Args:
+        exp_id: folder name, e.g. ``"exp01_capacity_scaling"``.
+        params: every hyperparameter of the run; stored in ``metrics.json``.
+        seed: seeds torch/NumPy/random when given (defaults to ``params["seed"]``).
+        root: repository root (default: :func:`repo_root`).
+    """
+
+    def __init__(
+        self,
+        exp_id: str,
+        params: Mapping[str, Any],
+        seed: int | None = None,
+        root: str | Path | None = None,
+    ) -> None:
+        self.exp_id = exp_id
+        self.params = dict(params)
+        self.root = Path(root) if root is not None else repo_root()
+        self.results_dir = self.root / "results" / exp_id
+        self.figures_dir = self.root / "figures" / exp_id
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        (self.results_dir / "log.txt").write_text("", encoding="utf-8")
+        self.logger = get_logger(f"bbpm.{exp_id}", self.results_dir)
+        seed = self.params.get("seed") if seed is None else seed
+        self.seed = set_global_seed(int(seed)) if seed is not None else None
+        self.started = time.perf_counter()
+        self.logger.info("run %s seed=%s params=%s", exp_id, self.seed, json.dumps(to_jsonable(self.params)))
+
+    def save_metrics(self, metrics: Mapping[str, Any]) -> Path:
+        """Write ``results/<exp_id>/metrics.json`` with the hyperparameters, the environment,
+        the total runtime and ``metrics``. Returns the path."""
+        payload = {
+            "experiment": self.exp_id,
+            "hyperparameters": self.params,
+            "seed": self.seed,
+            "environment": environment_info(),
+            "runtime_seconds": time.perf_counter() - self.started,
+            **dict(metrics),
+        }
+        path = self.results_dir / "metrics.json"
+        path.write_text(json.dumps(to_jsonable(payload), indent=2, allow_nan=False), encoding="utf-8")
+        self.logger.info("wrote %s", path.relative_to(self.root) if path.is_relative_to(self.root) else path)
+        return path
+
+    def save_raw(self, rows: Iterable[Mapping[str, Any]], name: str = "raw.csv") -> Path:
+        """Write a list of flat dicts as CSV (columns: union of keys, in first-seen order)."""
+        rows = [to_jsonable(dict(r)) for r in rows]
+        columns: list[str] = []
+        for row in rows:
+            columns.extend(k for k in row if k not in columns)
+        path = self.results_dir / name
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+
+    def save_figure(self, fig: Any, name: str, dpi: int = 150) -> Path:
+        """Save a matplotlib figure to ``figures/<exp_id>/<name>`` (PNG)."""
+        path = self.figures_dir / name
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        self.logger.info("wrote %s", path)
+        return path
+
+    def load_metrics(self) -> dict[str, Any]:
+        """Read back this run's ``metrics.json`` (figures are drawn from it)."""
+        return json.loads((self.results_dir / "metrics.json").read_text(encoding="utf-8"))
