@@ -1,0 +1,102 @@
+"""Diagnostics as the spec defines them, and the utilities."""
+
+import json
+import logging
+import random
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from bbpm import Experiment, Timer, get_device, load_config, set_global_seed
+from bbpm.hashing import diagnostics as dg
+from bbpm.utils import get_logger
+
+
+def test_diagnostics_on_a_hand_made_index_set():
+    idx = torch.tensor([[0, 1], [1, 2], [1, 3]])
+    assert dg.occupancy_hist(idx, 5).tolist() == [1, 3, 0, 1]
+    assert dg.max_load(idx, 5) == 3
+    assert dg.collision_rate(idx) == pytest.approx(2 / 6)
+    assert dg.estimate_q2(idx, 5) == pytest.approx((1 + 9 + 1 + 1) / 36)
+    loads = np.array([1, 3, 1, 1, 0], dtype=float)
+    gini = np.abs(loads[:, None] - loads[None, :]).sum() / (2 * len(loads) ** 2 * loads.mean())
+    assert dg.gini_load(idx, 5) == pytest.approx(gini)
+    assert dg.self_collision_rate(torch.tensor([[0, 0], [1, 2]])) == 0.5
+
+
+def test_diagnostics_reject_out_of_range_indices():
+    with pytest.raises(ValueError, match=r"\[0, D\)"):
+        dg.max_load(torch.tensor([0, 5]), 5)
+
+
+def test_uniform_hash_q2_is_near_one_over_D():
+    from bbpm import GlobalAffineHash
+
+    D = 10_000
+    idx = GlobalAffineHash(D).indices(torch.arange(20_000), 5, 1)
+    assert dg.estimate_q2(idx, D) == pytest.approx(1 / D + 1 / idx.numel(), rel=0.05)
+
+
+def test_set_global_seed_makes_all_generators_repeat():
+    def draw():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    set_global_seed(123)
+    first = draw()
+    set_global_seed(123)
+    assert draw() == first
+    with pytest.raises(ValueError):
+        set_global_seed(-1)
+
+
+def test_timer_measures_elapsed_time():
+    with Timer() as t:
+        time.sleep(0.02)
+    assert 0.015 < t.elapsed < 1.0
+
+
+def test_get_device_and_load_config(tmp_path):
+    assert get_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            get_device("cuda")
+    path = tmp_path / "c.yaml"
+    path.write_text("D: 100\nK: [1, 2]\n")
+    assert load_config(path) == {"D": 100, "K": [1, 2]}
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.yaml")
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_config(path)
+
+
+def test_logger_writes_console_and_log_file(tmp_path, capsys):
+    logger = get_logger("bbpm.test_logger", tmp_path)
+    logger.info("hello %d", 7)
+    for handler in logger.handlers:
+        handler.flush()
+    assert "hello 7" in (tmp_path / "log.txt").read_text()
+    assert "hello 7" in capsys.readouterr().out
+    logger.handlers.clear()
+    logging.getLogger("bbpm.test_logger").handlers.clear()
+
+
+def test_experiment_writes_metrics_raw_and_figures(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    exp = Experiment("exp99_test", {"seed": 5, "D": 10}, root=tmp_path)
+    exp.save_metrics({"value": torch.tensor(1.5), "bad": float("nan")})
+    exp.save_raw([{"N": 1, "cos": 0.5}, {"N": 2, "extra": 3}])
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    exp.save_figure(fig, "f.png")
+    metrics = json.loads((tmp_path / "results/exp99_test/metrics.json").read_text())
+    assert metrics["hyperparameters"] == {"seed": 5, "D": 10} and metrics["value"] == 1.5 and metrics["bad"] is None
+    assert (tmp_path / "results/exp99_test/raw.csv").read_text().splitlines()[0] == "N,cos,extra"
+    assert (tmp_path / "figures/exp99_test/f.png").stat().st_size > 0
+    assert (tmp_path / "results/exp99_test/log.txt").exists()
