@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Execute the percent-format notebooks with papermill and store them for the book.
+#
+#   bash scripts/run_notebooks.sh smoke            # every notebooks/*.py with params/smoke/NAME.yaml
+#   bash scripts/run_notebooks.sh full exp04 exp02 # the named notebooks with params/NAME.yaml
+#
+# Each notebook runs as
+#   papermill notebooks/NAME.py _build/notebooks/NAME.ipynb -f PARAMS --cwd REPO_ROOT
+# with the venv's papermill. The first failing notebook (any failing cell) stops the run with
+# a non-zero exit; its partial notebook, with the traceback, stays in _build/notebooks/.
+# BBPM_LOG_OUTPUT=1 also streams every cell's output to the console.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+usage() { echo "usage: $0 smoke|full [NAME ...]   (NAME: exp04, notebooks/exp04.py, ...)" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+mode="$1"
+shift
+case "$mode" in
+    smoke) params_dir="params/smoke" ;;
+    full) params_dir="params" ;;
+    *) usage ;;
+esac
+
+if [ -x "$ROOT/.venv/bin/papermill" ]; then
+    PAPERMILL="$ROOT/.venv/bin/papermill"
+elif command -v papermill >/dev/null 2>&1; then
+    PAPERMILL="$(command -v papermill)"
+else
+    echo "papermill not found: run 'bash scripts/setup_env.sh' (or 'make install') first" >&2
+    exit 1
+fi
+
+names=()
+if [ $# -gt 0 ]; then
+    for arg in "$@"; do
+        name="$(basename "$arg")"
+        names+=("${name%.py}")
+    done
+else
+    for path in notebooks/*.py; do
+        [ -e "$path" ] || continue
+        name="$(basename "$path")"
+        names+=("${name%.py}")
+    done
+fi
+if [ ${#names[@]} -eq 0 ]; then
+    echo "no notebooks found in notebooks/*.py" >&2
+    exit 1
+fi
+
+# Check every input exists before spending time on the first notebook.
+for name in "${names[@]}"; do
+    [ -f "notebooks/$name.py" ] || { echo "missing notebooks/$name.py" >&2; exit 1; }
+    [ -f "$params_dir/$name.yaml" ] || { echo "missing $params_dir/$name.yaml (parameters for $name, $mode run)" >&2; exit 1; }
+done
+
+extra=()
+if [ "${BBPM_LOG_OUTPUT:-0}" = "1" ]; then extra+=(--log-output); fi
+mkdir -p _build/notebooks
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+seconds_since() { local ms=$(( $(now_ms) - $1 )); printf '%d.%d' $(( ms / 1000 )) $(( ms % 1000 / 100 )); }
+total_start=$(now_ms)
+for name in "${names[@]}"; do
+    echo "[$mode] $name: papermill notebooks/$name.py _build/notebooks/$name.ipynb -f $params_dir/$name.yaml"
+    start=$(now_ms)
+    if ! "$PAPERMILL" "notebooks/$name.py" "_build/notebooks/$name.ipynb" \
+        -f "$params_dir/$name.yaml" --cwd "$ROOT" --start-timeout 180 ${extra[@]+"${extra[@]}"}; then
+        echo "[$mode] FAILED: $name (the executed cells and the traceback are in _build/notebooks/$name.ipynb)" >&2
+        exit 1
+    fi
+    echo "[$mode] $name: done in $(seconds_since "$start") s"
+done
+echo "[$mode] ${#names[@]} notebook(s) in $(seconds_since "$total_start") s"
