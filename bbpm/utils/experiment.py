@@ -142,6 +142,32 @@ class Experiment:
         self.logger.info("wrote %s", path)
         return path
 
+    def save_latex_table(self, name: str, header: list[str], rows: Iterable[Iterable[Any]], caption: str = "") -> Path:
+        """Write a booktabs LaTeX table to ``results/<exp_id>/<name>`` (``scripts/reproduce_icml.sh``
+        copies it into ``paper/icml2026/tables/``). Floats are printed with 3 significant digits."""
+
+        def cell(value: Any) -> str:
+            if isinstance(value, float):
+                return f"{value:.3g}"
+            return str(value).replace("_", r"\_").replace("%", r"\%")
+
+        lines = [
+            r"\begin{table}[t]\centering\small",
+            r"\begin{tabular}{" + "l" * len(header) + "}",
+            r"\toprule",
+            " & ".join(cell(h) for h in header) + r" \\",
+            r"\midrule",
+            *(" & ".join(cell(v) for v in row) + r" \\" for row in rows),
+            r"\bottomrule",
+            r"\end{tabular}",
+        ]
+        if caption:
+            lines.append(r"\caption{" + cell(caption) + "}")
+        lines.append(r"\end{table}")
+        path = self.results_dir / name
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
     def load_metrics(self) -> dict[str, Any]:
         """Read back this run's ``metrics.json`` (figures are drawn from it)."""
         return json.loads((self.results_dir / "metrics.json").read_text(encoding="utf-8"))
