@@ -4,7 +4,7 @@
 >>> # mem = ShardedBBPMMemory(D, d, K, H, BlockPermutationHash(D, 4096))
 >>> # mem.write(my_keys, my_values); out = mem.read(my_keys)   # every rank, together
 
-See docs/sharding.md for launching and the checkpoint format.
+See the README section "Sharding a memory across processes and machines" for launching and the checkpoint format.
 """
 
 from bbpm.distributed import cost_model

@@ -4,7 +4,7 @@
 (``torch.multiprocessing`` with the "spawn" start method) joined into one gloo (or NCCL)
 group through a ``FileStore`` in a temporary directory, so no TCP port has to be picked.
 Each worker's return value is sent back (through a file) and returned in rank order.
-For real jobs launch with ``torchrun`` instead (see docs/sharding.md).
+For real jobs launch with ``torchrun`` instead (see the README section "Sharding a memory across processes and machines").
 """
 
 from __future__ import annotations
