@@ -1,0 +1,547 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # exp05: Needle in a haystack
+#
+# **Claim.** A BBPM memory recalls an item written long ago as well as one written just now:
+# every write lands in the same fixed table with the same weight, so recall depends on the
+# load $\lambda = NKH/D$, not on how far back the item is. A sliding window that keeps the last
+# $W$ items exactly (an LLM's context window, or a FIFO cache) is perfect inside the window and
+# blind outside it. So as the stream grows past $W$, the window's success falls towards chance
+# while BBPM's degrades slowly with the load, until the load is so high that BBPM fails too.
+#
+# **Task.** Stream $N$ key/value pairs. Each key $i = 0, 1, \dots, N-1$ (its position in the
+# stream) gets a random value id out of $C$; the value written is row `id` of a fixed random
+# unit codebook `[C, d]`. Then query a seeded random subset of the $N$ keys plus the first
+# `n_needles` keys of the stream (the oldest "needles"). A query **succeeds** when the top-1
+# cosine decode of the read vector against the codebook returns the true id (chance: $1/C$).
+# We also report the mean cosine between the read and the true code.
+#
+# **Values from a codebook.** A codebook of $C$ random unit rows has a nonzero mean
+# $\mu$ (norm about $1/\sqrt C$). Every slot holds about $\lambda$ values drawn from it, so
+# its crosstalk carries about $\lambda\mu$, the same vector in all $K$ slots of an item: unlike
+# the random part of the crosstalk it does not average out over the slots, and at high load
+# it pulls every read towards the codewords closest to $\mu$. Centring the codebook (subtract
+# the mean row, renormalise) removes it. The notebook runs the stream twice, into two memories
+# with the same hash: values from the **centred** codebook (the main result, labelled BBPM)
+# and from the **raw** codebook, to measure this effect instead of assuming it.
+#
+# **Baselines.** *Window $W$*: remembers the last $W$ items exactly; outside the window it
+# **guesses a value id uniformly at random** (it does not abstain), so its success there is
+# chance, $1/C$ (the guesses are drawn, not assumed). *Equal-memory window*: the same, with
+# $W$ set to the number of exact items (a float32 $d$-vector plus an int64 key each) that fit
+# in the bytes of the BBPM table (memory plus counts).
+#
+# **Setup.** $D = 2^{18}$ slots, $d = 64$, $K = 32$, $H = 1$, block hashing
+# (`BlockPermutationHash`, $L = 4096$), $C = 1024$, $N$ from $10^3$ to $10^6$ (load up to
+# $\lambda \approx 122$). The prototype used $D = 10^8$; a smaller table keeps the run short
+# on a CPU and makes the failure regime visible within $10^6$ items. The stream is
+# written once, incrementally, and queried at each checkpoint $N$.
+
+# %% tags=["parameters"]
+seed = 0
+D = 262144
+d = 64
+K = 32
+H = 1
+block_size = 4096
+n_values = 1024
+N_values = [1000, 3000, 10000, 30000, 100000, 300000, 1000000]
+n_queries = 2000
+n_needles = 10
+window = 4096
+n_position_queries = 20000
+n_position_bins = 16
+needle_key = 42
+haystack_start = 1000
+batch_size = 20000
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bbpm import BBPMMemoryFloat, BlockPermutationHash, Timer
+from bbpm.baselines.decode import decode_top1, random_codebook
+from bbpm.hashing import diagnostics
+from bbpm.theory.snr_bounds import expected_cosine
+from bbpm.utils import Experiment
+
+params = dict(
+    seed=seed,
+    D=D,
+    d=d,
+    K=K,
+    H=H,
+    block_size=block_size,
+    n_values=n_values,
+    N_values=N_values,
+    n_queries=n_queries,
+    n_needles=n_needles,
+    window=window,
+    n_position_queries=n_position_queries,
+    n_position_bins=n_position_bins,
+    needle_key=needle_key,
+    haystack_start=haystack_start,
+    batch_size=batch_size,
+)
+exp = Experiment("exp05_needle_haystack", params)
+if sorted(N_values) != N_values or len(set(N_values)) != len(N_values):
+    raise ValueError(f"N_values must be strictly increasing, got {N_values}")
+if n_needles > N_values[0]:
+    raise ValueError(f"n_needles={n_needles} exceeds the smallest N={N_values[0]}")
+if not 0 <= needle_key < haystack_start:
+    raise ValueError(
+        f"needle_key must lie in [0, haystack_start) so no haystack key equals it, got {needle_key}"
+    )
+
+hash_fn = BlockPermutationHash(D, block_size=block_size, seed=seed)
+raw_codebook = random_codebook(n_values, d, seed=seed)
+codebooks = {
+    "centred": torch.nn.functional.normalize(raw_codebook - raw_codebook.mean(dim=0), dim=1),
+    "raw": raw_codebook,
+}
+memories = {name: BBPMMemoryFloat(D, d, K, H, hash_fn) for name in codebooks}
+memory = memories["centred"]
+print(
+    "norm of the mean codeword: "
+    + ", ".join(f"{name} {float(book.mean(dim=0).norm()):.4f}" for name, book in codebooks.items())
+)
+N_max = N_values[-1]
+stream_gen = torch.Generator().manual_seed(seed + 1)
+value_ids = torch.randint(n_values, (N_max,), generator=stream_gen)
+bytes_per_exact_item = d * 4 + 8  # float32 value vector + int64 key
+window_equal_memory = memory.nbytes // bytes_per_exact_item
+windows = {
+    f"window W={window:,}": window,
+    f"equal-memory window W={window_equal_memory:,}": window_equal_memory,
+}
+print(
+    f"BBPM table: {memory.nbytes / 2**20:.1f} MiB; an exact store fits {window_equal_memory:,} items in the same bytes"
+)
+print(f"load lambda = N*K*H/D from {N_values[0] * K * H / D:.2f} to {N_max * K * H / D:.1f}")
+
+# %% [markdown]
+# ## Querying
+#
+# One query set per checkpoint: the `n_needles` oldest keys plus a seeded random sample of all
+# written keys. The same query set scores BBPM and both windows. For a window, an item is
+# remembered iff its position is among the last $W$; otherwise the window's answer is a
+# uniform random id drawn from `guess_gen`.
+
+# %%
+guess_gen = torch.Generator().manual_seed(seed + 2)
+
+
+def query_bbpm(variant: str, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read the keys at ``positions [Q]`` from the ``variant`` memory; return success ``[Q]``
+    bool (top-1 decode against that variant's codebook) and cosine ``[Q]`` to the true code."""
+    truth = value_ids[positions]
+    reads = memories[variant].read(positions)
+    decoded, _, _ = decode_top1(reads, codebooks[variant])
+    cosines = torch.nn.functional.cosine_similarity(reads, codebooks[variant][truth], dim=1)
+    return decoded == truth, cosines
+
+
+def query_window(positions: torch.Tensor, N: int, W: int) -> torch.Tensor:
+    """Success ``[Q]`` of a window that holds the last ``W`` of ``N`` items exactly and
+    guesses uniformly at random otherwise."""
+    truth = value_ids[positions]
+    guesses = torch.randint(n_values, truth.shape, generator=guess_gen)
+    return torch.where(
+        positions >= N - W, torch.ones_like(truth, dtype=torch.bool), guesses == truth
+    )
+
+
+# %% [markdown]
+# ## The stream
+#
+# Write the stream in batches; at each checkpoint $N$ query, score and record the collision
+# diagnostics (`bbpm.hashing.diagnostics.summarize`) of the slots of all $N$ written keys. The
+# *age* of an item is $N - \text{position}$ (1 for the last item written, $N$ for the first);
+# the window of size $W$ holds exactly the items of age $\le W$. At the largest $N$ a second,
+# larger query set samples ages log-uniformly from $1$ to $N$ (duplicates dropped, so every
+# queried item counts once), so old and recent items are both well represented.
+
+# %%
+rows = []
+checkpoints = []
+written = 0
+write_seconds = 0.0
+needles = torch.arange(n_needles, dtype=torch.int64)
+for N in tqdm(N_values, desc="checkpoints N"):
+    while written < N:
+        stop = min(written + batch_size, N)
+        keys = torch.arange(written, stop, dtype=torch.int64)
+        for name, book in codebooks.items():
+            with Timer() as timer:
+                memories[name].write(keys, book[value_ids[written:stop]])
+            write_seconds += timer.elapsed
+        written = stop
+    query_gen = torch.Generator().manual_seed(seed + 7919 * N)
+    sampled = torch.randperm(N, generator=query_gen)[: min(n_queries, N)]
+    bbpm = {}
+    for name in codebooks:
+        success, cosines = query_bbpm(name, sampled)
+        needle_success, needle_cosines = query_bbpm(name, needles)
+        bbpm[name] = {
+            "success": float(success.double().mean()),
+            "success_sem": float(success.double().std() / math.sqrt(success.numel())),
+            "mean_cos": float(cosines.mean()),
+            "needle_success": float(needle_success.double().mean()),
+            "needle_mean_cos": float(needle_cosines.mean()),
+        }
+        for position, ok, cos in zip(
+            sampled.tolist(), success.tolist(), cosines.tolist(), strict=True
+        ):
+            rows.append(
+                {
+                    "N": N,
+                    "codebook": name,
+                    "position": position,
+                    "age": N - position,
+                    "needle": False,
+                    "success": ok,
+                    "cos": cos,
+                }
+            )
+        for position, ok, cos in zip(
+            needles.tolist(), needle_success.tolist(), needle_cosines.tolist(), strict=True
+        ):
+            rows.append(
+                {
+                    "N": N,
+                    "codebook": name,
+                    "position": position,
+                    "age": N - position,
+                    "needle": True,
+                    "success": ok,
+                    "cos": cos,
+                }
+            )
+    checkpoints.append(
+        {
+            "N": N,
+            "load": N * K * H / D,
+            "bbpm": bbpm,
+            "window_success": {
+                name: float(query_window(sampled, N, W).double().mean())
+                for name, W in windows.items()
+            },
+            "expected_cosine_theory": expected_cosine(N, D, K, H, d, block_size=block_size),
+            "collision": diagnostics.summarize(hash_fn.indices(torch.arange(N), K, H), D),
+        }
+    )
+write_items_per_s = len(codebooks) * N_max / write_seconds
+
+# Success vs age at the largest N: ages log-uniform in [1, N_max] (age 1 = the last item written).
+age_gen = torch.Generator().manual_seed(seed + 3)
+log_age = torch.rand(n_position_queries, generator=age_gen, dtype=torch.float64) * math.log(
+    N_max + 1
+)
+ages = torch.unique(torch.exp(log_age).floor().to(torch.int64).clamp(1, N_max))
+positions = N_max - ages
+position_success = {name: query_bbpm(name, positions)[0] for name in codebooks}
+window_position_success = {name: query_window(positions, N_max, W) for name, W in windows.items()}
+edges = np.unique(
+    np.floor(np.logspace(0, math.log10(N_max + 1), n_position_bins + 1)).astype(np.int64)
+)
+bin_of = np.clip(np.searchsorted(edges, ages.numpy(), side="right") - 1, 0, len(edges) - 2)
+age_bins = []
+for b in range(len(edges) - 1):
+    in_bin = torch.from_numpy(bin_of == b)
+    n_in = int(in_bin.sum())
+    if n_in == 0:
+        continue
+    bbpm = {}
+    for name, success in position_success.items():
+        p = float(success[in_bin].double().mean())
+        bbpm[name] = {"success": p, "success_sem": math.sqrt(p * (1 - p) / n_in)}
+    age_bins.append(
+        {
+            "age_lo": int(edges[b]),
+            "age_hi": int(edges[b + 1]) - 1,
+            "age_center": math.sqrt(edges[b] * edges[b + 1]),
+            "n": n_in,
+            "bbpm": bbpm,
+            "window_success": {
+                name: float(s[in_bin].double().mean())
+                for name, s in window_position_success.items()
+            },
+        }
+    )
+
+# %% [markdown]
+# ## The prototype's single-needle test
+#
+# Clear the (centred) memory, write one needle (key `needle_key`, a random unit vector), then a
+# haystack of random unit vectors under keys `haystack_start, haystack_start + 1, ...`, and read
+# the needle back after each haystack size in `N_values`. One needle gives one noisy cosine
+# per size; the theory line (expected cosine at $N$ = haystack + 1) and the main stream's
+# mean cosine show where a typical item lies.
+
+# %%
+memory.clear()
+needle_gen = torch.Generator().manual_seed(seed + 4)
+needle_value = torch.nn.functional.normalize(torch.randn(1, d, generator=needle_gen), dim=1)
+memory.write(torch.tensor([needle_key]), needle_value)
+needle_curve = []
+written = 0
+for haystack in tqdm(N_values, desc="haystack size"):
+    while written < haystack:
+        stop = min(written + batch_size, haystack)
+        hay = torch.nn.functional.normalize(
+            torch.randn(stop - written, d, generator=needle_gen), dim=1
+        )
+        memory.write(torch.arange(haystack_start + written, haystack_start + stop), hay)
+        written = stop
+    cos = float(
+        torch.nn.functional.cosine_similarity(
+            memory.read(torch.tensor([needle_key])), needle_value
+        ).item()
+    )
+    needle_curve.append(
+        {
+            "haystack": haystack,
+            "needle_cos": cos,
+            "expected_cosine_theory": expected_cosine(
+                haystack + 1, D, K, H, d, block_size=block_size
+            ),
+        }
+    )
+print(
+    "needle cosine:", ", ".join(f"{r['haystack']:,}: {r['needle_cos']:.3f}" for r in needle_curve)
+)
+
+# %%
+exp.save_raw(rows)
+exp.save_metrics(
+    {
+        "hash": hash_fn.config(),
+        "codebook_mean_norm": {
+            name: float(book.mean(dim=0).norm()) for name, book in codebooks.items()
+        },
+        "memory_bytes": memory.nbytes,
+        "bytes_per_exact_item": bytes_per_exact_item,
+        "windows": windows,
+        "chance": 1.0 / n_values,
+        "checkpoints": checkpoints,
+        "age_bins_N": N_max,
+        "age_bins": age_bins,
+        "single_needle": needle_curve,
+        "write_items_per_s": write_items_per_s,
+    }
+)
+
+# %% [markdown]
+# ## Figure
+#
+# Drawn from `results/exp05_needle_haystack/metrics.json`. Error bars: one standard error of
+# the success rate over the queries.
+
+# %%
+m = exp.load_metrics()
+hp = m["hyperparameters"]
+cp = m["checkpoints"]
+Ns = [c["N"] for c in cp]
+window_names = list(m["windows"])
+window_styles = {
+    window_names[0]: dict(color="C1", marker="s"),
+    window_names[1]: dict(color="C2", marker="^"),
+}
+
+variant_styles = {
+    "centred": dict(color="C0", marker="o", ls="-", label="BBPM (centred codebook)"),
+    "raw": dict(color="C0", marker="o", ls="--", mfc="none", label="BBPM, raw codebook"),
+}
+
+fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+ax = axes[0, 0]
+for name, style in variant_styles.items():
+    ax.errorbar(
+        Ns,
+        [c["bbpm"][name]["success"] for c in cp],
+        yerr=[c["bbpm"][name]["success_sem"] for c in cp],
+        capsize=3,
+        **style,
+    )
+ax.plot(
+    Ns,
+    [c["bbpm"]["centred"]["needle_success"] for c in cp],
+    "x",
+    color="C3",
+    ms=9,
+    mew=2,
+    label=f"BBPM, the {hp['n_needles']} oldest keys (needles)",
+)
+for name in window_names:
+    ax.plot(Ns, [c["window_success"][name] for c in cp], label=name, **window_styles[name])
+ax.axhline(m["chance"], color="grey", ls=":", label=f"chance 1/C = {m['chance']:.4f}")
+ax.set_xscale("log")
+ax.set_xlabel("items written N")
+ax.set_ylabel("top-1 recall success")
+ax.set_title("(a) success vs haystack size")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend(fontsize=8)
+top = ax.secondary_xaxis(
+    "top",
+    functions=(
+        lambda n: n * hp["K"] * hp["H"] / hp["D"],
+        lambda lam: lam * hp["D"] / (hp["K"] * hp["H"]),
+    ),
+)
+top.set_xlabel("load λ = NKH/D")
+
+ax = axes[0, 1]
+for name, style in variant_styles.items():
+    ax.plot(Ns, [c["bbpm"][name]["mean_cos"] for c in cp], **style)
+ax.plot(
+    Ns,
+    [c["expected_cosine_theory"] for c in cp],
+    "k:",
+    lw=2,
+    label="theory: snr_bounds.expected_cosine",
+)
+ax.set_xscale("log")
+ax.set_xlabel("items written N")
+ax.set_ylabel("mean cosine(read, true code)")
+ax.set_title("(b) fidelity of the read vector")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend(fontsize=8)
+
+ax = axes[1, 0]
+ab = m["age_bins"]
+centers = [b["age_center"] for b in ab]
+for name, style in variant_styles.items():
+    ax.errorbar(
+        centers,
+        [b["bbpm"][name]["success"] for b in ab],
+        yerr=[b["bbpm"][name]["success_sem"] for b in ab],
+        capsize=3,
+        **style,
+    )
+for name in window_names:
+    ax.plot(centers, [b["window_success"][name] for b in ab], label=name, **window_styles[name])
+ax.axhline(m["chance"], color="grey", ls=":", label="chance")
+ax.set_xscale("log")
+ax.set_xlabel("age of the queried item (N - position; 1 = last written)")
+ax.set_ylabel("top-1 recall success")
+ax.set_title(f"(c) success vs position in the stream at N = {m['age_bins_N']:,}")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 0.12), framealpha=0.9)
+
+ax = axes[1, 1]
+nc = m["single_needle"]
+ax.plot(
+    [r["haystack"] for r in nc],
+    [r["needle_cos"] for r in nc],
+    "o-",
+    color="C3",
+    label=f"needle key {hp['needle_key']} (one item)",
+)
+ax.plot(
+    [r["haystack"] for r in nc],
+    [r["expected_cosine_theory"] for r in nc],
+    "k--",
+    label="theory: expected cosine",
+)
+ax.plot(
+    Ns,
+    [c["bbpm"]["centred"]["mean_cos"] for c in cp],
+    ":",
+    color="C0",
+    label="mean over random keys, panel (b)",
+)
+ax.set_xscale("log")
+ax.set_xlabel(f"haystack size (noise keys from {hp['haystack_start']:,})")
+ax.set_ylabel("cosine(read, needle)")
+ax.set_title("(d) the prototype's single-needle test")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend(fontsize=8)
+fig.suptitle(
+    f"Needle in a haystack: D = {hp['D']:,}, d = {hp['d']}, K = {hp['K']}, H = {hp['H']}, C = {hp['n_values']}"
+)
+fig.tight_layout()
+exp.save_figure(fig, "needle_accuracy.png")
+plt.show()
+
+# %% [markdown]
+# ## What the run shows
+
+# %%
+last = cp[-1]
+w_small, w_eq = window_names
+print(
+    f"BBPM table {m['memory_bytes'] / 2**20:.1f} MiB (D = {hp['D']:,} slots x d = {hp['d']} + counts)."
+)
+for c in cp:
+    cen, raw = c["bbpm"]["centred"], c["bbpm"]["raw"]
+    print(
+        f"N = {c['N']:>9,} (load {c['load']:6.1f}): BBPM success {cen['success']:.3f} (needles {cen['needle_success']:.1f}), "
+        f"mean cos {cen['mean_cos']:.3f} (theory {c['expected_cosine_theory']:.3f}); raw codebook {raw['success']:.3f} "
+        f"(cos {raw['mean_cos']:.3f}); {w_small} {c['window_success'][w_small]:.3f}; {w_eq} {c['window_success'][w_eq]:.3f}"
+    )
+fail = next((c for c in cp if c["bbpm"]["centred"]["success"] < 0.9), None)
+if fail is None:
+    print(f"BBPM kept >= 90% success up to N = {last['N']:,} (load {last['load']:.1f}).")
+else:
+    print(
+        f"BBPM first falls below 90% success at N = {fail['N']:,} (load {fail['load']:.1f}): "
+        f"{fail['bbpm']['centred']['success']:.3f}."
+    )
+print(
+    f"Raw vs centred codebook (mean-codeword norm {m['codebook_mean_norm']['raw']:.4f} vs {m['codebook_mean_norm']['centred']:.4f}): "
+    f"at N = {last['N']:,} success {last['bbpm']['raw']['success']:.3f} vs {last['bbpm']['centred']['success']:.3f}, mean cosine "
+    f"{last['bbpm']['raw']['mean_cos']:.3f} vs {last['bbpm']['centred']['mean_cos']:.3f} (theory for independent values "
+    f"{last['expected_cosine_theory']:.3f}): the shared mean of the values piles up in every slot."
+)
+
+
+def pooled(bins: list[dict], success_of) -> tuple[float, int]:
+    """Success over all queried items of ``bins`` (weighted by items per bin), and the item count."""
+    n = sum(b["n"] for b in bins)
+    return sum(success_of(b) * b["n"] for b in bins) / n, n
+
+
+old = [b for b in ab if b["age_lo"] > hp["window"]]
+recent = [b for b in ab if b["age_hi"] <= hp["window"]]
+if old and recent:
+    (p_old, n_old), (p_recent, n_recent) = (
+        pooled(bins, lambda b: b["bbpm"]["centred"]["success"]) for bins in (old, recent)
+    )
+    se = math.sqrt(p_old * (1 - p_old) / n_old + p_recent * (1 - p_recent) / n_recent)
+    print(
+        f"At N = {m['age_bins_N']:,}, BBPM success on items older than W = {hp['window']:,}: {p_old:.3f} ({n_old:,} items) vs "
+        f"{p_recent:.3f} on recent ones ({n_recent:,} items); difference {p_recent - p_old:+.3f} +- {2 * se:.3f} (2 s.e.), "
+        + (
+            "consistent with no dependence on age. "
+            if abs(p_recent - p_old) <= 2 * se
+            else "a dependence on age. "
+        )
+        + f"The window scores {pooled(recent, lambda b: b['window_success'][w_small])[0]:.3f} inside and "
+        f"{pooled(old, lambda b: b['window_success'][w_small])[0]:.3f} outside."
+    )
+print(
+    f"The equal-memory window ({m['windows'][w_eq]:,} exact items in the same bytes) is exact while N <= "
+    f"{m['windows'][w_eq]:,}; at N = {last['N']:,} it scores {last['window_success'][w_eq]:.3f} against BBPM's "
+    f"{last['bbpm']['centred']['success']:.3f}."
+)
+print(
+    f"Single needle: cosine {nc[0]['needle_cos']:.3f} after {nc[0]['haystack']:,} noise items and "
+    f"{nc[-1]['needle_cos']:.3f} after {nc[-1]['haystack']:,} (theory {nc[-1]['expected_cosine_theory']:.3f})."
+)
+print(f"Write speed {m['write_items_per_s']:,.0f} items/s over the stream (shared CPU).")
