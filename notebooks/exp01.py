@@ -1,0 +1,439 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # exp01: Capacity scaling — fidelity vs number of items
+#
+# **Claim.** With the default hash (`GlobalAffineHash`, mixed mode) the read fidelity of
+# `BBPMMemoryFloat` falls with the number of stored items $N$ exactly as the theory of the
+# [Theory chapter](../theory.md) predicts from $(N, D, K, H, d)$ alone: the mean cosine
+# between $\mathrm{read}(x)$ and the written unit vector is $\mathbb E[G(a, s_2)]$, with the
+# signal $a$ and the crosstalk energy $s_2$ set by the Binomial slot loads. At heavy load it
+# tends to $1/\sqrt{1 + N/D}$, independent of $K$: the prototype's sketch
+# $\sqrt{D/(NK)}$ is not a description of this memory.
+#
+# The prototype's own hash formula, `slot = (key * salt + k * 1337) mod D`, is a different
+# story. With consecutive keys it spreads the load *more* evenly than random hashing, yet
+# its fidelity collapses: keys a fixed distance $t$ apart share slots whenever
+# $t \cdot \mathrm{salt} \equiv (k' - k) \cdot 1337 \pmod D$, so a key shares whole runs of
+# slots with a few partners, whose values then add up coherently instead of averaging out.
+# The per-slot diagnostics (occupancy, $\sum_i q_i^2$, max load) cannot see this; the
+# per-key overlap pattern can, and plugging it into the same formula $G(a, s_2)$ predicts the
+# measured collapse.
+#
+# **Setup.** The prototype's capacity experiment (defaults in `params/exp01.yaml`; the cell
+# after the parameters prints this run's settings): $D$ slots, value dimension $d$, $K$ slots
+# per hash, $H$ hashes; values are random unit vectors, keys $0..N-1$, written in batches,
+# and the first $\min(N, n_\mathrm{eval})$ keys are read back. Each seed draws new values
+# and, for the mixed hash, a new hash seed; the memory is filled incrementally, so the state
+# after $N$ items is the prefix of one stream.
+
+# %% tags=["parameters"]
+seed = 0
+D = 1000000
+d = 64
+K = 50
+H = 1
+N_values = [100, 1000, 5000, 10000, 20000, 50000, 100000, 150000, 200000]
+n_eval = 2000
+batch_size = 10000
+n_seeds = 3
+taus = [0.9, 0.95]
+theory_points = 40
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bbpm import BBPMMemoryFloat, GlobalAffineHash
+from bbpm.hashing import diagnostics
+from bbpm.theory import collision_model, snr_bounds
+from bbpm.theory.sanity_checks import unit_gaussian_values
+from bbpm.utils import Experiment
+
+params = dict(
+    seed=seed,
+    D=D,
+    d=d,
+    K=K,
+    H=H,
+    N_values=N_values,
+    n_eval=n_eval,
+    batch_size=batch_size,
+    n_seeds=n_seeds,
+    taus=taus,
+    theory_points=theory_points,
+)
+exp = Experiment("exp01_capacity_scaling", params)
+N_values = sorted(N_values)
+seeds = list(range(seed, seed + n_seeds))
+HASHES = {
+    "mixed": lambda s: GlobalAffineHash(D, seed=s, mode="mixed"),
+    "prototype": lambda s: GlobalAffineHash(D, mode="prototype"),  # the formula has no seed
+}
+print(f"D = {D:,} slots, d = {d}, K = {K}, H = {H}, N = {N_values}, {n_seeds} seed(s), {n_eval} keys read per point")
+print(f"load factor lambda = N*K*H/D from {N_values[0] * K * H / D:.4f} to {N_values[-1] * K * H / D:.2f}")
+
+# %% [markdown]
+# ## The sweep
+#
+# For each seed and hash: one memory, filled incrementally with the keys $0..N-1$; at each
+# checkpoint $N$ the first $\min(N, n_\mathrm{eval})$ keys are read and scored.
+
+# %%
+rows = []
+progress = tqdm(total=len(seeds) * len(HASHES) * len(N_values), desc="seed x hash x N")
+for s in seeds:
+    values = unit_gaussian_values(N_values[-1], d, seed=s)
+    for hash_name, make_hash in HASHES.items():
+        memory = BBPMMemoryFloat(D, d, K, H, make_hash(s), check_finite=False)
+        written, write_seconds = 0, 0.0
+        for N in N_values:
+            keys, new_values = torch.arange(written, N, dtype=torch.int64), values[written:N]
+            started = time.perf_counter()
+            for start in range(0, keys.numel(), batch_size):
+                memory.write(keys[start : start + batch_size], new_values[start : start + batch_size])
+            write_seconds += time.perf_counter() - started
+            written = N
+            eval_keys = torch.arange(min(N, n_eval), dtype=torch.int64)
+            started = time.perf_counter()
+            read = memory.read(eval_keys)
+            read_seconds = time.perf_counter() - started
+            cos = torch.nn.functional.cosine_similarity(read.double(), values[eval_keys].double(), dim=1).numpy()
+            row = {
+                "hash": hash_name,
+                "seed": s,
+                "N": N,
+                "load_factor": N * K * H / D,
+                "mean_cos": float(cos.mean()),
+                "std_cos": float(cos.std()),
+                "min_cos": float(cos.min()),
+                "write_seconds_cumulative": write_seconds,
+                "read_seconds": read_seconds,
+            }
+            row.update({f"share_above_{tau:g}": float((cos > tau).mean()) for tau in taus})
+            rows.append(row)
+            progress.update()
+        del memory
+progress.close()
+exp.save_raw(rows)
+
+# %% [markdown]
+# ## Diagnostics: per slot and per key
+#
+# Per slot, `bbpm.hashing.diagnostics.summarize` of all $N K H$ indices (occupied fraction,
+# max load, $\sum_i q_i^2$ estimate, Gini of the loads), beside the uniform-hashing
+# predictions of `bbpm.theory.collision_model`. Per key, the overlap pattern of the evaluated
+# keys (`collision_model.key_overlap_statistics`): the read of key $x$ is
+# $r_x = \sum_y c_{xy} v_y$, so the signal is $a = c_{xx}$ and the crosstalk energy is
+# $s_2 = \sum_{y \ne x} c_{xy}^2$. If another item $y$ shares $m_{xy}$ of $x$'s slots,
+# $c_{xy} \approx m_{xy} / (M(1 + \lambda))$: crosstalk energy grows with $\sum_y m_{xy}^2$,
+# not with the number of shared slots $\sum_y m_{xy}$. Uniform hashing gives $m_{xy} = 1$
+# almost always, so the ratio $\sum_y m_{xy}^2 / \sum_y m_{xy}$ is about 1; the model
+# prediction given these exact coefficients is `snr_bounds.cosine_given_hash`.
+
+# %%
+diag = {name: [] for name in HASHES}
+for hash_name, make_hash in HASHES.items():
+    hash_fn = make_hash(seed)
+    for N in tqdm(N_values, desc=f"diagnostics {hash_name}"):
+        idx = hash_fn.indices(torch.arange(N, dtype=torch.int64), K, H)
+        eval_rows = torch.arange(min(N, n_eval), dtype=torch.int64)
+        overlap = collision_model.key_overlap_statistics(idx, eval_rows, D)
+        given_hash = snr_bounds.conditional_mean_cosine(overlap["a"], overlap["s2"], d)
+        sum_m = float(overlap["sum_m"].mean())
+        colliding = overlap["n_items"] > 0
+        entry = {
+            "N": N,
+            **diagnostics.summarize(idx, D),
+            "q2_uniform_theory": collision_model.expected_q2_estimate(N, D, K, H),
+            "max_load_uniform_theory": collision_model.expected_max_load(N, D, K, H),
+            "keys_with_collisions": float(colliding.mean()),
+            "shared_entries_per_key": sum_m,
+            "partners_per_key": float(overlap["n_items"].mean()),
+            # NaN (null in JSON) when no evaluated key collides at all
+            "overlap_concentration": float(overlap["sum_m2"].mean()) / sum_m if sum_m > 0 else math.nan,
+            "max_slots_shared_with_one_key": float(overlap["max_m"][colliding].mean()) if colliding.any() else math.nan,
+            "mean_a": float(overlap["a"].mean()),
+            "mean_s2": float(overlap["s2"].mean()),
+            "cosine_given_hash": float(given_hash.mean()),
+        }
+        diag[hash_name].append(entry)
+        del idx
+
+# %% [markdown]
+# ## Theory
+#
+# `bbpm.theory.snr_bounds`, from $(N, D, K, H, d)$ alone: the mean cosine (second-order delta
+# method over the exact Binomial load moments, exact quadrature over the Gaussian crosstalk),
+# the share of keys above each threshold $\tau$ (normal approximation of
+# $Z = a + u - t\,\lVert e_\perp \rVert$, $t = \tau/\sqrt{1 - \tau^2}$), and a rigorous-ish upper
+# bound on the share *below* $\tau$ (Chernoff on the loads, Gaussian concentration on the
+# crosstalk). Also the prototype's sketch $\sqrt{D/(NK)}$, for reference.
+
+# %%
+N_dense = np.unique(np.geomspace(N_values[0], N_values[-1], theory_points).round().astype(int))
+theory_curve = {
+    "N": N_dense.tolist(),
+    "mean_cosine": [snr_bounds.expected_cosine(int(N), D, K, H, d) for N in N_dense],
+    "high_load_limit": [snr_bounds.high_load_cosine(int(N), D, K, H) for N in N_dense],
+    "prototype_guess": [snr_bounds.prototype_guess(int(N), D, K) for N in N_dense],
+}
+for tau in taus:
+    theory_curve[f"share_above_{tau:g}"] = [snr_bounds.share_above(tau, int(N), D, K, H, d) for N in N_dense]
+    theory_curve[f"share_below_{tau:g}_bound"] = [
+        snr_bounds.share_below_bound(tau, int(N), D, K, H, d)["bound"] for N in N_dense
+    ]
+theory_at_N = [snr_bounds.predict(N, D, K, H, d, taus=tuple(taus)) for N in N_values]
+occupancy_theory = [collision_model.occupancy_prediction(N, D, K, H) for N in N_values]
+
+# %%
+def aggregate(hash_name: str, key: str) -> tuple[list[float], list[float]]:
+    """Mean over seeds and its standard error, per N."""
+    means, errors = [], []
+    for N in N_values:
+        vals = np.array([r[key] for r in rows if r["hash"] == hash_name and r["N"] == N])
+        means.append(float(vals.mean()))
+        errors.append(float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else 0.0)
+    return means, errors
+
+
+measured = {}
+for hash_name in HASHES:
+    measured[hash_name] = {"N": N_values}
+    for key in ["mean_cos", "std_cos", "min_cos"] + [f"share_above_{tau:g}" for tau in taus]:
+        measured[hash_name][key], measured[hash_name][key + "_stderr"] = aggregate(hash_name, key)
+
+comparison = []
+for i, N in enumerate(N_values):
+    entry = {
+        "N": N,
+        "load_factor": N * K * H / D,
+        "theory_mean_cos": theory_at_N[i]["mean_cosine"],
+        "measured_mean_cos": measured["mixed"]["mean_cos"][i],
+        "stderr": measured["mixed"]["mean_cos_stderr"][i],
+        "error": measured["mixed"]["mean_cos"][i] - theory_at_N[i]["mean_cosine"],
+        "theory_std_cos": theory_at_N[i]["std_cosine"],
+        "measured_std_cos": measured["mixed"]["std_cos"][i],
+        "prototype_measured_mean_cos": measured["prototype"]["mean_cos"][i],
+        "prototype_cosine_given_hash": diag["prototype"][i]["cosine_given_hash"],
+        "prototype_guess": theory_at_N[i]["prototype_guess"],
+    }
+    for tau in taus:
+        entry[f"theory_share_above_{tau:g}"] = theory_at_N[i][f"share_above_{tau:g}"]
+        entry[f"measured_share_above_{tau:g}"] = measured["mixed"][f"share_above_{tau:g}"][i]
+        entry[f"share_below_{tau:g}_bound"] = theory_at_N[i][f"share_below_{tau:g}_bound"]
+    comparison.append(entry)
+
+runtime = {
+    hash_name: {
+        "write_seconds_total_per_seed": float(
+            np.mean([r["write_seconds_cumulative"] for r in rows if r["hash"] == hash_name and r["N"] == N_values[-1]])
+        ),
+        "items_per_second": N_values[-1]
+        / float(np.mean([r["write_seconds_cumulative"] for r in rows if r["hash"] == hash_name and r["N"] == N_values[-1]])),
+        "read_seconds_mean": float(np.mean([r["read_seconds"] for r in rows if r["hash"] == hash_name])),
+    }
+    for hash_name in HASHES
+}
+exp.save_metrics(
+    {
+        "measured": measured,
+        "theory_curve": theory_curve,
+        "theory_at_N": theory_at_N,
+        "theory_vs_measurement": comparison,
+        "max_abs_error_mean_cos": float(max(abs(c["error"]) for c in comparison)),
+        "collision_diagnostics": diag,
+        "occupancy_theory": occupancy_theory,
+        "runtime": runtime,
+    }
+)
+
+# %% [markdown]
+# ## Figure
+#
+# (a) Mean cosine: measurement (markers, error bars = standard error over seeds) and theory
+# (lines); for the prototype formula, the theory *given its actual slots* (crosses).
+# (b) Share of keys above each threshold, with the theory and the tail bound (dotted: lower
+# bound $1 - $ bound on the share above). (c) Per-slot diagnostics (max load, $\sum_i q_i^2$
+# estimate) relative to their uniform-hashing expectation. (d) Per-key overlap: how
+# concentrated the crosstalk is on a few partners (mean over keys that collide at all).
+
+# %%
+m = exp.load_metrics()
+colors = {"mixed": "tab:blue", "prototype": "tab:red"}
+fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+ax = axes[0, 0]
+tc = m["theory_curve"]
+ax.plot(tc["N"], tc["mean_cosine"], color=colors["mixed"], lw=1.5, label="theory (uniform hashing)")
+for hash_name, label in [("mixed", "measured, mixed hash (default)"), ("prototype", "measured, prototype formula")]:
+    meas = m["measured"][hash_name]
+    ax.errorbar(meas["N"], meas["mean_cos"], yerr=meas["mean_cos_stderr"], fmt="o" if hash_name == "mixed" else "s",
+                color=colors[hash_name], ms=5, capsize=3, label=label)
+ax.plot([e["N"] for e in m["collision_diagnostics"]["prototype"]],
+        [e["cosine_given_hash"] for e in m["collision_diagnostics"]["prototype"]],
+        "x", color="black", ms=8, mew=1.5, zorder=5, label="theory given the prototype's slots")
+ax.plot(tc["N"], tc["prototype_guess"], "--", color="gray", label=r"prototype's guess $\sqrt{D/(NK)}$")
+ax.set_xscale("log")
+ax.set_ylim(0, 1.05)
+ax.set_xlabel("items stored N")
+ax.set_ylabel("mean cosine(read, written)")
+ax.set_title(f"(a) fidelity vs N (D={D:,}, d={d}, K={K}, H={H})")
+ax.legend(fontsize=8, loc="lower left")
+
+ax = axes[0, 1]
+tau_colors = ["tab:blue", "tab:green", "tab:purple", "tab:orange"]
+proto_markers = ["s", "v", "D", "^"]
+handles = []
+for i, tau in enumerate(taus):
+    key, color = f"share_above_{tau:g}", tau_colors[i % len(tau_colors)]
+    handles += ax.plot(tc["N"], tc[key], "-", color=color, lw=1.5, label=f"theory, cos > {tau:g}")
+    handles += ax.plot(tc["N"], 1 - np.array(tc[f"share_below_{tau:g}_bound"]), ":", color=color, lw=1.2,
+                       label=f"tail bound (guaranteed share), cos > {tau:g}")
+    handles.append(ax.errorbar(m["measured"]["mixed"]["N"], m["measured"]["mixed"][key],
+                               yerr=m["measured"]["mixed"][key + "_stderr"], fmt="o", color=color, ms=5, capsize=3,
+                               label=f"measured mixed, cos > {tau:g}"))
+    handles += ax.plot(m["measured"]["prototype"]["N"], m["measured"]["prototype"][key],
+                       proto_markers[i % len(proto_markers)], color=colors["prototype"], mfc="white", ms=6,
+                       label=f"measured prototype, cos > {tau:g}")
+ax.set_xscale("log")
+ax.set_ylim(-0.03, 1.03)
+ax.set_xlabel("items stored N")
+ax.set_ylabel("share of keys above threshold")
+ax.set_title("(b) share of keys with cosine above τ")
+ax.legend(handles=handles, fontsize=7, loc="lower left")
+
+ax = axes[1, 0]
+for hash_name in HASHES:
+    entries = m["collision_diagnostics"][hash_name]
+    Ns = [e["N"] for e in entries]
+    ax.plot(Ns, [e["max_load"] / e["max_load_uniform_theory"] for e in entries], "o-" if hash_name == "mixed" else "s-",
+            color=colors[hash_name], label=f"max slot load, {hash_name}")
+    ax.plot(Ns, [e["q2"] / e["q2_uniform_theory"] for e in entries], "o:" if hash_name == "mixed" else "s:",
+            color=colors[hash_name], mfc="white", label=r"$\sum_i q_i^2$ estimate, " + hash_name)
+ax.axhline(1.0, color="black", lw=1, ls="--", label="uniform hashing")
+ax.set_xscale("log")
+ax.set_xlabel("items stored N")
+ax.set_ylabel("measured / uniform-hashing theory")
+ax.set_title("(c) per-slot diagnostics: the prototype looks *more* even")
+ax.legend(fontsize=7, loc="best")
+
+ax = axes[1, 1]
+for hash_name in HASHES:
+    entries = m["collision_diagnostics"][hash_name]
+    ax.plot([e["N"] for e in entries], np.array([e["overlap_concentration"] for e in entries], dtype=float),
+            "o-" if hash_name == "mixed" else "s-", color=colors[hash_name],
+            label=r"$\sum_y m_{xy}^2 / \sum_y m_{xy}$, " + hash_name)
+    ax.plot([e["N"] for e in entries], np.array([e["max_slots_shared_with_one_key"] for e in entries], dtype=float),
+            "o:" if hash_name == "mixed" else "s:", color=colors[hash_name], mfc="white",
+            label=f"most slots shared with one other key, {hash_name}")
+ax.axhline(1.0, color="black", lw=1, ls="--", label="uniform hashing (about 1)")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("items stored N")
+ax.set_ylabel(f"slots (of K*H = {K * H}) per colliding key")
+ax.set_title("(d) per-key overlap: the prototype's collisions come in runs")
+ax.legend(fontsize=7, loc="upper left")
+fig.tight_layout()
+exp.save_figure(fig, "capacity_vs_fidelity.png")
+plt.show()
+
+# %% [markdown]
+# ## Theory vs measurement
+#
+# The table (from `metrics.json`) puts the prediction next to the measurement at every $N$;
+# `error` is measured minus predicted mean cosine, `stderr` its standard error over seeds.
+
+# %%
+header = f"{'N':>8} {'load':>6} {'theory':>8} {'measured':>9} {'stderr':>8} {'error':>9} {'sd th.':>7} {'sd meas':>8} {'proto':>7} {'proto|hash':>10}"
+print(header)
+for c in m["theory_vs_measurement"]:
+    print(
+        f"{c['N']:>8} {c['load_factor']:>6.2f} {c['theory_mean_cos']:>8.5f} {c['measured_mean_cos']:>9.5f} "
+        f"{c['stderr']:>8.5f} {c['error']:>+9.5f} {c['theory_std_cos']:>7.4f} {c['measured_std_cos']:>8.4f} "
+        f"{c['prototype_measured_mean_cos']:>7.4f} {c['prototype_cosine_given_hash']:>10.4f}"
+    )
+
+# %% [markdown]
+# ## Discussion
+#
+# The numbers below are read from this run's `metrics.json`.
+
+# %%
+comp = m["theory_vs_measurement"]
+last = comp[-1]
+proto = m["collision_diagnostics"]["prototype"]
+mixed = m["collision_diagnostics"]["mixed"]
+i_big = int(np.argmax([c["N"] for c in comp]))
+worst_proto_err = max(abs(c["prototype_measured_mean_cos"] - c["prototype_cosine_given_hash"]) for c in comp)
+first_bad = next((c for c in comp if c["prototype_measured_mean_cos"] < c["measured_mean_cos"] - 0.01), None)
+print(
+    f"1. Default (mixed) hash: the theory matches the measured mean cosine at every N; the largest "
+    f"|measured - theory| is {m['max_abs_error_mean_cos']:.5f} (standard errors up to "
+    f"{max(c['stderr'] for c in comp):.5f}). At N = {last['N']:,} (load {last['load_factor']:.1f}) the mean "
+    f"cosine is {last['measured_mean_cos']:.4f} (theory {last['theory_mean_cos']:.4f}); the heavy-load limit "
+    f"1/sqrt(1 + N/D) is {m['theory_at_N'][i_big]['high_load_limit']:.4f}."
+)
+print(
+    f"2. The prototype's sqrt(D/(NK)) sketch gives {last['prototype_guess']:.3f} at N = {last['N']:,}: off by "
+    f"{last['measured_mean_cos'] - last['prototype_guess']:+.3f} from the measurement, and above 1 for "
+    f"N < D/K = {D // K:,}. It is not a model of this memory."
+)
+for tau in m["hyperparameters"]["taus"]:
+    errs = [abs(c[f"theory_share_above_{tau:g}"] - c[f"measured_share_above_{tau:g}"]) for c in comp]
+    print(
+        f"3 (tau = {tau:g}). Share of keys with cosine > {tau:g}: largest |theory - measured| {max(errs):.4f}; at N = {last['N']:,} "
+        f"measured {last[f'measured_share_above_{tau:g}']:.4f}, theory {last[f'theory_share_above_{tau:g}']:.4f}, "
+        f"tail bound on the share below: {last[f'share_below_{tau:g}_bound']:.3g} "
+        f"(the bound is only informative in the tail, far from the mean)."
+    )
+print(
+    f"4. Prototype formula: at N = {last['N']:,} its mean cosine is {last['prototype_measured_mean_cos']:.4f} vs "
+    f"{last['measured_mean_cos']:.4f} for the mixed hash"
+    + (f"; it falls more than 0.01 below the mixed hash from N = {first_bad['N']:,} on." if first_bad else ".")
+    + f" At N = {comp[0]['N']:,} it has no collisions at all (mean cosine {comp[0]['prototype_measured_mean_cos']:.6f} "
+    f"vs {comp[0]['measured_mean_cos']:.6f}): at very low load its structure helps."
+)
+print(
+    f"5. Its per-slot statistics look better than random hashing: at N = {last['N']:,} the max load is "
+    f"{proto[-1]['max_load']} vs {mixed[-1]['max_load']} (mixed; uniform theory {mixed[-1]['max_load_uniform_theory']:.1f}), "
+    f"the Gini of the loads {proto[-1]['gini_load']:.3f} vs {mixed[-1]['gini_load']:.3f}, the sum q_i^2 estimate x D "
+    f"{proto[-1]['q2'] * D:.3f} vs {mixed[-1]['q2'] * D:.3f} (uniform theory {mixed[-1]['q2_uniform_theory'] * D:.3f}). "
+    f"Per key, however, it shares slots with only {proto[-1]['partners_per_key']:.1f} other keys "
+    f"(mixed: {mixed[-1]['partners_per_key']:.1f}), up to {proto[-1]['max_slots_shared_with_one_key']:.1f} of its "
+    f"{K * H} slots with a single one; sum m^2 / sum m = {proto[-1]['overlap_concentration']:.1f} vs "
+    f"{mixed[-1]['overlap_concentration']:.3f}. A partner sharing m slots enters the read with weight ~m/(KH), so "
+    f"its crosstalk does not average out: s2 = {proto[-1]['mean_s2']:.4f} vs {mixed[-1]['mean_s2']:.4f}."
+)
+worst_ratio = max(mixed, key=lambda e: e["max_load"] / e["max_load_uniform_theory"])
+print(
+    f"5b. The mixed hash is not perfectly uniform either: its max load reaches "
+    f"{worst_ratio['max_load'] / worst_ratio['max_load_uniform_theory']:.2f} x the uniform expectation at "
+    f"N = {worst_ratio['N']:,}. A key whose stride shares a large factor with D revisits its own slots "
+    f"(self-collision rate {worst_ratio['self_collision_rate']:.1e} of keys) and piles up load there; too rare to "
+    f"move the mean cosine."
+)
+print(
+    f"6. The same formula G(a, s2), fed with the prototype's exact per-key coefficients, predicts its measured "
+    f"mean cosine within {worst_proto_err:.4f} at every N: the failure is fully explained by the structured "
+    f"collisions, not by load or skew."
+)
+print(
+    f"Runtime: {m['runtime']['mixed']['items_per_second']:,.0f} items/s written (mixed hash, CPU), whole notebook "
+    f"{m['runtime_seconds']:.0f} s."
+)
