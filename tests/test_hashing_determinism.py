@@ -132,3 +132,11 @@ def test_multihash_members_use_distinct_salts_and_report_diagnostics():
         assert name in stats
     assert 0.0 <= stats["cross_hash_overlap"] < 0.05
     assert len(stats["per_hash_max_load"]) == 3
+
+
+@pytest.mark.parametrize("D", [1_000_000, 1 << 20, 999_983, 4096, 7])
+def test_default_global_hash_never_repeats_a_slot_within_one_hash(D):
+    K = min(50, D)
+    idx = GlobalAffineHash(D).indices(torch.arange(20_000), K, 1)
+    sorted_rows = torch.sort(idx, dim=1).values
+    assert not bool((sorted_rows[:, 1:] == sorted_rows[:, :-1]).any())

@@ -25,7 +25,8 @@ class GlobalAffineHash:
         m_h  = splitmix64(key XOR salt_h)
         slot = (a(m_h) + k * b(m_h)) mod D,   k = 0..K-1
 
-    Every key gets its own stride, so two keys that share one slot rarely share another:
+    The stride is coprime to D, so a key's K slots are distinct (for K <= D), and every key
+    gets its own stride, so two keys that share one slot rarely share another:
     the slots behave like independent uniform draws, which is what ``bbpm.theory`` assumes.
 
     ``mode="prototype"`` reproduces the prototype's salted formula exactly (kept for
@@ -66,10 +67,24 @@ class GlobalAffineHash:
             else:
                 mixed = splitmix64(keys ^ self.salt(h))
                 start = uniform_mod(mixed, self.D)
-                stride = 1 + uniform_mod(splitmix64(mixed), self.D - 1) if self.D > 1 else torch.zeros_like(start)
-                slots = torch.remainder(start[:, None] + k[None, :] * stride[:, None], self.D)
+                stride = self._coprime_stride(mixed)
+                # start + k * stride in one fused int64 pass (same values, fewer passes)
+                slots = torch.addcmul(start[:, None], k[None, :], stride[:, None]).remainder_(self.D)
             blocks.append(slots)
         return torch.cat(blocks, dim=1)
+
+    def _coprime_stride(self, mixed: torch.Tensor) -> torch.Tensor:
+        """A stride in ``[1, D)`` coprime to D, so the K slots ``a + k*b`` are distinct for K <= D.
+        Strides sharing a factor with D are stepped to the next value until coprime (a few
+        passes at most; 1 always qualifies)."""
+        if self.D == 1:
+            return torch.zeros_like(mixed)
+        stride = 1 + uniform_mod(splitmix64(mixed), self.D - 1)
+        while True:
+            shared = torch.gcd(stride, torch.tensor(self.D, dtype=torch.int64, device=stride.device)) != 1
+            if not bool(shared.any()):
+                return stride
+            stride = torch.where(shared, stride % (self.D - 1) + 1, stride)
 
     def config(self) -> dict[str, Any]:
         return {"type": "GlobalAffineHash", "D": self.D, "seed": self.seed, "mode": self.mode}
