@@ -1,0 +1,61 @@
+"""Shared checks for the peer memories (the interface is :class:`bbpm.memory.base.AssociativeMemory`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bbpm.hashing.base import check_positive_int
+from bbpm.memory.base import check_keys_on, check_values
+
+
+def check_budget(nbytes: Any, minimum: int, what: str) -> int:
+    """Return the byte budget as int, or raise when it cannot hold ``minimum`` bytes (``what``
+    names the smallest unit, e.g. "one bank of 8*d bytes")."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int):
+        raise TypeError(
+            f"nbytes must be an int number of bytes, got {type(nbytes).__name__} {nbytes!r}"
+        )
+    if nbytes < minimum:
+        raise ValueError(
+            f"nbytes={nbytes} is too small: the memory needs at least {minimum} bytes ({what}); raise the budget"
+        )
+    return nbytes
+
+
+def check_float_dtype(dtype: Any) -> torch.dtype:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(
+            f"dtype must be a floating torch.dtype such as torch.float32, got {dtype!r}"
+        )
+    return dtype
+
+
+def check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    return seed
+
+
+def check_write(
+    keys: Any, values: Any, d: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate ``keys: [B]`` int64 and ``values: [B, d]`` floating, finite, on ``device``."""
+    keys = check_keys_on(keys, device)
+    values = check_values(values, keys, d, check_finite=True)
+    return keys, values
+
+
+def check_read(keys: Any, device: torch.device) -> torch.Tensor:
+    return check_keys_on(keys, device)
+
+
+__all__ = [
+    "check_budget",
+    "check_float_dtype",
+    "check_positive_int",
+    "check_read",
+    "check_seed",
+    "check_write",
+]
