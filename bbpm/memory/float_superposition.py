@@ -36,6 +36,8 @@ class BBPMMemoryFloat(nn.Module):
         hash_fn: a :class:`~bbpm.hashing.HashFunction` with ``hash_fn.D == D``.
         dtype: storage dtype of ``memory`` (floating point). ``counts`` are float32
             (float64 when dtype is float64): exact integers up to 2**24 (2**53) writes per slot.
+            With float16/bfloat16 storage, writes add in the storage dtype and reads
+            accumulate in float32 and return float32.
         device: where the buffers live.
         write_scale: ``"1/sqrt(KH)"`` (default) or ``"unit"``; see
             :func:`bbpm.memory.base.write_scale_factor`.

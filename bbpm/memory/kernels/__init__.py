@@ -1,22 +1,113 @@
 """Read/write kernels behind one call. ``read`` and ``write`` pick the fastest available
-path for the tensors' device; every path equals :mod:`torch_ops`' canonical definition."""
+path for the tensors' device; every path equals :mod:`torch_ops`' canonical definition
+up to the order of float additions.
+
+Backends (``backend=`` argument, default ``"auto"``):
+
+* ``"canonical"``: :func:`torch_ops.write_index_add` / :func:`torch_ops.read_gather_mean`,
+  the definitions (they build ``[B*M, d]`` / ``[B, M, d]`` temporaries).
+* ``"torch"``: the library-op fast paths, any device: column-wise ``index_add_`` write;
+  ``embedding_bag`` read (float32 blocks for fp16/bf16 storage). Differentiable.
+* ``"triton"``: the Triton kernels of :mod:`triton_ops` (CUDA, needs triton).
+* ``"auto"``: ``"triton"`` for CUDA tensors the kernels support when triton is importable
+  (and, for ``read``, no gradient w.r.t. ``memory`` is needed), else ``"torch"``.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from bbpm.memory.base import EPS
-from bbpm.memory.kernels import torch_ops
+from bbpm.memory.kernels import torch_ops, triton_ops
+
+#: True when triton imported (the CUDA kernels can run).
+HAS_TRITON: bool = triton_ops.HAS_TRITON
+BACKENDS = ("auto", "canonical", "torch", "triton")
 
 
-def write(memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor, values: torch.Tensor) -> None:
-    """Add ``values [B, d]`` into the ``idx [B, M]`` slots and bump their counts."""
-    torch_ops.write_index_add(memory, counts, idx, values)
+def _check(memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor) -> None:
+    if memory.dim() != 2:
+        raise ValueError(f"memory must be [D, d], got shape {tuple(memory.shape)}")
+    if counts.shape != (memory.shape[0], 1):
+        raise ValueError(
+            f"counts must be [D, 1] = [{memory.shape[0]}, 1], got shape {tuple(counts.shape)}"
+        )
+    if idx.dim() != 2 or idx.dtype != torch.int64:
+        raise ValueError(
+            f"idx must be a [B, M] int64 tensor of slot ids, got {idx.dtype} of shape {tuple(idx.shape)}"
+        )
+    if idx.shape[1] == 0:
+        raise ValueError("idx must have at least one slot per item (M = K*H >= 1)")
 
 
-def read(memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Count-debiased mean over the ``idx [B, M]`` slots, ``[B, d]``."""
-    return torch_ops.read_gather_mean(memory, counts, idx, eps)
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "triton" and not HAS_TRITON:
+        raise RuntimeError(
+            "backend='triton' needs triton (pip install triton, CUDA only); use backend='auto'"
+        )
 
 
-__all__ = ["read", "torch_ops", "write"]
+def read_backend(memory: torch.Tensor, counts: torch.Tensor) -> str:
+    """The backend ``read(..., backend="auto")`` uses for these buffers."""
+    needs_grad = torch.is_grad_enabled() and memory.requires_grad
+    return "triton" if triton_ops.supports_read(memory, counts) and not needs_grad else "torch"
+
+
+def write_backend(memory: torch.Tensor, counts: torch.Tensor, values: torch.Tensor) -> str:
+    """The backend ``write(..., backend="auto")`` uses for these buffers."""
+    return "triton" if triton_ops.supports_write(memory, counts, values) else "torch"
+
+
+def write(
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    values: torch.Tensor,
+    backend: str = "auto",
+) -> None:
+    """Add ``values [B, d]`` (in ``memory.dtype``) into the ``idx [B, M]`` slots of
+    ``memory [D, d]`` and add 1 to those slots of ``counts [D, 1]``, in place."""
+    _check(memory, counts, idx)
+    _check_backend(backend)
+    if backend == "auto":
+        backend = write_backend(memory, counts, values)
+    if backend == "canonical":
+        torch_ops.write_index_add(memory, counts, idx, values)
+    elif backend == "triton":
+        triton_ops.write_fused(memory, counts, idx, values)
+    else:
+        torch_ops.write_columns(memory, counts, idx, values)
+
+
+def read(
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    eps: float = EPS,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Count-debiased mean over the ``idx [B, M]`` slots, ``[B, d]``, in
+    ``promote_types(memory.dtype, counts.dtype)`` (float32 for fp16/bf16 storage)."""
+    _check(memory, counts, idx)
+    _check_backend(backend)
+    if backend == "auto":
+        backend = read_backend(memory, counts)
+    if backend == "canonical":
+        return torch_ops.read_gather_mean(memory, counts, idx, eps)
+    if backend == "triton":
+        return triton_ops.read_fused(memory, counts, idx, eps)
+    return torch_ops.read_embedding_bag(memory, counts, idx, eps)
+
+
+__all__ = [
+    "BACKENDS",
+    "HAS_TRITON",
+    "read",
+    "read_backend",
+    "torch_ops",
+    "triton_ops",
+    "write",
+    "write_backend",
+]

@@ -1,0 +1,401 @@
+"""Micro-benchmarks of BBPM's read and write: the fast paths against the canonical ones.
+
+``python -m bbpm.bench`` measures, in one process and on the same inputs, the canonical
+read/write of :mod:`bbpm.memory.kernels.torch_ops` against the paths
+:func:`bbpm.memory.kernels.read` / :func:`~bbpm.memory.kernels.write` pick, and prints the
+speedups and the largest relative difference. The helpers here are also used by the
+``bench*`` notebooks.
+
+Timing: calls of the compared paths are interleaved round-robin (so a burst of load from
+another process hits all of them alike), after warm-up calls; we report medians of wall
+time, and the ratio of CPU-time medians beside it. By default the comparison runs with
+torch's default thread count and then with one thread: on a machine whose cores are shared
+with other processes, every parallel region waits for its slowest thread, and ops made of
+many short regions suffer far more than the same work on one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from bbpm.hashing import GlobalAffineHash
+from bbpm.hashing.base import HashFunction
+from bbpm.memory import kernels
+from bbpm.memory.base import EPS
+
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+#: The issue's CPU targets at D=1M, d=64, K=32, H=1, B=8192, fp32.
+READ_TARGET = 10.0
+WRITE_TARGET = 3.0
+TARGET_SETTING = {
+    "D": 1_000_000,
+    "d": 64,
+    "K": 32,
+    "H": 1,
+    "B": 8192,
+    "dtype": "float32",
+    "device": "cpu",
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_times(
+    ops: dict[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int = 1,
+    device: torch.device | str = "cpu",
+    cpu_times: dict[str, list[float]] | None = None,
+) -> dict[str, list[float]]:
+    """Wall-clock seconds per call of each op, ``repeats`` samples each, measured
+    round-robin after ``warmup`` untimed rounds. Synchronises CUDA around every call.
+
+    If ``cpu_times`` is given it is filled with the process CPU seconds of the same calls
+    (all threads together): with one thread, a measure of the work that other processes on
+    the machine barely disturb."""
+    device = torch.device(device)
+    times: dict[str, list[float]] = {name: [] for name in ops}
+    if cpu_times is not None:
+        cpu_times.update({name: [] for name in ops})
+    for round_ in range(warmup + repeats):
+        for name, op in ops.items():
+            _sync(device)
+            cpu_start, start = time.process_time(), time.perf_counter()
+            op()
+            _sync(device)
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+                if cpu_times is not None:
+                    cpu_times[name].append(time.process_time() - cpu_start)
+    return times
+
+
+def summarize_times(samples: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of a list of seconds."""
+    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples)}
+
+
+def copy_bandwidth(
+    n_bytes: int = 256 * 2**20, repeats: int = 5, device: torch.device | str = "cpu"
+) -> dict[str, float]:
+    """The machine's copy bandwidth in GB/s (1e9 bytes/s), counting bytes read + written.
+
+    ``copy_gbps``: ``dst.copy_(src)`` into a preallocated tensor (the roof for the ops here).
+    ``clone_gbps``: ``src.clone()``, which also pays for fresh pages (first touch)."""
+    device = torch.device(device)
+    src = torch.ones(n_bytes // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    times = interleaved_times(
+        {"copy": lambda: dst.copy_(src), "clone": lambda: src.clone()}, repeats, 1, device
+    )
+    moved = 2 * src.numel() * src.element_size()
+    return {
+        "n_bytes": src.numel() * src.element_size(),
+        "copy_gbps": moved / statistics.median(times["copy"]) / 1e9,
+        "clone_gbps": moved / statistics.median(times["clone"]) / 1e9,
+    }
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 3, device: torch.device | str = "cpu") -> float:
+    """float32 ``n x n`` matmul throughput in GFLOP/s (the compute roof of the roofline)."""
+    a = torch.randn(n, n, device=device)
+    times = interleaved_times({"mm": lambda: a @ a}, repeats, 1, device)["mm"]
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def traffic_bytes(op: str, B: int, M: int, d: int, elem_bytes: int, count_bytes: int = 4) -> int:
+    """Minimum bytes a read or write must move (the numerator of effective bandwidth).
+
+    read: gather ``B*M`` rows of ``d`` elements and their counts, the ``[B, M]`` int64
+    slot ids, write the ``[B, d]`` float32 result. write: read and write back ``B*M`` rows
+    and counts, the slot ids, read the ``[B, d]`` values."""
+    slots = B * M
+    if op == "read":
+        return slots * (d * elem_bytes + count_bytes + 8) + B * d * 4
+    if op == "write":
+        return slots * (2 * d * elem_bytes + 2 * count_bytes + 8) + B * d * elem_bytes
+    raise ValueError(f"op must be 'read' or 'write', got {op!r}")
+
+
+def flops(op: str, B: int, M: int, d: int) -> int:
+    """Floating-point operations: read divides and adds each gathered element (2 per
+    element); write adds each element once."""
+    if op == "read":
+        return 2 * B * M * d
+    if op == "write":
+        return B * M * d
+    raise ValueError(f"op must be 'read' or 'write', got {op!r}")
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (runnable processes; compare with the core
+    count to see how busy the machine was during a timing), or None where unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_machine_note(load: float | None, threads: int) -> str:
+    """A warning to print beside timings taken with more than one torch thread while the
+    1-minute load average exceeded the core count (more runnable threads than cores; the
+    benchmark itself accounts for up to ``threads`` of the load); empty otherwise."""
+    cores = os.cpu_count() or 1
+    if load is None or threads <= 1 or load <= cores:
+        return ""
+    return (
+        f"CAUTION: load average {load} on {cores} cores during this run. With {threads} torch threads every "
+        "parallel region waits for its slowest thread, and OpenMP's spinning waits compete with the other "
+        "processes for the cores: every op slows down, and ops made of many short regions (the column-wise "
+        "write, the blocked fp16 read, the hash) far more than the canonical ops. Rerun on an idle machine, with "
+        "threads=1, or with OMP_WAIT_POLICY=PASSIVE to measure the kernels themselves."
+    )
+
+
+def relative_error(result: torch.Tensor, reference: torch.Tensor) -> float:
+    """``max |result - reference| / max |reference|`` in float64 (0 for empty tensors)."""
+    if reference.numel() == 0:
+        return 0.0
+    scale = float(reference.double().abs().max())
+    diff = float((result.double() - reference.double()).abs().max())
+    return diff / scale if scale > 0 else diff
+
+
+def make_inputs(
+    B: int,
+    d: int,
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The benchmark's inputs: ``keys [B]`` int64 uniform in ``[0, 2**62)`` and
+    ``values [B, d]`` standard normal in ``dtype``, from a seeded generator."""
+    gen = torch.Generator().manual_seed(seed)
+    keys = torch.randint(0, 2**62, (B,), generator=gen)
+    values = torch.randn(B, d, generator=gen)
+    return keys.to(device), values.to(device=device, dtype=dtype)
+
+
+def compare_paths(
+    D: int = 1_000_000,
+    d: int = 64,
+    K: int = 32,
+    H: int = 1,
+    B: int = 8192,
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 5,
+    warmup: int = 1,
+    hash_fn: HashFunction | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Time the canonical and the fast (``backend="auto"``) read and write on the same
+    inputs, and the hash, and measure how far the fast results are from the canonical ones.
+
+    Inputs: :func:`make_inputs`. Memory state: the B items are written once before the
+    read timings, so counts are realistic (load ``B*K*H/D``). Write timings keep
+    adding into that table; the values do not change the cost.
+
+    Returns a flat dict: ``{read,write,hash}_{canonical,fast}`` time stats in seconds,
+    ``read_speedup`` / ``write_speedup`` (ratio of wall-clock medians), ``*_cpu_speedup``
+    (ratio of CPU-time medians), ``*_e2e_speedup`` (hash time added to both sides), ``read_rel_error`` / ``write_rel_error`` / ``counts_equal`` and
+    the backends used.
+    """
+    device = torch.device(device)
+    hash_fn = hash_fn if hash_fn is not None else GlobalAffineHash(D, seed=seed)
+    keys, values = make_inputs(B, d, dtype, seed, device)
+    idx = hash_fn.indices(keys, K, H)
+    M = idx.shape[1]
+
+    # Correctness on a fresh table: canonical and fast write from the same zero state.
+    memory = torch.zeros(D, d, dtype=dtype, device=device)
+    counts = torch.zeros(
+        D, 1, dtype=torch.float64 if dtype == torch.float64 else torch.float32, device=device
+    )
+    kernels.write(memory, counts, idx, values, backend="canonical")
+    touched = idx.reshape(-1).unique()
+    reference_rows, reference_counts = memory[touched].clone(), counts[touched].clone()
+    memory.zero_()
+    counts.zero_()
+    kernels.write(memory, counts, idx, values, backend="auto")
+    write_error = relative_error(memory[touched], reference_rows)
+    counts_equal = bool(torch.equal(counts[touched], reference_counts))
+    del reference_rows
+    read_reference = kernels.read(memory, counts, idx, EPS, backend="canonical")
+    read_error = relative_error(
+        kernels.read(memory, counts, idx, EPS, backend="auto"), read_reference
+    )
+    del read_reference
+
+    cpu_times: dict[str, list[float]] = {}
+    with torch.no_grad():
+        times = interleaved_times(
+            {
+                "hash": lambda: hash_fn.indices(keys, K, H),
+                "read_canonical": lambda: kernels.read(
+                    memory, counts, idx, EPS, backend="canonical"
+                ),
+                "read_fast": lambda: kernels.read(memory, counts, idx, EPS, backend="auto"),
+                "write_canonical": lambda: kernels.write(
+                    memory, counts, idx, values, backend="canonical"
+                ),
+                "write_fast": lambda: kernels.write(memory, counts, idx, values, backend="auto"),
+            },
+            repeats,
+            warmup,
+            device,
+            cpu_times,
+        )
+    result: dict[str, Any] = {
+        "D": D,
+        "d": d,
+        "K": K,
+        "H": H,
+        "B": B,
+        "M": M,
+        "dtype": str(dtype).removeprefix("torch."),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "load_average_1min": load_average(),
+        "repeats": repeats,
+        "hash": type(hash_fn).__name__,
+        "read_backend": kernels.read_backend(memory, counts),
+        "write_backend": kernels.write_backend(memory, counts, values),
+    }
+    for name, samples in times.items():
+        for stat, value in summarize_times(samples).items():
+            result[f"{name}_{stat}"] = value
+    hash_s = result["hash_median_s"]
+    for op in ("read", "write"):
+        canonical, fast = result[f"{op}_canonical_median_s"], result[f"{op}_fast_median_s"]
+        result[f"{op}_speedup"] = canonical / fast
+        result[f"{op}_cpu_speedup"] = statistics.median(
+            cpu_times[f"{op}_canonical"]
+        ) / statistics.median(cpu_times[f"{op}_fast"])
+        result[f"{op}_e2e_speedup"] = (canonical + hash_s) / (fast + hash_s)
+        result[f"{op}_bytes"] = traffic_bytes(
+            op, B, M, d, memory.element_size(), counts.element_size()
+        )
+        result[f"{op}_flops"] = flops(op, B, M, d)
+        result[f"{op}_hash_share_fast"] = hash_s / (fast + hash_s)
+    result["read_rel_error"] = read_error
+    result["write_rel_error"] = write_error
+    result["counts_equal"] = counts_equal
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The lines ``python -m bbpm.bench`` prints."""
+    ms = 1e3
+    on_target = all(result[key] == value for key, value in TARGET_SETTING.items())
+    lines = [
+        f"bbpm.bench: D={result['D']:,} d={result['d']} K={result['K']} H={result['H']} B={result['B']} "
+        f"{result['dtype']} on {result['device']}, torch {torch.__version__}, {result['threads']} threads, "
+        f"median of {result['repeats']} interleaved calls, load average {result['load_average_1min']} "
+        f"on {os.cpu_count()} cores",
+    ]
+    for op, target, fast_name in (
+        (
+            "read",
+            READ_TARGET,
+            {"torch": "embedding_bag", "triton": "triton"}[result["read_backend"]],
+        ),
+        (
+            "write",
+            WRITE_TARGET,
+            {"torch": "index_add_ per column", "triton": "triton"}[result["write_backend"]],
+        ),
+    ):
+        speedup = result[f"{op}_speedup"]
+        lines.append(
+            f"{op:5s}: canonical {result[f'{op}_canonical_median_s'] * ms:8.2f} ms | fast ({fast_name}) "
+            f"{result[f'{op}_fast_median_s'] * ms:7.2f} ms | speedup {speedup:5.1f}x "
+            + (
+                f"(target {target:.0f}x: {'met' if speedup >= target else 'NOT met'}) "
+                if on_target
+                else ""
+            )
+            + f"| "
+            f"with hashing {result[f'{op}_e2e_speedup']:4.1f}x | CPU time {result[f'{op}_cpu_speedup']:4.1f}x | "
+            f"max rel err {result[f'{op}_rel_error']:.1e}"
+        )
+    note = busy_machine_note(result["load_average_1min"], result["threads"])
+    if note:
+        lines.append(note)
+    lines.append(
+        f"hash : {result['hash_median_s'] * ms:.2f} ms per call ({result['hash']}), "
+        f"{result['read_hash_share_fast']:.0%} of a fast read, {result['write_hash_share_fast']:.0%} of a fast write; "
+        f"counts equal: {result['counts_equal']}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bbpm.bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--D", type=int, default=1_000_000, help="slots (default 1,000,000)")
+    parser.add_argument("--d", type=int, default=64, help="value dimension (default 64)")
+    parser.add_argument("--K", type=int, default=32, help="slots per item per hash (default 32)")
+    parser.add_argument("--H", type=int, default=1, help="hashes (default 1)")
+    parser.add_argument("--B", type=int, default=8192, help="batch size (default 8192)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per path (default 5)")
+    parser.add_argument(
+        "--dtype", choices=sorted(DTYPES), default="float32", help="storage dtype (default float32)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=None,
+        help="torch thread counts to run, e.g. --threads 1 2 (default: torch's default, "
+        "then 1 when the default is larger)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name in ("D", "d", "K", "H", "B", "repeats"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    default_threads = torch.get_num_threads()
+    thread_counts = args.threads or ([default_threads, 1] if default_threads > 1 else [1])
+    if any(n <= 0 for n in thread_counts):
+        parser.error(f"--threads must be positive integers, got {thread_counts}")
+    try:
+        for n_threads in thread_counts:
+            torch.set_num_threads(n_threads)
+            result = compare_paths(
+                D=args.D,
+                d=args.d,
+                K=args.K,
+                H=args.H,
+                B=args.B,
+                dtype=DTYPES[args.dtype],
+                repeats=args.repeats,
+                device=args.device,
+                seed=args.seed,
+            )
+            print(format_report(result))
+    finally:
+        torch.set_num_threads(default_threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
