@@ -140,3 +140,11 @@ def test_default_global_hash_never_repeats_a_slot_within_one_hash(D):
     idx = GlobalAffineHash(D).indices(torch.arange(20_000), K, 1)
     sorted_rows = torch.sort(idx, dim=1).values
     assert not bool((sorted_rows[:, 1:] == sorted_rows[:, :-1]).any())
+
+
+@pytest.mark.parametrize("D", [1_000_000, 999_983, 1 << 20, 4096 * 3, 2])
+def test_stride_by_prime_factors_equals_the_gcd_reference(D, monkeypatch):
+    keys = torch.randint(-(2**62), 2**62, (5000,))
+    fast = GlobalAffineHash(D).indices(keys, 2, 2)
+    monkeypatch.setattr("bbpm.hashing.global_hash.prime_factors", lambda n: None)
+    assert torch.equal(fast, GlobalAffineHash(D).indices(keys, 2, 2))

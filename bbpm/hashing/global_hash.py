@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 
 from bbpm.hashing.base import check_keys, check_KH, check_positive_int
 from bbpm.hashing.mixing import splitmix64, splitmix64_int, uniform_mod
+
+@functools.lru_cache(maxsize=64)
+def prime_factors(n: int, limit: int = 10**12) -> tuple[int, ...] | None:
+    """The distinct prime factors of ``n`` by trial division, or None when ``n > limit``."""
+    if n > limit:
+        return None
+    factors = []
+    p = 2
+    while p * p <= n:
+        if n % p == 0:
+            factors.append(p)
+            while n % p == 0:
+                n //= p
+        p += 1 if p == 2 else 2
+    if n > 1:
+        factors.append(n)
+    return tuple(factors)
+
 
 PROTOTYPE_SALT_MUL = 123456789
 PROTOTYPE_SALT_ADD = 987654321
@@ -80,8 +99,14 @@ class GlobalAffineHash:
         if self.D == 1:
             return torch.zeros_like(mixed)
         stride = 1 + uniform_mod(splitmix64(mixed), self.D - 1)
+        primes = prime_factors(self.D)
         while True:
-            shared = torch.gcd(stride, torch.tensor(self.D, dtype=torch.int64, device=stride.device)) != 1
+            if primes is None:  # D too large to factor cheaply
+                shared = torch.gcd(stride, torch.full_like(stride, self.D)) != 1
+            else:  # cheaper than gcd: D has at most a dozen distinct prime factors
+                shared = torch.zeros_like(stride, dtype=torch.bool)
+                for prime in primes:
+                    shared |= stride % prime == 0
             if not bool(shared.any()):
                 return stride
             stride = torch.where(shared, stride % (self.D - 1) + 1, stride)
