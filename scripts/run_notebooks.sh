@@ -10,6 +10,9 @@
 # a non-zero exit; its partial notebook, with the traceback, stays in _build/notebooks/.
 # BBPM_LOG_OUTPUT=1 also streams every cell's output to the console.
 set -euo pipefail
+# On a shared or small machine, spinning OpenMP threads wait for descheduled peers and can make
+# torch ops 10-100x slower (measured in bench01-03); passive waiting avoids it. Override by exporting it.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
