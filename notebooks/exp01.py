@@ -437,3 +437,22 @@ print(
     f"Runtime: {m['runtime']['mixed']['items_per_second']:,.0f} items/s written (mixed hash, CPU), whole notebook "
     f"{m['runtime_seconds']:.0f} s."
 )
+
+# %% [markdown]
+# ## Table for the paper
+#
+# The theory-vs-measurement table of this run, written as LaTeX to
+# `results/exp01_capacity_scaling/exp01_capacity_scaling.tex` (copied into the paper by
+# `scripts/reproduce_icml.sh`).
+
+# %%
+table_rows = [
+    [f"{r['N']:,}", r["load_factor"], r["measured_mean_cos"], r["theory_mean_cos"], r["prototype_measured_mean_cos"]]
+    for r in exp.load_metrics()["theory_vs_measurement"]
+]
+print(exp.save_latex_table(
+    "exp01_capacity_scaling.tex",
+    ["N", "load NKH/D", "mean cos (default hash)", "theory", "mean cos (prototype formula)"],
+    table_rows,
+    caption="Mean read cosine vs N: measurement, theory and the prototype's hash formula (exp01).",
+).read_text())

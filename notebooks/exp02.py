@@ -272,3 +272,21 @@ if "prototype_mean_cos" in cfg[0]:
         + ". Where it falls below the default hash, its keys share runs of slots with a few partners."
     )
 print(f"Runtime: whole notebook {m['runtime_seconds']:.0f} s.")
+
+# %% [markdown]
+# ## Table for the paper
+#
+# Written as LaTeX to `results/exp02_ablation_K_H/exp02_ablation_K_H.tex`.
+
+# %%
+table_rows = [
+    [e["K"], e["H"], e["load_factor"], e["mixed_mean_cos"], e["theory"]["mean_cosine"],
+     e["mixed_share_above_0.9"], e["theory"]["share_above_0.9"]]
+    for e in exp.load_metrics()["configs"]
+]
+print(exp.save_latex_table(
+    "exp02_ablation_K_H.tex",
+    ["K", "H", "load", "mean cos", "theory", "share cos > 0.9", "theory"],
+    table_rows,
+    caption="Ablation of K and H at D = 100k, N = 5k (exp02): measurement beside theory.",
+).read_text())

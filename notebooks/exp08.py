@@ -1030,3 +1030,27 @@ print(
     + ". The gap opens as K grows: repeated codes add up coherently."
 )
 print(f"\nRun time: {m['runtime_seconds']:.0f} s.")
+
+# %% [markdown]
+# ## Table for the paper
+#
+# Capacity (items at 90% top-1 accuracy) per method and budget, written as LaTeX to
+# `results/exp08_peer_memories/exp08_peer_memories.tex`.
+
+# %%
+capacity = exp.load_metrics()["capacity"]
+budget_keys = sorted({b for per_budget in capacity.values() for b in per_budget}, key=int)
+
+
+def capacity_cell(entry) -> str:
+    if not entry or entry.get("N") is None:
+        return "not run"
+    return f"{entry['N']:,.0f}" + (" (censored)" if entry.get("censored") else "")
+
+
+print(exp.save_latex_table(
+    "exp08_peer_memories.tex",
+    ["method", *[f"{int(b) / 2**20:g} MiB" for b in budget_keys]],
+    [[method, *[capacity_cell(per_budget.get(b)) for b in budget_keys]] for method, per_budget in capacity.items()],
+    caption="Items stored at 90% top-1 decode accuracy, at equal bytes (exp08).",
+).read_text())

@@ -106,4 +106,4 @@ def test_experiment_writes_latex_tables_with_escaped_cells(tmp_path):
     exp = Experiment("exp98_table", {"seed": 1}, root=tmp_path)
     path = exp.save_latex_table("t.tex", ["K", "mean_cos"], [[4, 0.912345]], caption="50% check")
     text = path.read_text()
-    assert r"mean\_cos \\" in text and r"4 & 0.912 \\" in text and r"50\% check" in text
+    assert r"mean\_cos \\" in text and r"4 & 0.9123 \\" in text and r"50\% check" in text

@@ -144,11 +144,11 @@ class Experiment:
 
     def save_latex_table(self, name: str, header: list[str], rows: Iterable[Iterable[Any]], caption: str = "") -> Path:
         """Write a booktabs LaTeX table to ``results/<exp_id>/<name>`` (``scripts/reproduce_icml.sh``
-        copies it into ``paper/icml2026/tables/``). Floats are printed with 3 significant digits."""
+        copies it into ``paper/icml2026/tables/``). Floats below 10 get 4 decimals, larger ones none."""
 
         def cell(value: Any) -> str:
             if isinstance(value, float):
-                return f"{value:.3g}"
+                return f"{value:.4f}" if abs(value) < 10 else f"{value:,.0f}"
             return str(value).replace("_", r"\_").replace("%", r"\%")
 
         lines = [
