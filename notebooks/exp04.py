@@ -52,14 +52,13 @@ measure_cap_gb = 4.0
 # %%
 import ctypes
 import gc
-import os
 
 import matplotlib.pyplot as plt
 import torch
 from tqdm import tqdm
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, rss_bytes
 
 params = dict(
     seed=seed,
@@ -84,18 +83,6 @@ BBPM_DTYPE = getattr(torch, bbpm_dtype)
 HAS_CUDA = torch.cuda.is_available()
 
 
-def rss_bytes() -> int | None:
-    """Resident set size of this process (psutil, else /proc), None where neither exists."""
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss
-    except ImportError:
-        try:
-            with open("/proc/self/statm") as statm:
-                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:
-            return None
 
 
 def available_ram_bytes() -> int | None:

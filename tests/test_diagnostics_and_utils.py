@@ -107,3 +107,13 @@ def test_experiment_writes_latex_tables_with_escaped_cells(tmp_path):
     path = exp.save_latex_table("t.tex", ["K", "mean_cos"], [[4, 0.912345]], caption="50% check")
     text = path.read_text()
     assert r"mean\_cos \\" in text and r"4 & 0.9123 \\" in text and r"50\% check" in text
+
+
+def test_rss_bytes_grows_with_a_large_allocation():
+    from bbpm.utils import rss_bytes
+
+    before = rss_bytes()
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+    after = rss_bytes()
+    assert before is not None and after - before > 32 * 2**20
+    del block

@@ -1,6 +1,6 @@
 """Seeding, logging, timing, devices and experiment bookkeeping."""
 
-from bbpm.utils.device import device_name, get_device
+from bbpm.utils.device import device_name, get_device, rss_bytes
 from bbpm.utils.experiment import Experiment, environment_info, repo_root, to_jsonable
 from bbpm.utils.logging import get_logger
 from bbpm.utils.seed import set_global_seed
@@ -14,6 +14,7 @@ __all__ = [
     "get_device",
     "get_logger",
     "repo_root",
+    "rss_bytes",
     "set_global_seed",
     "to_jsonable",
 ]

@@ -34,3 +34,19 @@ def device_name(device: torch.device | str) -> str:
     import platform
 
     return platform.processor() or platform.machine() or "cpu"
+
+
+def rss_bytes() -> int | None:
+    """Resident set size of this process in bytes (psutil, else /proc; None where neither exists)."""
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss
+    except ImportError:
+        import os
+
+        try:
+            with open("/proc/self/statm") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            return None
