@@ -23,5 +23,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"config {path} must hold a YAML mapping at top level, got {type(data).__name__}")
+        raise ValueError(
+            f"config {path} must hold a YAML mapping at top level, got {type(data).__name__}"
+        )
     return data

@@ -36,7 +36,9 @@ def items_of(rank: int, n: int, d: int, device: torch.device) -> tuple[torch.Ten
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--D", type=int, default=1 << 20, help="total slots over all ranks")
     parser.add_argument("--block-size", type=int, default=4096)
     parser.add_argument("--d", type=int, default=64)
@@ -73,7 +75,9 @@ def main() -> None:
 
     stats = memory.global_stats()  # collective
     blocks = memory.local_blocks
-    sent = memory.traffic["write"].payload_bytes_remote + memory.traffic["read"].payload_bytes_remote
+    sent = (
+        memory.traffic["write"].payload_bytes_remote + memory.traffic["read"].payload_bytes_remote
+    )
     print(
         f"[rank {rank}/{world} on {device}] blocks {int(blocks[0])}..{int(blocks[-1])} "
         f"({memory.nbytes / 2**20:.1f} MiB); read rank {peer}'s {args.items_per_rank} items: "
@@ -82,7 +86,9 @@ def main() -> None:
         flush=True,
     )
     if rank == 0:
-        print(f"total: {stats['n_items']:.0f} items, load N*K*H/D = {stats['load_factor']:.3f}, {stats['nbytes'] / 2**20:.1f} MiB")
+        print(
+            f"total: {stats['n_items']:.0f} items, load N*K*H/D = {stats['load_factor']:.3f}, {stats['nbytes'] / 2**20:.1f} MiB"
+        )
 
     if args.save:
         memory.save(args.save)

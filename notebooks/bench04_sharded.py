@@ -88,7 +88,10 @@ params = dict(
     latency_us=latency_us,
 )
 exp = Experiment("bench04_sharded", params)
-bench_config = {k: params[k] for k in ("D", "d", "K", "H", "block_size", "batch", "n_batches", "seed", "repeats")}
+bench_config = {
+    k: params[k]
+    for k in ("D", "d", "K", "H", "block_size", "batch", "n_batches", "seed", "repeats")
+}
 cpu_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 print(f"{cpu_cores} CPU cores available to this process; world sizes {list(world_sizes)}")
 
@@ -107,8 +110,17 @@ print(f"{cpu_cores} CPU cores available to this process; world sizes {list(world
 runs = {}
 for W in tqdm(world_sizes, desc="world sizes"):
     out_file = exp.results_dir / f"ranks_W{W}.json"
-    command = [sys.executable, "-m", "bbpm.distributed.bench", "--world-size", str(W),
-               "--config", json.dumps(bench_config), "--out", str(out_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "bbpm.distributed.bench",
+        "--world-size",
+        str(W),
+        "--config",
+        json.dumps(bench_config),
+        "--out",
+        str(out_file),
+    ]
     completed = subprocess.run(command, cwd=exp.root, capture_output=True, text=True)
     if completed.returncode != 0:
         raise RuntimeError(f"bench with W={W} failed:\n{completed.stderr[-4000:]}")
@@ -130,11 +142,20 @@ value_bytes = 4  # float32 values and answers
 rows, per_world = [], []
 for W, run in runs.items():
     ranks = run["ranks"]
-    total = {op: {k: sum(r["traffic"][op][k] for r in ranks) for k in ranks[0]["traffic"][op]} for op in ("write", "read")}
-    entry = {"world_size": W, "oversubscribed": W > cpu_cores, "launch_seconds": run["launch_seconds"]}
+    total = {
+        op: {k: sum(r["traffic"][op][k] for r in ranks) for k in ranks[0]["traffic"][op]}
+        for op in ("write", "read")
+    }
+    entry = {
+        "world_size": W,
+        "oversubscribed": W > cpu_cores,
+        "launch_seconds": run["launch_seconds"],
+    }
     for op in ("write", "read"):
         keys_total = total[op]["keys"]
-        seconds = min(max(per_repeat) for per_repeat in zip(*(r[f"{op}_seconds"] for r in ranks), strict=True))
+        seconds = min(
+            max(per_repeat) for per_repeat in zip(*(r[f"{op}_seconds"] for r in ranks), strict=True)
+        )
         remote_share = total[op]["pairs_remote"] / total[op]["pairs"]
         syscall = [r[f"{op}_syscall_bytes"][-1] for r in ranks]  # last repeat (the bytes repeat)
         entry[op] = {
@@ -159,18 +180,45 @@ for W, run in runs.items():
     per_world.append(entry)
     for r in ranks:
         for repeat in range(repeats):
-            rows.append({"world_size": W, "rank": r["rank"], "repeat": repeat,
-                         **{k: r[k][repeat] for k in ("write_seconds", "read_seconds", "write_syscall_bytes", "read_syscall_bytes")},
-                         **{f"{op}_{k}": v for op in ("write", "read") for k, v in r["traffic"][op].items()}})
+            rows.append(
+                {
+                    "world_size": W,
+                    "rank": r["rank"],
+                    "repeat": repeat,
+                    **{
+                        k: r[k][repeat]
+                        for k in (
+                            "write_seconds",
+                            "read_seconds",
+                            "write_syscall_bytes",
+                            "read_syscall_bytes",
+                        )
+                    },
+                    **{
+                        f"{op}_{k}": v
+                        for op in ("write", "read")
+                        for k, v in r["traffic"][op].items()
+                    },
+                }
+            )
 
 for entry in per_world:
     for op in ("write", "read"):
         e = entry[op]
         # Counted bytes are exactly the model at the measured remote share: each remote pair is one row.
-        assert abs(e["counted_payload_bytes_per_item"] - e["model_payload_bytes_per_item_at_measured_share"]) < 1e-9 * max(1, e["counted_payload_bytes_per_item"])
-        syscall_text = "n/a" if e["syscall_bytes_per_item"] is None else f"{e['syscall_bytes_per_item']:7.1f} B/item"
-        print(f"W={entry['world_size']} {op:5s}: {e['items_per_s']:>10,.0f} items/s, counted {e['counted_payload_bytes_per_item']:7.1f} B/item, "
-              f"model {e['model_payload_bytes_per_item']:7.1f} B/item, syscall {syscall_text}")
+        assert abs(
+            e["counted_payload_bytes_per_item"]
+            - e["model_payload_bytes_per_item_at_measured_share"]
+        ) < 1e-9 * max(1, e["counted_payload_bytes_per_item"])
+        syscall_text = (
+            "n/a"
+            if e["syscall_bytes_per_item"] is None
+            else f"{e['syscall_bytes_per_item']:7.1f} B/item"
+        )
+        print(
+            f"W={entry['world_size']} {op:5s}: {e['items_per_s']:>10,.0f} items/s, counted {e['counted_payload_bytes_per_item']:7.1f} B/item, "
+            f"model {e['model_payload_bytes_per_item']:7.1f} B/item, syscall {syscall_text}"
+        )
 
 # %% [markdown]
 # ## Load balance and collisions
@@ -183,11 +231,17 @@ for entry in per_world:
 hash_fn = BlockPermutationHash(D, block_size, seed=seed)
 W_max = max(world_sizes)
 all_keys = torch.cat([torch.cat(rank_batches(bench_config, rank)[0]) for rank in range(W_max)])
-owners = BlockAssignment(D // block_size, W_max).owner(hash_fn.indices(all_keys, 1, H) // block_size)
-owner_share = (torch.bincount(owners.reshape(-1), minlength=W_max).double() / owners.numel()).tolist()
+owners = BlockAssignment(D // block_size, W_max).owner(
+    hash_fn.indices(all_keys, 1, H) // block_size
+)
+owner_share = (
+    torch.bincount(owners.reshape(-1), minlength=W_max).double() / owners.numel()
+).tolist()
 first_batch = rank_batches(bench_config, 0)[0][0]
 collision_stats = diagnostics.summarize(hash_fn.indices(first_batch, K, H), D)
-print(f"pair share per rank at W={W_max}: {[f'{s:.4f}' for s in owner_share]} (ideal {1 / W_max:.4f})")
+print(
+    f"pair share per rank at W={W_max}: {[f'{s:.4f}' for s in owner_share]} (ideal {1 / W_max:.4f})"
+)
 
 # %% [markdown]
 # ## Projection to a cluster (a model, not a measurement)
@@ -201,33 +255,55 @@ print(f"pair share per rank at W={W_max}: {[f'{s:.4f}' for s in owner_share]} (i
 # compute only (no network) and network only (latency and transfer, no compute).
 
 # %%
-compute_s_per_item = {op: 1 / per_world[0][op]["items_per_s"] for op in ("write", "read")} if world_sizes[0] == 1 else None
+compute_s_per_item = (
+    {op: 1 / per_world[0][op]["items_per_s"] for op in ("write", "read")}
+    if world_sizes[0] == 1
+    else None
+)
 projection = {}
 if compute_s_per_item is not None:
     for op in ("write", "read"):
         projection[op] = {
-            f"{gbit:g}": [cost_model.project(op, d, H, W, batch, gbit * 1e9 / 8, latency_us * 1e-6, compute_s_per_item[op]) for W in cluster_world_sizes]
+            f"{gbit:g}": [
+                cost_model.project(
+                    op, d, H, W, batch, gbit * 1e9 / 8, latency_us * 1e-6, compute_s_per_item[op]
+                )
+                for W in cluster_world_sizes
+            ]
             for gbit in link_gbit_per_s
         }
-        projection[op]["compute_bound_items_per_s"] = [W / compute_s_per_item[op] for W in cluster_world_sizes]
+        projection[op]["compute_bound_items_per_s"] = [
+            W / compute_s_per_item[op] for W in cluster_world_sizes
+        ]
         projection[op]["network_bound_items_per_s"] = {
-            f"{gbit:g}": [cost_model.project(op, d, H, W, batch, gbit * 1e9 / 8, latency_us * 1e-6, 0.0)["items_per_s"] for W in cluster_world_sizes]
+            f"{gbit:g}": [
+                cost_model.project(op, d, H, W, batch, gbit * 1e9 / 8, latency_us * 1e-6, 0.0)[
+                    "items_per_s"
+                ]
+                for W in cluster_world_sizes
+            ]
             for gbit in link_gbit_per_s
         }
         # per-rank speed at which moving the bytes takes as long as the compute (W -> infinity, no latency)
         projection[op]["break_even_items_per_s_per_rank"] = {
-            f"{gbit:g}": gbit * 1e9 / 8 / cost_model.payload_bytes_per_item(op, d, H, 2, fraction_remote=1.0) for gbit in link_gbit_per_s
+            f"{gbit:g}": gbit
+            * 1e9
+            / 8
+            / cost_model.payload_bytes_per_item(op, d, H, 2, fraction_remote=1.0)
+            for gbit in link_gbit_per_s
         }
 
 exp.save_raw(rows)
-exp.save_metrics({
-    "cpu_cores": cpu_cores,
-    "per_world": per_world,
-    "owner_share_at_max_world": owner_share,
-    "collision_diagnostics_first_batch": collision_stats,
-    "compute_seconds_per_item_W1": compute_s_per_item,
-    "projection": projection,
-})
+exp.save_metrics(
+    {
+        "cpu_cores": cpu_cores,
+        "per_world": per_world,
+        "owner_share_at_max_world": owner_share,
+        "collision_diagnostics_first_batch": collision_stats,
+        "compute_seconds_per_item_W1": compute_s_per_item,
+        "projection": projection,
+    }
+)
 
 # %% [markdown]
 # ## Figures
@@ -245,30 +321,79 @@ hp = m["hyperparameters"]
 Ws = [e["world_size"] for e in m["per_world"]]
 fig, (ax_tp, ax_bytes, ax_dev) = plt.subplots(1, 3, figsize=(17, 4.8))
 for op, color in (("write", "C0"), ("read", "C1")):
-    ax_tp.plot(Ws, [e[op]["items_per_s"] for e in m["per_world"]], "o-", color=color, label=f"sharded {op} (measured)")
+    ax_tp.plot(
+        Ws,
+        [e[op]["items_per_s"] for e in m["per_world"]],
+        "o-",
+        color=color,
+        label=f"sharded {op} (measured)",
+    )
     if "plain_write_items_per_s" in m["per_world"][0]:
-        ax_tp.axhline(m["per_world"][0][f"plain_{op}_items_per_s"], color=color, ls=":", label=f"BBPMMemoryFloat {op}, 1 process")
+        ax_tp.axhline(
+            m["per_world"][0][f"plain_{op}_items_per_s"],
+            color=color,
+            ls=":",
+            label=f"BBPMMemoryFloat {op}, 1 process",
+        )
 if max(Ws) > m["cpu_cores"]:
-    ax_tp.axvspan(m["cpu_cores"] + 0.5, max(Ws) + 0.5, color="grey", alpha=0.2, label=f"> {m['cpu_cores']} cores: oversubscribed")
+    ax_tp.axvspan(
+        m["cpu_cores"] + 0.5,
+        max(Ws) + 0.5,
+        color="grey",
+        alpha=0.2,
+        label=f"> {m['cpu_cores']} cores: oversubscribed",
+    )
 ax_tp.set_xticks(Ws)
 ax_tp.set_ylim(bottom=0)
 ax_tp.set_xlabel("world size W (gloo processes on one machine)")
 ax_tp.set_ylabel("throughput, all ranks (items/s)")
-ax_tp.set_title(f"Measured throughput (d={hp['d']}, K={hp['K']}, H={hp['H']}, {hp['batch']} keys/rank/call)", fontsize=10)
+ax_tp.set_title(
+    f"Measured throughput (d={hp['d']}, K={hp['K']}, H={hp['H']}, {hp['batch']} keys/rank/call)",
+    fontsize=10,
+)
 ax_tp.grid(alpha=0.3)
 ax_tp.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
 
 W_line = np.linspace(1, max(Ws), 100)
 pair = {op: cost_model.pair_bytes(op, hp["d"]) for op in ("write", "read")}
-model_label = " = ".join(f"{op} {pair[op]} B" for op in pair) if pair["write"] == pair["read"] else None
+model_label = (
+    " = ".join(f"{op} {pair[op]} B" for op in pair) if pair["write"] == pair["read"] else None
+)
 for op, color, marker in (("write", "C0", "o"), ("read", "C1", "s")):
     if model_label is None or op == "write":
-        label = f"model H(W-1)/W x ({model_label} per pair)" if model_label else f"{op}: model H(W-1)/W x {pair[op]} B"
-        ax_bytes.plot(W_line, hp["H"] * (W_line - 1) / W_line * pair[op], "-", color="grey" if model_label else color, label=label)
-    ax_bytes.plot(Ws, [e[op]["counted_payload_bytes_per_item"] for e in m["per_world"]], marker, color=color, ms=5, ls="none", label=f"{op}: counted payload")
+        label = (
+            f"model H(W-1)/W x ({model_label} per pair)"
+            if model_label
+            else f"{op}: model H(W-1)/W x {pair[op]} B"
+        )
+        ax_bytes.plot(
+            W_line,
+            hp["H"] * (W_line - 1) / W_line * pair[op],
+            "-",
+            color="grey" if model_label else color,
+            label=label,
+        )
+    ax_bytes.plot(
+        Ws,
+        [e[op]["counted_payload_bytes_per_item"] for e in m["per_world"]],
+        marker,
+        color=color,
+        ms=5,
+        ls="none",
+        label=f"{op}: counted payload",
+    )
     syscall = [e[op]["syscall_bytes_per_item"] for e in m["per_world"]]
     if None not in syscall:
-        ax_bytes.plot(Ws, syscall, marker, mfc="none", ms=11, color=color, ls="none", label=f"{op}: syscall bytes (with framing)")
+        ax_bytes.plot(
+            Ws,
+            syscall,
+            marker,
+            mfc="none",
+            ms=11,
+            color=color,
+            ls="none",
+            label=f"{op}: syscall bytes (with framing)",
+        )
 ax_bytes.set_xticks(Ws)
 ax_bytes.set_xlabel("world size W")
 ax_bytes.set_ylabel("bytes sent to other ranks per item (B)")
@@ -280,10 +405,52 @@ remote_Ws = [e["world_size"] for e in m["per_world"] if e["world_size"] > 1]
 for op, color, marker in (("write", "C0", "o"), ("read", "C1", "s")):
     entries = [e[op] for e in m["per_world"] if e["world_size"] > 1]
     expected = [x["model_payload_bytes_per_item"] for x in entries]
-    ax_dev.plot(remote_Ws, [100 * (x["counted_payload_bytes_per_item"] / y - 1) for x, y in zip(entries, expected, strict=True)], marker + "-", color=color, ms=5, label=f"{op}: counted vs model at (W-1)/W")
-    ax_dev.plot(remote_Ws, [100 * (x["counted_payload_bytes_per_item"] / x["model_payload_bytes_per_item_at_measured_share"] - 1) for x in entries], marker, mfc="none", ms=11, color=color, ls="none", label=f"{op}: counted vs model at measured share")
+    ax_dev.plot(
+        remote_Ws,
+        [
+            100 * (x["counted_payload_bytes_per_item"] / y - 1)
+            for x, y in zip(entries, expected, strict=True)
+        ],
+        marker + "-",
+        color=color,
+        ms=5,
+        label=f"{op}: counted vs model at (W-1)/W",
+    )
+    ax_dev.plot(
+        remote_Ws,
+        [
+            100
+            * (
+                x["counted_payload_bytes_per_item"]
+                / x["model_payload_bytes_per_item_at_measured_share"]
+                - 1
+            )
+            for x in entries
+        ],
+        marker,
+        mfc="none",
+        ms=11,
+        color=color,
+        ls="none",
+        label=f"{op}: counted vs model at measured share",
+    )
     if all(x["syscall_bytes_per_item"] is not None for x in entries):
-        ax_dev.plot(remote_Ws, [100 * (x["syscall_bytes_per_item"] / x["model_payload_bytes_per_item_at_measured_share"] - 1) for x in entries], marker + ":", color=color, alpha=0.6, label=f"{op}: syscall vs model at measured share")
+        ax_dev.plot(
+            remote_Ws,
+            [
+                100
+                * (
+                    x["syscall_bytes_per_item"]
+                    / x["model_payload_bytes_per_item_at_measured_share"]
+                    - 1
+                )
+                for x in entries
+            ],
+            marker + ":",
+            color=color,
+            alpha=0.6,
+            label=f"{op}: syscall vs model at measured share",
+        )
 ax_dev.axhline(0, color="black", lw=0.8)
 ax_dev.set_xticks(remote_Ws)
 ax_dev.set_xlabel("world size W")
@@ -305,13 +472,35 @@ if m["projection"]:
         proj = m["projection"][op]
         for i, gbit in enumerate(hp["link_gbit_per_s"]):
             color = f"C{i + 2}"
-            ax.plot(hp["cluster_world_sizes"], [p["items_per_s"] for p in proj[f"{gbit:g}"]], "os^"[i % 3] + "-", ms=9 - 2 * i, color=color, label=f"{gbit:g} Gbit/s links: model")
-            ax.plot(hp["cluster_world_sizes"], proj["network_bound_items_per_s"][f"{gbit:g}"], "--", color=color, alpha=0.7, label=f"{gbit:g} Gbit/s: network only")
-        ax.plot(hp["cluster_world_sizes"], proj["compute_bound_items_per_s"], "k:", label="compute only (W x measured 1-rank speed)")
+            ax.plot(
+                hp["cluster_world_sizes"],
+                [p["items_per_s"] for p in proj[f"{gbit:g}"]],
+                "os^"[i % 3] + "-",
+                ms=9 - 2 * i,
+                color=color,
+                label=f"{gbit:g} Gbit/s links: model",
+            )
+            ax.plot(
+                hp["cluster_world_sizes"],
+                proj["network_bound_items_per_s"][f"{gbit:g}"],
+                "--",
+                color=color,
+                alpha=0.7,
+                label=f"{gbit:g} Gbit/s: network only",
+            )
+        ax.plot(
+            hp["cluster_world_sizes"],
+            proj["compute_bound_items_per_s"],
+            "k:",
+            label="compute only (W x measured 1-rank speed)",
+        )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("world size W (ranks)")
-        ax.set_title(f"{op}: PROJECTED, latency {hp['latency_us']:g} µs/peer, {hp['batch']} keys/rank/call", fontsize=10)
+        ax.set_title(
+            f"{op}: PROJECTED, latency {hp['latency_us']:g} µs/peer, {hp['batch']} keys/rank/call",
+            fontsize=10,
+        )
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("throughput, all ranks (items/s)")
@@ -325,23 +514,48 @@ if m["projection"]:
 cores = m["cpu_cores"]
 for e in m["per_world"]:
     W = e["world_size"]
-    note = " (OVERSUBSCRIBED: more processes than cores, not a scaling measurement)" if e["oversubscribed"] else ""
-    print(f"W={W}: write {e['write']['items_per_s']:,.0f} items/s, read {e['read']['items_per_s']:,.0f} items/s{note}.")
+    note = (
+        " (OVERSUBSCRIBED: more processes than cores, not a scaling measurement)"
+        if e["oversubscribed"]
+        else ""
+    )
+    print(
+        f"W={W}: write {e['write']['items_per_s']:,.0f} items/s, read {e['read']['items_per_s']:,.0f} items/s{note}."
+    )
 e1 = m["per_world"][0]
 if "plain_write_items_per_s" in e1:
-    print(f"One process: sharded write {e1['write']['items_per_s']:,.0f} vs BBPMMemoryFloat {e1['plain_write_items_per_s']:,.0f} items/s; "
-          f"read {e1['read']['items_per_s']:,.0f} vs {e1['plain_read_items_per_s']:,.0f} items/s (the difference is the routing overhead).")
+    print(
+        f"One process: sharded write {e1['write']['items_per_s']:,.0f} vs BBPMMemoryFloat {e1['plain_write_items_per_s']:,.0f} items/s; "
+        f"read {e1['read']['items_per_s']:,.0f} vs {e1['plain_read_items_per_s']:,.0f} items/s (the difference is the routing overhead)."
+    )
 for e in m["per_world"][1:]:
     for op in ("write", "read"):
         x = e[op]
-        overhead = None if x["syscall_bytes_per_item"] is None else x["syscall_bytes_per_item"] / (x["counted_payload_bytes_per_item"] + x["counted_header_bytes_per_item"]) - 1
-        print(f"W={e['world_size']} {op}: counted {x['counted_payload_bytes_per_item']:.2f} B/item; model {x['model_payload_bytes_per_item']:.2f} B/item at share (W-1)/W, "
-              f"{x['model_payload_bytes_per_item_at_measured_share']:.2f} at the measured share {x['remote_pair_share']:.4f} (exact match); "
-              f"header {x['counted_header_bytes_per_item']:.3f} B/item"
-              + ("" if overhead is None else f"; syscall bytes {x['syscall_bytes_per_item']:.2f} B/item ({overhead:+.2%} for framing and barriers)."))
-print(f"Pair share per rank at W={max(Ws)}: min {min(m['owner_share_at_max_world']):.4f}, max {max(m['owner_share_at_max_world']):.4f} (ideal {1 / max(Ws):.4f}).")
-print("Read-back cosine (mean over ranks, last batch): " + ", ".join(f"W={e['world_size']}: {e['read_cosine_mean']:.4f}" for e in m["per_world"])
-      + " (the table is fixed, so larger W stores more items and reads degrade as the load grows).")
+        overhead = (
+            None
+            if x["syscall_bytes_per_item"] is None
+            else x["syscall_bytes_per_item"]
+            / (x["counted_payload_bytes_per_item"] + x["counted_header_bytes_per_item"])
+            - 1
+        )
+        print(
+            f"W={e['world_size']} {op}: counted {x['counted_payload_bytes_per_item']:.2f} B/item; model {x['model_payload_bytes_per_item']:.2f} B/item at share (W-1)/W, "
+            f"{x['model_payload_bytes_per_item_at_measured_share']:.2f} at the measured share {x['remote_pair_share']:.4f} (exact match); "
+            f"header {x['counted_header_bytes_per_item']:.3f} B/item"
+            + (
+                ""
+                if overhead is None
+                else f"; syscall bytes {x['syscall_bytes_per_item']:.2f} B/item ({overhead:+.2%} for framing and barriers)."
+            )
+        )
+print(
+    f"Pair share per rank at W={max(Ws)}: min {min(m['owner_share_at_max_world']):.4f}, max {max(m['owner_share_at_max_world']):.4f} (ideal {1 / max(Ws):.4f})."
+)
+print(
+    "Read-back cosine (mean over ranks, last batch): "
+    + ", ".join(f"W={e['world_size']}: {e['read_cosine_mean']:.4f}" for e in m["per_world"])
+    + " (the table is fixed, so larger W stores more items and reads degrade as the load grows)."
+)
 if m["projection"]:
     for op in ("write", "read"):
         for gbit in hp["link_gbit_per_s"]:
@@ -352,12 +566,26 @@ if m["projection"]:
                 for W, p in zip(hp["cluster_world_sizes"], proj, strict=True)
             )
             print(f"PROJECTED {op} at {gbit:g} Gbit/s: {summary}.")
-        break_even = ", ".join(f"{gbit} Gbit/s: {v:.3g}" for gbit, v in m["projection"][op]["break_even_items_per_s_per_rank"].items())
+        break_even = ", ".join(
+            f"{gbit} Gbit/s: {v:.3g}"
+            for gbit, v in m["projection"][op]["break_even_items_per_s_per_rank"].items()
+        )
         one_rank = 1 / m["compute_seconds_per_item_W1"][op]
-        slower_links = [gbit for gbit, v in m["projection"][op]["break_even_items_per_s_per_rank"].items() if v < one_rank]
-        verdict = ("so ranks as fast as this one are compute-bound at every link speed above; ranks that compute faster "
-                   "(e.g. GPUs, not measured here) move the bottleneck to the network" if not slower_links
-                   else f"so ranks as fast as this one are network-bound on {', '.join(slower_links)} Gbit/s links")
-        print(f"PROJECTED {op}: transfer time equals compute time once a rank handles (items/s) {break_even}; "
-              f"one rank here handles {one_rank:,.0f} items/s, {verdict}.")
-print(f"Measured: throughput and bytes on {cores} shared cores with gloo over loopback. Projected (model only): the cluster numbers above.")
+        slower_links = [
+            gbit
+            for gbit, v in m["projection"][op]["break_even_items_per_s_per_rank"].items()
+            if v < one_rank
+        ]
+        verdict = (
+            "so ranks as fast as this one are compute-bound at every link speed above; ranks that compute faster "
+            "(e.g. GPUs, not measured here) move the bottleneck to the network"
+            if not slower_links
+            else f"so ranks as fast as this one are network-bound on {', '.join(slower_links)} Gbit/s links"
+        )
+        print(
+            f"PROJECTED {op}: transfer time equals compute time once a rank handles (items/s) {break_even}; "
+            f"one rank here handles {one_rank:,.0f} items/s, {verdict}."
+        )
+print(
+    f"Measured: throughput and bytes on {cores} shared cores with gloo over loopback. Projected (model only): the cluster numbers above."
+)

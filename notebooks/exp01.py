@@ -86,8 +86,12 @@ HASHES = {
     "mixed": lambda s: GlobalAffineHash(D, seed=s, mode="mixed"),
     "prototype": lambda s: GlobalAffineHash(D, mode="prototype"),  # the formula has no seed
 }
-print(f"D = {D:,} slots, d = {d}, K = {K}, H = {H}, N = {N_values}, {n_seeds} seed(s), {n_eval} keys read per point")
-print(f"load factor lambda = N*K*H/D from {N_values[0] * K * H / D:.4f} to {N_values[-1] * K * H / D:.2f}")
+print(
+    f"D = {D:,} slots, d = {d}, K = {K}, H = {H}, N = {N_values}, {n_seeds} seed(s), {n_eval} keys read per point"
+)
+print(
+    f"load factor lambda = N*K*H/D from {N_values[0] * K * H / D:.4f} to {N_values[-1] * K * H / D:.2f}"
+)
 
 # %% [markdown]
 # ## The sweep
@@ -107,14 +111,18 @@ for s in seeds:
             keys, new_values = torch.arange(written, N, dtype=torch.int64), values[written:N]
             started = time.perf_counter()
             for start in range(0, keys.numel(), batch_size):
-                memory.write(keys[start : start + batch_size], new_values[start : start + batch_size])
+                memory.write(
+                    keys[start : start + batch_size], new_values[start : start + batch_size]
+                )
             write_seconds += time.perf_counter() - started
             written = N
             eval_keys = torch.arange(min(N, n_eval), dtype=torch.int64)
             started = time.perf_counter()
             read = memory.read(eval_keys)
             read_seconds = time.perf_counter() - started
-            cos = torch.nn.functional.cosine_similarity(read.double(), values[eval_keys].double(), dim=1).numpy()
+            cos = torch.nn.functional.cosine_similarity(
+                read.double(), values[eval_keys].double(), dim=1
+            ).numpy()
             row = {
                 "hash": hash_name,
                 "seed": s,
@@ -167,8 +175,12 @@ for hash_name, make_hash in HASHES.items():
             "shared_entries_per_key": sum_m,
             "partners_per_key": float(overlap["n_items"].mean()),
             # NaN (null in JSON) when no evaluated key collides at all
-            "overlap_concentration": float(overlap["sum_m2"].mean()) / sum_m if sum_m > 0 else math.nan,
-            "max_slots_shared_with_one_key": float(overlap["max_m"][colliding].mean()) if colliding.any() else math.nan,
+            "overlap_concentration": float(overlap["sum_m2"].mean()) / sum_m
+            if sum_m > 0
+            else math.nan,
+            "max_slots_shared_with_one_key": float(overlap["max_m"][colliding].mean())
+            if colliding.any()
+            else math.nan,
             "mean_a": float(overlap["a"].mean()),
             "mean_s2": float(overlap["s2"].mean()),
             "cosine_given_hash": float(given_hash.mean()),
@@ -195,12 +207,15 @@ theory_curve = {
     "prototype_guess": [snr_bounds.prototype_guess(int(N), D, K) for N in N_dense],
 }
 for tau in taus:
-    theory_curve[f"share_above_{tau:g}"] = [snr_bounds.share_above(tau, int(N), D, K, H, d) for N in N_dense]
+    theory_curve[f"share_above_{tau:g}"] = [
+        snr_bounds.share_above(tau, int(N), D, K, H, d) for N in N_dense
+    ]
     theory_curve[f"share_below_{tau:g}_bound"] = [
         snr_bounds.share_below_bound(tau, int(N), D, K, H, d)["bound"] for N in N_dense
     ]
 theory_at_N = [snr_bounds.predict(N, D, K, H, d, taus=tuple(taus)) for N in N_values]
 occupancy_theory = [collision_model.occupancy_prediction(N, D, K, H) for N in N_values]
+
 
 # %%
 def aggregate(hash_name: str, key: str) -> tuple[list[float], list[float]]:
@@ -243,11 +258,27 @@ for i, N in enumerate(N_values):
 runtime = {
     hash_name: {
         "write_seconds_total_per_seed": float(
-            np.mean([r["write_seconds_cumulative"] for r in rows if r["hash"] == hash_name and r["N"] == N_values[-1]])
+            np.mean(
+                [
+                    r["write_seconds_cumulative"]
+                    for r in rows
+                    if r["hash"] == hash_name and r["N"] == N_values[-1]
+                ]
+            )
         ),
         "items_per_second": N_values[-1]
-        / float(np.mean([r["write_seconds_cumulative"] for r in rows if r["hash"] == hash_name and r["N"] == N_values[-1]])),
-        "read_seconds_mean": float(np.mean([r["read_seconds"] for r in rows if r["hash"] == hash_name])),
+        / float(
+            np.mean(
+                [
+                    r["write_seconds_cumulative"]
+                    for r in rows
+                    if r["hash"] == hash_name and r["N"] == N_values[-1]
+                ]
+            )
+        ),
+        "read_seconds_mean": float(
+            np.mean([r["read_seconds"] for r in rows if r["hash"] == hash_name])
+        ),
     }
     for hash_name in HASHES
 }
@@ -281,14 +312,34 @@ fig, axes = plt.subplots(2, 2, figsize=(12, 9))
 ax = axes[0, 0]
 tc = m["theory_curve"]
 ax.plot(tc["N"], tc["mean_cosine"], color=colors["mixed"], lw=1.5, label="theory (uniform hashing)")
-for hash_name, label in [("mixed", "measured, mixed hash (default)"), ("prototype", "measured, prototype formula")]:
+for hash_name, label in [
+    ("mixed", "measured, mixed hash (default)"),
+    ("prototype", "measured, prototype formula"),
+]:
     meas = m["measured"][hash_name]
-    ax.errorbar(meas["N"], meas["mean_cos"], yerr=meas["mean_cos_stderr"], fmt="o" if hash_name == "mixed" else "s",
-                color=colors[hash_name], ms=5, capsize=3, label=label)
-ax.plot([e["N"] for e in m["collision_diagnostics"]["prototype"]],
-        [e["cosine_given_hash"] for e in m["collision_diagnostics"]["prototype"]],
-        "x", color="black", ms=8, mew=1.5, zorder=5, label="theory given the prototype's slots")
-ax.plot(tc["N"], tc["prototype_guess"], "--", color="gray", label=r"prototype's guess $\sqrt{D/(NK)}$")
+    ax.errorbar(
+        meas["N"],
+        meas["mean_cos"],
+        yerr=meas["mean_cos_stderr"],
+        fmt="o" if hash_name == "mixed" else "s",
+        color=colors[hash_name],
+        ms=5,
+        capsize=3,
+        label=label,
+    )
+ax.plot(
+    [e["N"] for e in m["collision_diagnostics"]["prototype"]],
+    [e["cosine_given_hash"] for e in m["collision_diagnostics"]["prototype"]],
+    "x",
+    color="black",
+    ms=8,
+    mew=1.5,
+    zorder=5,
+    label="theory given the prototype's slots",
+)
+ax.plot(
+    tc["N"], tc["prototype_guess"], "--", color="gray", label=r"prototype's guess $\sqrt{D/(NK)}$"
+)
 ax.set_xscale("log")
 ax.set_ylim(0, 1.05)
 ax.set_xlabel("items stored N")
@@ -303,14 +354,35 @@ handles = []
 for i, tau in enumerate(taus):
     key, color = f"share_above_{tau:g}", tau_colors[i % len(tau_colors)]
     handles += ax.plot(tc["N"], tc[key], "-", color=color, lw=1.5, label=f"theory, cos > {tau:g}")
-    handles += ax.plot(tc["N"], 1 - np.array(tc[f"share_below_{tau:g}_bound"]), ":", color=color, lw=1.2,
-                       label=f"tail bound (guaranteed share), cos > {tau:g}")
-    handles.append(ax.errorbar(m["measured"]["mixed"]["N"], m["measured"]["mixed"][key],
-                               yerr=m["measured"]["mixed"][key + "_stderr"], fmt="o", color=color, ms=5, capsize=3,
-                               label=f"measured mixed, cos > {tau:g}"))
-    handles += ax.plot(m["measured"]["prototype"]["N"], m["measured"]["prototype"][key],
-                       proto_markers[i % len(proto_markers)], color=colors["prototype"], mfc="white", ms=6,
-                       label=f"measured prototype, cos > {tau:g}")
+    handles += ax.plot(
+        tc["N"],
+        1 - np.array(tc[f"share_below_{tau:g}_bound"]),
+        ":",
+        color=color,
+        lw=1.2,
+        label=f"tail bound (guaranteed share), cos > {tau:g}",
+    )
+    handles.append(
+        ax.errorbar(
+            m["measured"]["mixed"]["N"],
+            m["measured"]["mixed"][key],
+            yerr=m["measured"]["mixed"][key + "_stderr"],
+            fmt="o",
+            color=color,
+            ms=5,
+            capsize=3,
+            label=f"measured mixed, cos > {tau:g}",
+        )
+    )
+    handles += ax.plot(
+        m["measured"]["prototype"]["N"],
+        m["measured"]["prototype"][key],
+        proto_markers[i % len(proto_markers)],
+        color=colors["prototype"],
+        mfc="white",
+        ms=6,
+        label=f"measured prototype, cos > {tau:g}",
+    )
 ax.set_xscale("log")
 ax.set_ylim(-0.03, 1.03)
 ax.set_xlabel("items stored N")
@@ -322,10 +394,21 @@ ax = axes[1, 0]
 for hash_name in HASHES:
     entries = m["collision_diagnostics"][hash_name]
     Ns = [e["N"] for e in entries]
-    ax.plot(Ns, [e["max_load"] / e["max_load_uniform_theory"] for e in entries], "o-" if hash_name == "mixed" else "s-",
-            color=colors[hash_name], label=f"max slot load, {hash_name}")
-    ax.plot(Ns, [e["q2"] / e["q2_uniform_theory"] for e in entries], "o:" if hash_name == "mixed" else "s:",
-            color=colors[hash_name], mfc="white", label=r"$\sum_i q_i^2$ estimate, " + hash_name)
+    ax.plot(
+        Ns,
+        [e["max_load"] / e["max_load_uniform_theory"] for e in entries],
+        "o-" if hash_name == "mixed" else "s-",
+        color=colors[hash_name],
+        label=f"max slot load, {hash_name}",
+    )
+    ax.plot(
+        Ns,
+        [e["q2"] / e["q2_uniform_theory"] for e in entries],
+        "o:" if hash_name == "mixed" else "s:",
+        color=colors[hash_name],
+        mfc="white",
+        label=r"$\sum_i q_i^2$ estimate, " + hash_name,
+    )
 ax.axhline(1.0, color="black", lw=1, ls="--", label="uniform hashing")
 ax.set_xscale("log")
 ax.set_xlabel("items stored N")
@@ -336,12 +419,21 @@ ax.legend(fontsize=7, loc="best")
 ax = axes[1, 1]
 for hash_name in HASHES:
     entries = m["collision_diagnostics"][hash_name]
-    ax.plot([e["N"] for e in entries], np.array([e["overlap_concentration"] for e in entries], dtype=float),
-            "o-" if hash_name == "mixed" else "s-", color=colors[hash_name],
-            label=r"$\sum_y m_{xy}^2 / \sum_y m_{xy}$, " + hash_name)
-    ax.plot([e["N"] for e in entries], np.array([e["max_slots_shared_with_one_key"] for e in entries], dtype=float),
-            "o:" if hash_name == "mixed" else "s:", color=colors[hash_name], mfc="white",
-            label=f"most slots shared with one other key, {hash_name}")
+    ax.plot(
+        [e["N"] for e in entries],
+        np.array([e["overlap_concentration"] for e in entries], dtype=float),
+        "o-" if hash_name == "mixed" else "s-",
+        color=colors[hash_name],
+        label=r"$\sum_y m_{xy}^2 / \sum_y m_{xy}$, " + hash_name,
+    )
+    ax.plot(
+        [e["N"] for e in entries],
+        np.array([e["max_slots_shared_with_one_key"] for e in entries], dtype=float),
+        "o:" if hash_name == "mixed" else "s:",
+        color=colors[hash_name],
+        mfc="white",
+        label=f"most slots shared with one other key, {hash_name}",
+    )
 ax.axhline(1.0, color="black", lw=1, ls="--", label="uniform hashing (about 1)")
 ax.set_xscale("log")
 ax.set_yscale("log")
@@ -380,8 +472,12 @@ last = comp[-1]
 proto = m["collision_diagnostics"]["prototype"]
 mixed = m["collision_diagnostics"]["mixed"]
 i_big = int(np.argmax([c["N"] for c in comp]))
-worst_proto_err = max(abs(c["prototype_measured_mean_cos"] - c["prototype_cosine_given_hash"]) for c in comp)
-first_bad = next((c for c in comp if c["prototype_measured_mean_cos"] < c["measured_mean_cos"] - 0.01), None)
+worst_proto_err = max(
+    abs(c["prototype_measured_mean_cos"] - c["prototype_cosine_given_hash"]) for c in comp
+)
+first_bad = next(
+    (c for c in comp if c["prototype_measured_mean_cos"] < c["measured_mean_cos"] - 0.01), None
+)
 print(
     f"1. Default (mixed) hash: the theory matches the measured mean cosine at every N; the largest "
     f"|measured - theory| is {m['max_abs_error_mean_cos']:.5f} (standard errors up to "
@@ -395,7 +491,9 @@ print(
     f"N < D/K = {D // K:,}. It is not a model of this memory."
 )
 for tau in m["hyperparameters"]["taus"]:
-    errs = [abs(c[f"theory_share_above_{tau:g}"] - c[f"measured_share_above_{tau:g}"]) for c in comp]
+    errs = [
+        abs(c[f"theory_share_above_{tau:g}"] - c[f"measured_share_above_{tau:g}"]) for c in comp
+    ]
     print(
         f"3 (tau = {tau:g}). Share of keys with cosine > {tau:g}: largest |theory - measured| {max(errs):.4f}; at N = {last['N']:,} "
         f"measured {last[f'measured_share_above_{tau:g}']:.4f}, theory {last[f'theory_share_above_{tau:g}']:.4f}, "
@@ -405,7 +503,11 @@ for tau in m["hyperparameters"]["taus"]:
 print(
     f"4. Prototype formula: at N = {last['N']:,} its mean cosine is {last['prototype_measured_mean_cos']:.4f} vs "
     f"{last['measured_mean_cos']:.4f} for the mixed hash"
-    + (f"; it falls more than 0.01 below the mixed hash from N = {first_bad['N']:,} on." if first_bad else ".")
+    + (
+        f"; it falls more than 0.01 below the mixed hash from N = {first_bad['N']:,} on."
+        if first_bad
+        else "."
+    )
     + f" At N = {comp[0]['N']:,} it has no collisions at all (mean cosine {comp[0]['prototype_measured_mean_cos']:.6f} "
     f"vs {comp[0]['measured_mean_cos']:.6f}): at very low load its structure helps."
 )
@@ -447,12 +549,20 @@ print(
 
 # %%
 table_rows = [
-    [f"{r['N']:,}", r["load_factor"], r["measured_mean_cos"], r["theory_mean_cos"], r["prototype_measured_mean_cos"]]
+    [
+        f"{r['N']:,}",
+        r["load_factor"],
+        r["measured_mean_cos"],
+        r["theory_mean_cos"],
+        r["prototype_measured_mean_cos"],
+    ]
     for r in exp.load_metrics()["theory_vs_measurement"]
 ]
-print(exp.save_latex_table(
-    "exp01_capacity_scaling.tex",
-    ["N", "load NKH/D", "mean cos (default hash)", "theory", "mean cos (prototype formula)"],
-    table_rows,
-    caption="Mean read cosine vs N: measurement, theory and the prototype's hash formula (exp01).",
-).read_text())
+print(
+    exp.save_latex_table(
+        "exp01_capacity_scaling.tex",
+        ["N", "load NKH/D", "mean cos (default hash)", "theory", "mean cos (prototype formula)"],
+        table_rows,
+        caption="Mean read cosine vs N: measurement, theory and the prototype's hash formula (exp01).",
+    ).read_text()
+)

@@ -81,9 +81,13 @@ configs = list(itertools.product(K_values, H_values))
 HASHES = {"mixed": lambda s: GlobalAffineHash(D, seed=s, mode="mixed")}
 if compare_prototype:
     HASHES["prototype"] = lambda s: GlobalAffineHash(D, mode="prototype")  # the formula has no seed
-print(f"D = {D:,}, N = {N:,}, d = {d}, (K, H) in {configs}, {n_seeds} seed(s), {min(N, n_eval)} keys read")
+print(
+    f"D = {D:,}, N = {N:,}, d = {d}, (K, H) in {configs}, {n_seeds} seed(s), {min(N, n_eval)} keys read"
+)
 for K, H in configs:
-    print(f"  K={K:>3} H={H}: M = K*H = {K * H:>3}, load lambda = N*K*H/D = {N * K * H / D:.2f}, M^2/D = {(K * H) ** 2 / D:.3f}")
+    print(
+        f"  K={K:>3} H={H}: M = K*H = {K * H:>3}, load lambda = N*K*H/D = {N * K * H / D:.2f}, M^2/D = {(K * H) ** 2 / D:.3f}"
+    )
 
 # %% [markdown]
 # ## The sweep
@@ -93,17 +97,28 @@ rows = []
 values_by_seed = {s: unit_gaussian_values(N, d, seed=s) for s in seeds}
 keys = torch.arange(N, dtype=torch.int64)
 eval_keys = keys[: min(N, n_eval)]
-for (K, H), hash_name, s in tqdm(list(itertools.product(configs, HASHES, seeds)), desc="config x hash x seed"):
+for (K, H), hash_name, s in tqdm(
+    list(itertools.product(configs, HASHES, seeds)), desc="config x hash x seed"
+):
     memory = BBPMMemoryFloat(D, d, K, H, HASHES[hash_name](s), check_finite=False)
     values = values_by_seed[s]
     started = time.perf_counter()
     for start in range(0, N, batch_size):
         memory.write(keys[start : start + batch_size], values[start : start + batch_size])
     write_seconds = time.perf_counter() - started
-    cos = torch.nn.functional.cosine_similarity(memory.read(eval_keys).double(), values[eval_keys].double(), dim=1)
+    cos = torch.nn.functional.cosine_similarity(
+        memory.read(eval_keys).double(), values[eval_keys].double(), dim=1
+    )
     cos = cos.numpy()
-    row = {"K": K, "H": H, "hash": hash_name, "seed": s, "mean_cos": float(cos.mean()), "std_cos": float(cos.std()),
-           "write_seconds": write_seconds}
+    row = {
+        "K": K,
+        "H": H,
+        "hash": hash_name,
+        "seed": s,
+        "mean_cos": float(cos.mean()),
+        "std_cos": float(cos.std()),
+        "write_seconds": write_seconds,
+    }
     row.update({f"share_above_{tau:g}": float((cos > tau).mean()) for tau in taus})
     rows.append(row)
 exp.save_raw(rows)
@@ -120,35 +135,52 @@ exp.save_raw(rows)
 # %%
 results = []
 for K, H in configs:
-    entry = {"K": K, "H": H, "M": K * H, "load_factor": N * K * H / D, "pair_ratio_M2_over_D": (K * H) ** 2 / D}
+    entry = {
+        "K": K,
+        "H": H,
+        "M": K * H,
+        "load_factor": N * K * H / D,
+        "pair_ratio_M2_over_D": (K * H) ** 2 / D,
+    }
     for hash_name in HASHES:
         sel = [r for r in rows if r["K"] == K and r["H"] == H and r["hash"] == hash_name]
         for metric in ["mean_cos", "std_cos"] + [f"share_above_{tau:g}" for tau in taus]:
             vals = np.array([r[metric] for r in sel])
             entry[f"{hash_name}_{metric}"] = float(vals.mean())
-            entry[f"{hash_name}_{metric}_stderr"] = float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else 0.0
+            entry[f"{hash_name}_{metric}_stderr"] = (
+                float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else 0.0
+            )
         idx = HASHES[hash_name](seed).indices(keys, K, H)
         overlap = collision_model.key_overlap_statistics(idx, eval_keys, D)
         sum_m = float(overlap["sum_m"].mean())
         entry[f"{hash_name}_diagnostics"] = {
             **diagnostics.summarize(idx, D),
-            "overlap_concentration": float(overlap["sum_m2"].mean()) / sum_m if sum_m > 0 else math.nan,
+            "overlap_concentration": float(overlap["sum_m2"].mean()) / sum_m
+            if sum_m > 0
+            else math.nan,
             "partners_per_key": float(overlap["n_items"].mean()),
-            "cosine_given_hash": float(snr_bounds.conditional_mean_cosine(overlap["a"], overlap["s2"], d).mean()),
+            "cosine_given_hash": float(
+                snr_bounds.conditional_mean_cosine(overlap["a"], overlap["s2"], d).mean()
+            ),
         }
     prediction = snr_bounds.predict(N, D, K, H, d, taus=tuple(taus))
     entry["theory"] = prediction
     entry["occupancy_theory"] = collision_model.occupancy_prediction(N, D, K, H)
     entry["error_mean_cos"] = entry["mixed_mean_cos"] - prediction["mean_cosine"]
     for tau in taus:
-        entry[f"error_share_above_{tau:g}"] = entry[f"mixed_share_above_{tau:g}"] - prediction[f"share_above_{tau:g}"]
+        entry[f"error_share_above_{tau:g}"] = (
+            entry[f"mixed_share_above_{tau:g}"] - prediction[f"share_above_{tau:g}"]
+        )
     results.append(entry)
 
 exp.save_metrics(
     {
         "configs": results,
         "max_abs_error_mean_cos": float(max(abs(e["error_mean_cos"]) for e in results)),
-        "max_abs_error_share": {f"{tau:g}": float(max(abs(e[f"error_share_above_{tau:g}"]) for e in results)) for tau in taus},
+        "max_abs_error_share": {
+            f"{tau:g}": float(max(abs(e[f"error_share_above_{tau:g}"]) for e in results))
+            for tau in taus
+        },
         "runtime": {"write_seconds_mean": float(np.mean([r["write_seconds"] for r in rows]))},
     }
 )
@@ -167,7 +199,10 @@ cfg = m["configs"]
 labels = [f"K={e['K']}\nH={e['H']}" for e in cfg]
 x = np.arange(len(cfg))
 bar_colors = ["tab:blue" if e["H"] == 1 else "tab:orange" for e in cfg]
-panels = [(f"share_above_{tau:g}", f"share of keys with cosine > {tau:g}") for tau in m["hyperparameters"]["taus"]]
+panels = [
+    (f"share_above_{tau:g}", f"share of keys with cosine > {tau:g}")
+    for tau in m["hyperparameters"]["taus"]
+]
 panels.append(("mean_cos", "mean cosine(read, written)"))
 fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5))
 for ax, (metric, ylabel) in zip(axes, panels, strict=True):
@@ -175,10 +210,19 @@ for ax, (metric, ylabel) in zip(axes, panels, strict=True):
     err = np.array([e[f"mixed_{metric}_stderr"] for e in cfg])
     theory_key = "mean_cosine" if metric == "mean_cos" else metric
     theory = np.array([e["theory"][theory_key] for e in cfg])
-    ax.bar(x - 0.17, meas, width=0.34, yerr=err, capsize=3, color=bar_colors, edgecolor="black", lw=0.5)
+    ax.bar(
+        x - 0.17, meas, width=0.34, yerr=err, capsize=3, color=bar_colors, edgecolor="black", lw=0.5
+    )
     ax.plot(x + 0.12, theory, "D", color="black", ms=6, zorder=4)
     if metric == "mean_cos":
-        ax.plot(x + 0.12, [e["theory"]["mean_cosine_no_pair"] for e in cfg], "D", color="gray", mfc="white", ms=6)
+        ax.plot(
+            x + 0.12,
+            [e["theory"]["mean_cosine_no_pair"] for e in cfg],
+            "D",
+            color="gray",
+            mfc="white",
+            ms=6,
+        )
     lo = min(meas.min(), theory.min())
     bottom = max(0.0, lo - 0.02) if metric == "mean_cos" else 0.0
     ax.set_ylim(bottom, 1.002 if metric == "mean_cos" else 1.05)
@@ -187,20 +231,41 @@ for ax, (metric, ylabel) in zip(axes, panels, strict=True):
         shown = proto >= bottom
         ax.plot(x[shown] + 0.3, proto[shown], "o", color="tab:red", mfc="white", ms=6)
         for i in np.flatnonzero(~shown):  # below the axis: mark the edge and print the value
-            ax.annotate(f"{proto[i]:.2f}", (x[i] + 0.3, bottom), xytext=(0, 12), textcoords="offset points",
-                        ha="center", fontsize=7, color="tab:red", arrowprops={"arrowstyle": "->", "color": "tab:red"})
+            ax.annotate(
+                f"{proto[i]:.2f}",
+                (x[i] + 0.3, bottom),
+                xytext=(0, 12),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+                color="tab:red",
+                arrowprops={"arrowstyle": "->", "color": "tab:red"},
+            )
     ax.set_xticks(x, labels)
     ax.set_ylabel(ylabel)
     ax.set_title(ylabel)
 proxy = matplotlib.lines.Line2D
-handles = [plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="tab:orange"),
-           proxy([], [], marker="D", color="black", ls=""), proxy([], [], marker="D", color="gray", mfc="white", ls="")]
-names = ["measured, mixed hash, H = 1", "measured, mixed hash, H = 3", "theory", "theory without pair term (mean only)"]
+handles = [
+    plt.Rectangle((0, 0), 1, 1, color="tab:blue"),
+    plt.Rectangle((0, 0), 1, 1, color="tab:orange"),
+    proxy([], [], marker="D", color="black", ls=""),
+    proxy([], [], marker="D", color="gray", mfc="white", ls=""),
+]
+names = [
+    "measured, mixed hash, H = 1",
+    "measured, mixed hash, H = 3",
+    "theory",
+    "theory without pair term (mean only)",
+]
 if "prototype_mean_cos" in cfg[0]:
     handles.append(proxy([], [], marker="o", color="tab:red", mfc="white", ls=""))
     names.append("measured, prototype formula")
-fig.legend(handles, names, fontsize=8, loc="lower center", ncol=len(names), bbox_to_anchor=(0.5, -0.06))
-fig.suptitle(f"K x H ablation: D = {m['hyperparameters']['D']:,}, N = {m['hyperparameters']['N']:,}, d = {m['hyperparameters']['d']}")
+fig.legend(
+    handles, names, fontsize=8, loc="lower center", ncol=len(names), bbox_to_anchor=(0.5, -0.06)
+)
+fig.suptitle(
+    f"K x H ablation: D = {m['hyperparameters']['D']:,}, N = {m['hyperparameters']['N']:,}, d = {m['hyperparameters']['d']}"
+)
 fig.tight_layout()
 exp.save_figure(fig, "ablation_K_H.png")
 plt.show()
@@ -210,18 +275,23 @@ plt.show()
 
 # %%
 tau0 = m["hyperparameters"]["taus"][0]
-print(f"{'K':>3} {'H':>2} {'load':>6} {'M^2/D':>6} | {'mean cos':>9} {'theory':>8} {'no pair':>8} {'error':>9} | "
-      f"{'acc@' + format(tau0, 'g'):>8} {'theory':>7} | {'prototype':>9}")
+print(
+    f"{'K':>3} {'H':>2} {'load':>6} {'M^2/D':>6} | {'mean cos':>9} {'theory':>8} {'no pair':>8} {'error':>9} | "
+    f"{'acc@' + format(tau0, 'g'):>8} {'theory':>7} | {'prototype':>9}"
+)
 for e in cfg:
-    print(f"{e['K']:>3} {e['H']:>2} {e['load_factor']:>6.2f} {e['pair_ratio_M2_over_D']:>6.3f} | "
-          f"{e['mixed_mean_cos']:>9.5f} {e['theory']['mean_cosine']:>8.5f} {e['theory']['mean_cosine_no_pair']:>8.5f} "
-          f"{e['error_mean_cos']:>+9.5f} | {e[f'mixed_share_above_{tau0:g}']:>8.4f} "
-          f"{e['theory'][f'share_above_{tau0:g}']:>7.4f} | {e.get('prototype_mean_cos', math.nan):>9.4f}")
+    print(
+        f"{e['K']:>3} {e['H']:>2} {e['load_factor']:>6.2f} {e['pair_ratio_M2_over_D']:>6.3f} | "
+        f"{e['mixed_mean_cos']:>9.5f} {e['theory']['mean_cosine']:>8.5f} {e['theory']['mean_cosine_no_pair']:>8.5f} "
+        f"{e['error_mean_cos']:>+9.5f} | {e[f'mixed_share_above_{tau0:g}']:>8.4f} "
+        f"{e['theory'][f'share_above_{tau0:g}']:>7.4f} | {e.get('prototype_mean_cos', math.nan):>9.4f}"
+    )
 
 # %% [markdown]
 # ## Discussion
 #
 # The numbers below are read from this run's `metrics.json`.
+
 
 # %%
 def fmt(value: float | None, spec: str) -> str:
@@ -249,8 +319,10 @@ print(
 for tau in m["hyperparameters"]["taus"][1:]:
     print(
         f"3. The stricter threshold cos > {tau:g} separates them: "
-        + ", ".join(f"K={e['K']},H={e['H']}: {e[f'mixed_share_above_{tau:g}']:.3f} (theory {e['theory'][f'share_above_{tau:g}']:.3f})"
-                    for e in cfg)
+        + ", ".join(
+            f"K={e['K']},H={e['H']}: {e[f'mixed_share_above_{tau:g}']:.3f} (theory {e['theory'][f'share_above_{tau:g}']:.3f})"
+            for e in cfg
+        )
         + "."
     )
 big = max(cfg, key=lambda e: e["pair_ratio_M2_over_D"])
@@ -266,9 +338,12 @@ print(
 if "prototype_mean_cos" in cfg[0]:
     print(
         "5. The prototype's formula, same settings: "
-        + ", ".join(f"K={e['K']},H={e['H']}: {e['prototype_mean_cos']:.4f} "
-                    f"(given its slots: {e['prototype_diagnostics']['cosine_given_hash']:.4f}, "
-                    f"sum m^2/sum m = {fmt(e['prototype_diagnostics']['overlap_concentration'], '.1f')})" for e in cfg)
+        + ", ".join(
+            f"K={e['K']},H={e['H']}: {e['prototype_mean_cos']:.4f} "
+            f"(given its slots: {e['prototype_diagnostics']['cosine_given_hash']:.4f}, "
+            f"sum m^2/sum m = {fmt(e['prototype_diagnostics']['overlap_concentration'], '.1f')})"
+            for e in cfg
+        )
         + ". Where it falls below the default hash, its keys share runs of slots with a few partners."
     )
 print(f"Runtime: whole notebook {m['runtime_seconds']:.0f} s.")
@@ -280,13 +355,22 @@ print(f"Runtime: whole notebook {m['runtime_seconds']:.0f} s.")
 
 # %%
 table_rows = [
-    [e["K"], e["H"], e["load_factor"], e["mixed_mean_cos"], e["theory"]["mean_cosine"],
-     e["mixed_share_above_0.9"], e["theory"]["share_above_0.9"]]
+    [
+        e["K"],
+        e["H"],
+        e["load_factor"],
+        e["mixed_mean_cos"],
+        e["theory"]["mean_cosine"],
+        e["mixed_share_above_0.9"],
+        e["theory"]["share_above_0.9"],
+    ]
     for e in exp.load_metrics()["configs"]
 ]
-print(exp.save_latex_table(
-    "exp02_ablation_K_H.tex",
-    ["K", "H", "load", "mean cos", "theory", "share cos > 0.9", "theory"],
-    table_rows,
-    caption="Ablation of K and H at D = 100k, N = 5k (exp02): measurement beside theory.",
-).read_text())
+print(
+    exp.save_latex_table(
+        "exp02_ablation_K_H.tex",
+        ["K", "H", "load", "mean cos", "theory", "share cos > 0.9", "theory"],
+        table_rows,
+        caption="Ablation of K and H at D = 100k, N = 5k (exp02): measurement beside theory.",
+    ).read_text()
+)

@@ -83,8 +83,6 @@ BBPM_DTYPE = getattr(torch, bbpm_dtype)
 HAS_CUDA = torch.cuda.is_available()
 
 
-
-
 def available_ram_bytes() -> int | None:
     """Memory the OS could still hand to this process."""
     try:

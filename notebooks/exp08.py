@@ -1048,9 +1048,14 @@ def capacity_cell(entry) -> str:
     return f"{entry['N']:,.0f}" + (" (censored)" if entry.get("censored") else "")
 
 
-print(exp.save_latex_table(
-    "exp08_peer_memories.tex",
-    ["method", *[f"{int(b) / 2**20:g} MiB" for b in budget_keys]],
-    [[method, *[capacity_cell(per_budget.get(b)) for b in budget_keys]] for method, per_budget in capacity.items()],
-    caption="Items stored at 90% top-1 decode accuracy, at equal bytes (exp08).",
-).read_text())
+print(
+    exp.save_latex_table(
+        "exp08_peer_memories.tex",
+        ["method", *[f"{int(b) / 2**20:g} MiB" for b in budget_keys]],
+        [
+            [method, *[capacity_cell(per_budget.get(b)) for b in budget_keys]]
+            for method, per_budget in capacity.items()
+        ],
+        caption="Items stored at 90% top-1 decode accuracy, at equal bytes (exp08).",
+    ).read_text()
+)

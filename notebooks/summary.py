@@ -36,7 +36,10 @@ def notebook_stem(exp_id: str) -> str:
 def run_mode(metrics: dict, stem: str) -> str:
     """'full' or 'smoke' when the stored hyperparameters match that params file."""
     used = metrics.get("hyperparameters", {})
-    for mode, path in (("full", root / "params" / f"{stem}.yaml"), ("smoke", root / "params" / "smoke" / f"{stem}.yaml")):
+    for mode, path in (
+        ("full", root / "params" / f"{stem}.yaml"),
+        ("smoke", root / "params" / "smoke" / f"{stem}.yaml"),
+    ):
         if path.is_file():
             wanted = yaml.safe_load(path.read_text()) or {}
             if all(used.get(k) == v for k, v in wanted.items()):
@@ -50,6 +53,7 @@ def run_mode(metrics: dict, stem: str) -> str:
 # Each extractor reads a few fields of one experiment's metrics; a missing field prints `n/a`
 # rather than failing, so the summary also works on partial builds.
 
+
 # %%
 def fmt(value, spec=".3f"):
     return "n/a" if value is None else format(value, spec)
@@ -59,15 +63,19 @@ def headline(exp_id: str, m: dict) -> str:  # noqa: C901 - one branch per experi
     try:
         if exp_id.startswith("exp01"):
             mixed, proto = m["measured"]["mixed"], m["measured"]["prototype"]
-            return (f"max |theory - measured| mean cosine {fmt(m['max_abs_error_mean_cos'], '.1e')}; "
-                    f"at N={mixed['N'][-1]:,}: default hash {fmt(mixed['mean_cos'][-1])}, prototype formula {fmt(proto['mean_cos'][-1])}")
+            return (
+                f"max |theory - measured| mean cosine {fmt(m['max_abs_error_mean_cos'], '.1e')}; "
+                f"at N={mixed['N'][-1]:,}: default hash {fmt(mixed['mean_cos'][-1])}, prototype formula {fmt(proto['mean_cos'][-1])}"
+            )
         if exp_id.startswith("exp02"):
             return f"max |theory - measured| mean cosine {fmt(m['max_abs_error_mean_cos'], '.1e')} over {len(m['configs'])} (K, H) settings"
         if exp_id.startswith("exp03"):
             last = {h: m["per_hash"]["mean_cos"][h]["mean"][-1] for h in m["hashes"]}
-            return f"mean cosine at N={m['N'][-1]:,}: " + ", ".join(f"{h} {fmt(v)}" for h, v in last.items())
+            return f"mean cosine at N={m['N'][-1]:,}: " + ", ".join(
+                f"{h} {fmt(v)}" for h, v in last.items()
+            )
         if exp_id.startswith("exp04"):
-            return (f"KV cache exceeds BBPM's {m['bbpm_bytes_analytic'] / 1e9:.2f} GB from T = {m['crossover_T_interpolated']:,.0f} tokens")
+            return f"KV cache exceeds BBPM's {m['bbpm_bytes_analytic'] / 1e9:.2f} GB from T = {m['crossover_T_interpolated']:,.0f} tokens"
         if exp_id.startswith("exp05"):
             last = m["checkpoints"][-1]
             windows = ", ".join(f"{k} {fmt(v)}" for k, v in last["window_success"].items())
@@ -75,26 +83,42 @@ def headline(exp_id: str, m: dict) -> str:  # noqa: C901 - one branch per experi
         if exp_id.startswith("exp06"):
             bits = sorted(m["curves"], key=int)
             return "stable-key recall at the last step: " + ", ".join(
-                f"{b} bits {fmt(m['curves'][b]['stable_success'][-1])}" for b in bits)
+                f"{b} bits {fmt(m['curves'][b]['stable_success'][-1])}" for b in bits
+            )
         if exp_id.startswith("exp07"):
             if m.get("mode") != "llm":
                 return f"synthetic mode ({m.get('mode_reason')}): decode accuracy {m['decode']['accuracy_top1']}"
             acc = m["accuracy"]
-            parts = [f"{name} {fmt(v['accuracy'][-1], '.2f')} (N={v['N'][-1]:,})" for name, v in acc.items() if v.get("N")]
-            return f"{m['model']['model_id']}: answer accuracy at the largest N run: " + ", ".join(parts)
+            parts = [
+                f"{name} {fmt(v['accuracy'][-1], '.2f')} (N={v['N'][-1]:,})"
+                for name, v in acc.items()
+                if v.get("N")
+            ]
+            return f"{m['model']['model_id']}: answer accuracy at the largest N run: " + ", ".join(
+                parts
+            )
         if exp_id.startswith("exp08"):
             budget = max(m["capacity"]["dict"], key=int)
-            caps = {k: v[budget]["N"] for k, v in m["capacity"].items() if (v.get(budget) or {}).get("N") is not None}
+            caps = {
+                k: v[budget]["N"]
+                for k, v in m["capacity"].items()
+                if (v.get(budget) or {}).get("N") is not None
+            }
             return f"items at >= 90% top-1 with {int(budget) / 2**20:.0f} MiB: " + ", ".join(
-                f"{k} {v:,.0f}" for k, v in sorted(caps.items(), key=lambda kv: -kv[1]))
+                f"{k} {v:,.0f}" for k, v in sorted(caps.items(), key=lambda kv: -kv[1])
+            )
         if exp_id.startswith("bench01"):
             t = m["targets"]
-            return (f"fast read {fmt(t['read_speedup'], '.1f')}x, fast write {fmt(t['write_speedup'], '.1f')}x the prototype's ops "
-                    f"(targets 10x / 3x at the benchmark's target size; max rel. error {fmt(t['max_rel_error_fp32'], '.1e')})")
+            return (
+                f"fast read {fmt(t['read_speedup'], '.1f')}x, fast write {fmt(t['write_speedup'], '.1f')}x the prototype's ops "
+                f"(targets 10x / 3x at the benchmark's target size; max rel. error {fmt(t['max_rel_error_fp32'], '.1e')})"
+            )
         if exp_id.startswith("bench04"):
             last = m["per_world"][-1]
-            return (f"world size {last['world_size']}: {fmt(last['write']['counted_payload_bytes_per_item'], '.1f')} bytes/item moved on write, "
-                    f"model {fmt(last['write']['model_payload_bytes_per_item_at_measured_share'], '.1f')}")
+            return (
+                f"world size {last['world_size']}: {fmt(last['write']['counted_payload_bytes_per_item'], '.1f')} bytes/item moved on write, "
+                f"model {fmt(last['write']['model_payload_bytes_per_item_at_measured_share'], '.1f')}"
+            )
     except (KeyError, IndexError, TypeError, ValueError) as error:
         return f"n/a ({type(error).__name__}: {error})"
     return ""
@@ -106,15 +130,19 @@ for path in sorted((root / results_root).glob("*/metrics.json")):
     if exp_id == "summary":
         continue
     m = json.loads(path.read_text())
-    rows.append({
-        "experiment": exp_id,
-        "mode": run_mode(m, notebook_stem(exp_id)),
-        "runtime_s": m.get("runtime_seconds"),
-        "headline": headline(exp_id, m),
-    })
+    rows.append(
+        {
+            "experiment": exp_id,
+            "mode": run_mode(m, notebook_stem(exp_id)),
+            "runtime_s": m.get("runtime_seconds"),
+            "headline": headline(exp_id, m),
+        }
+    )
 
 for row in rows:
-    print(f"{row['experiment']:<26} {row['mode']:<6} {fmt(row['runtime_s'], '7.1f')} s  {row['headline']}")
+    print(
+        f"{row['experiment']:<26} {row['mode']:<6} {fmt(row['runtime_s'], '7.1f')} s  {row['headline']}"
+    )
 
 # %% [markdown]
 # ## Where the time goes
@@ -141,5 +169,7 @@ ax.set_xlabel("notebook compute time (s)")
 ax.set_title(f"Runtime per notebook, total {metrics['total_runtime_seconds'] / 60:.1f} min")
 exp.save_figure(fig, "runtimes.png")
 plt.show()
-print(f"Total recorded compute time: {metrics['total_runtime_seconds'] / 60:.1f} min over {len(metrics['rows'])} notebooks "
-      f"on {metrics['environment']['cpu_count']} CPU cores.")
+print(
+    f"Total recorded compute time: {metrics['total_runtime_seconds'] / 60:.1f} min over {len(metrics['rows'])} notebooks "
+    f"on {metrics['environment']['cpu_count']} CPU cores."
+)

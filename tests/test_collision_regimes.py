@@ -11,7 +11,9 @@ def mean_cosine(mem: BBPMMemoryFloat, N: int, seed: int = 0) -> float:
     keys, values = torch.arange(N), unit_vectors(N, mem.d, seed=seed)
     mem.write(keys, values)
     n_eval = min(N, 1000)
-    return float(torch.nn.functional.cosine_similarity(mem.read(keys[:n_eval]), values[:n_eval]).mean())
+    return float(
+        torch.nn.functional.cosine_similarity(mem.read(keys[:n_eval]), values[:n_eval]).mean()
+    )
 
 
 def test_mean_cosine_decreases_monotonically_with_load():

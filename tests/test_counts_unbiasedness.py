@@ -27,7 +27,9 @@ def test_duplicate_keys_count_twice_and_read_their_average():
 
 def test_read_equals_the_mean_over_slots_of_the_average_value_in_each_slot():
     D, d, K, H = 300, 5, 4, 2
-    mem = BBPMMemoryFloat(D, d, K, H, GlobalAffineHash(D, seed=5), dtype=torch.float64, write_scale="unit")
+    mem = BBPMMemoryFloat(
+        D, d, K, H, GlobalAffineHash(D, seed=5), dtype=torch.float64, write_scale="unit"
+    )
     keys, values = torch.arange(200), unit_vectors(200, d, dtype=torch.float64)
     mem.write(keys, values)
     slots = mem.slots(keys).tolist()
@@ -35,9 +37,9 @@ def test_read_equals_the_mean_over_slots_of_the_average_value_in_each_slot():
     for item, row in enumerate(slots):
         for slot in row:
             members.setdefault(slot, []).append(item)
-    expected = torch.stack([
-        torch.stack([values[members[s]].mean(dim=0) for s in row]).mean(dim=0) for row in slots
-    ])
+    expected = torch.stack(
+        [torch.stack([values[members[s]].mean(dim=0) for s in row]).mean(dim=0) for row in slots]
+    )
     torch.testing.assert_close(mem.read(keys), expected)
 
 
@@ -50,4 +52,7 @@ def test_signal_weight_matches_one_over_one_plus_load():
     counts = mem.counts[mem.slots(keys)].squeeze(-1)
     signal = (1.0 / counts).mean(dim=1)
     projection = (mem.read(keys) * values).sum(dim=1)
-    assert abs(float((projection - signal).mean())) < 3 * float((projection - signal).std()) / 500**0.5 + 1e-3
+    assert (
+        abs(float((projection - signal).mean()))
+        < 3 * float((projection - signal).std()) / 500**0.5 + 1e-3
+    )

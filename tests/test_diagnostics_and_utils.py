@@ -96,7 +96,11 @@ def test_experiment_writes_metrics_raw_and_figures(tmp_path):
     ax.plot([0, 1])
     exp.save_figure(fig, "f.png")
     metrics = json.loads((tmp_path / "results/exp99_test/metrics.json").read_text())
-    assert metrics["hyperparameters"] == {"seed": 5, "D": 10} and metrics["value"] == 1.5 and metrics["bad"] is None
+    assert (
+        metrics["hyperparameters"] == {"seed": 5, "D": 10}
+        and metrics["value"] == 1.5
+        and metrics["bad"] is None
+    )
     assert (tmp_path / "results/exp99_test/raw.csv").read_text().splitlines()[0] == "N,cos,extra"
     assert (tmp_path / "figures/exp99_test/f.png").stat().st_size > 0
     assert (tmp_path / "results/exp99_test/log.txt").exists()

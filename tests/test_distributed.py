@@ -31,10 +31,19 @@ D, L, d = 512, 64, 4  # 8 blocks: 4 per rank with W = 2, 2 per rank with W = 4
 # name -> (constructor kwargs, reads must be bitwise equal to the single-process memory)
 CONFIGS: dict[str, tuple[dict[str, Any], bool]] = {
     "H1": (dict(K=8, H=1, hash_fn=BlockPermutationHash(D, L, seed=3)), True),
-    "H1_float16": (dict(K=8, H=1, hash_fn=BlockPermutationHash(D, L, seed=11), dtype=torch.float16), True),
+    "H1_float16": (
+        dict(K=8, H=1, hash_fn=BlockPermutationHash(D, L, seed=11), dtype=torch.float16),
+        True,
+    ),
     "H3": (dict(K=8, H=3, hash_fn=BlockPermutationHash(D, L, seed=5)), False),
     "multihash_modulo": (
-        dict(K=4, H=2, hash_fn=MultiHashWrapper(BlockPermutationHash(D, L), seed=7), write_scale="unit", assignment="modulo"),
+        dict(
+            K=4,
+            H=2,
+            hash_fn=MultiHashWrapper(BlockPermutationHash(D, L), seed=7),
+            write_scale="unit",
+            assignment="modulo",
+        ),
         False,
     ),
 }
@@ -57,7 +66,9 @@ def write_rounds(rank: int, world: int) -> list[tuple[torch.Tensor, torch.Tensor
 
     uneven = batch([5, 9, 3, 7][rank % 4] + rank)
     single_writer = batch(6) if rank == 0 else None
-    some_empty = (torch.empty(0, dtype=torch.int64), torch.empty(0, d)) if rank == world - 1 else batch(4)
+    some_empty = (
+        (torch.empty(0, dtype=torch.int64), torch.empty(0, d)) if rank == world - 1 else batch(4)
+    )
     return [uneven, single_writer, some_empty]
 
 
@@ -93,7 +104,9 @@ def caught(call) -> tuple[str, str] | None:
 
 
 # ---------------------------------------------------------------------------- workers
-def checks_worker(rank: int, world: int, workdir: str, resharding_from: str | None) -> dict[str, Any]:
+def checks_worker(
+    rank: int, world: int, workdir: str, resharding_from: str | None
+) -> dict[str, Any]:
     """Every distributed scenario for one rank; returns what it observed."""
     out: dict[str, Any] = {"reads": {}, "state": {}, "traffic": {}, "errors": {}}
     for name in CONFIGS:
@@ -101,7 +114,11 @@ def checks_worker(rank: int, world: int, workdir: str, resharding_from: str | No
         for round_batch in write_rounds(rank, world):
             memory.write(*(round_batch or (None, None)))
         out["reads"][name] = [memory.read(keys) for keys in read_rounds(rank)]
-        out["state"][name] = {"memory": memory.memory.clone(), "counts": memory.counts.clone(), "blocks": memory.local_blocks}
+        out["state"][name] = {
+            "memory": memory.memory.clone(),
+            "counts": memory.counts.clone(),
+            "blocks": memory.local_blocks,
+        }
         out["traffic"][name] = {op: t.as_dict() for op, t in memory.traffic.items()}
         memory.save(Path(workdir) / f"ckpt_{name}_W{world}")
 
@@ -115,15 +132,31 @@ def checks_worker(rank: int, world: int, workdir: str, resharding_from: str | No
     nan_values = torch.ones(6, d)
     nan_values[2, 1] = float("nan")
     bad_cases = {
-        "nan_values_on_last_rank": (world - 1, lambda: memory.write(keys, nan_values), lambda: memory.write(*good)),
+        "nan_values_on_last_rank": (
+            world - 1,
+            lambda: memory.write(keys, nan_values),
+            lambda: memory.write(*good),
+        ),
         "float_keys_on_rank_0": (0, lambda: memory.read(keys.float()), lambda: memory.read(keys)),
-        "wrong_d_on_rank_1": (1, lambda: memory.write(keys, torch.ones(6, d + 1)), lambda: memory.write(*good)),
-        "keys_without_values_on_rank_1": (1, lambda: memory.write(keys, None), lambda: memory.write(*good)),
+        "wrong_d_on_rank_1": (
+            1,
+            lambda: memory.write(keys, torch.ones(6, d + 1)),
+            lambda: memory.write(*good),
+        ),
+        "keys_without_values_on_rank_1": (
+            1,
+            lambda: memory.write(keys, None),
+            lambda: memory.write(*good),
+        ),
     }
     for case, (bad_rank, bad_call, good_call) in bad_cases.items():
         out["errors"][case] = caught(bad_call if rank == bad_rank else good_call)
-    out["errors"]["mismatched_operations"] = caught(lambda: memory.read(keys) if rank == 0 else memory.write(*good))
-    out["unchanged_after_errors"] = torch.equal(before[0], memory.memory) and torch.equal(before[1], memory.counts)
+    out["errors"]["mismatched_operations"] = caught(
+        lambda: memory.read(keys) if rank == 0 else memory.write(*good)
+    )
+    out["unchanged_after_errors"] = torch.equal(before[0], memory.memory) and torch.equal(
+        before[1], memory.counts
+    )
     out["reads_after_errors"] = memory.read(read_rounds(rank)[0])
     seed = 99 if rank == world - 1 else 3
     out["errors"]["config_differs_on_last_rank"] = caught(
@@ -138,7 +171,10 @@ def checks_worker(rank: int, world: int, workdir: str, resharding_from: str | No
         solo = dist.new_group([0])  # a world of one inside this run
         if rank == 0:
             loaded = ShardedBBPMMemory.load(Path(resharding_from) / "ckpt_H3_W2", group=solo)
-            out["world_of_one"] = {"local_slots": loaded.memory.shape[0], "reads": loaded.read(read_rounds(0)[0])}
+            out["world_of_one"] = {
+                "local_slots": loaded.memory.shape[0],
+                "reads": loaded.read(read_rounds(0)[0]),
+            }
         single = torch.load(Path(workdir) / "single_H1.pt", weights_only=False)
         from_single = from_single_process_state_dict(single)
         out["from_single_reads"] = from_single.read(read_rounds(rank)[0])
@@ -149,14 +185,18 @@ def checks_worker(rank: int, world: int, workdir: str, resharding_from: str | No
 @pytest.fixture(scope="module")
 def run2(tmp_path_factory) -> tuple[list[dict[str, Any]], Path]:
     workdir = tmp_path_factory.mktemp("sharded_W2")
-    return spawn_local(checks_worker, 2, (str(workdir), None), timeout_s=120, start_method=START_METHOD), workdir
+    return spawn_local(
+        checks_worker, 2, (str(workdir), None), timeout_s=120, start_method=START_METHOD
+    ), workdir
 
 
 @pytest.fixture(scope="module")
 def run4(run2, tmp_path_factory) -> tuple[list[dict[str, Any]], Path]:
     workdir = tmp_path_factory.mktemp("sharded_W4")
     torch.save(reference_memory("H1", 4).state_dict(), workdir / "single_H1.pt")
-    return spawn_local(checks_worker, 4, (str(workdir), str(run2[1])), timeout_s=120, start_method=START_METHOD), workdir
+    return spawn_local(
+        checks_worker, 4, (str(workdir), str(run2[1])), timeout_s=120, start_method=START_METHOD
+    ), workdir
 
 
 @pytest.fixture(params=[2, 4], ids=["W2", "W4"])
@@ -183,7 +223,9 @@ def test_reads_equal_single_process_memory(run, name):
     bitwise = CONFIGS[name][1]
     for rank, result in enumerate(results):
         for keys, got in zip(read_rounds(rank), result["reads"][name], strict=True):
-            expected = reference.read(keys if keys is not None else torch.empty(0, dtype=torch.int64))
+            expected = reference.read(
+                keys if keys is not None else torch.empty(0, dtype=torch.int64)
+            )
             assert got.shape == expected.shape == (0 if keys is None else keys.numel(), d)
             if bitwise:
                 assert torch.equal(got, expected), (rank, (got - expected).abs().max())
@@ -288,7 +330,9 @@ def test_checkpoint_from_two_ranks_loads_into_a_world_of_one(run2, run4):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_checkpoint_converts_to_a_plain_single_process_memory(run2, name):
     results, workdir = run2
-    plain = BBPMMemoryFloat.from_state_dict(to_single_process_state_dict(workdir / f"ckpt_{name}_W2"))
+    plain = BBPMMemoryFloat.from_state_dict(
+        to_single_process_state_dict(workdir / f"ckpt_{name}_W2")
+    )
     memory, counts = assemble([result["state"][name] for result in results])
     assert torch.equal(plain.memory, memory) and torch.equal(plain.counts, counts)
     keys = read_rounds(0)[0]
@@ -338,10 +382,16 @@ def test_memory_needs_a_block_hash():
 
 def test_cost_model_counts_key_hash_id_and_value_bytes():
     # write: H * (W-1)/W * (8 + 1 + d*4); read: the same request plus d*4 answered.
-    assert cost_model.payload_bytes_per_item("write", d=64, H=2, world_size=4) == 2 * 0.75 * (9 + 256)
-    assert cost_model.payload_bytes_per_item("read", d=64, H=1, world_size=2, answer_bytes=8) == 0.5 * (9 + 512)
+    assert cost_model.payload_bytes_per_item("write", d=64, H=2, world_size=4) == 2 * 0.75 * (
+        9 + 256
+    )
+    assert cost_model.payload_bytes_per_item(
+        "read", d=64, H=1, world_size=2, answer_bytes=8
+    ) == 0.5 * (9 + 512)
     assert cost_model.payload_bytes_per_item("write", d=64, H=2, world_size=1) == 0
-    assert cost_model.bytes_per_item("read", 64, 1, 3, batch_per_rank=48) == pytest.approx(2 / 3 * 265 + 48 / 48)
+    assert cost_model.bytes_per_item("read", 64, 1, 3, batch_per_rank=48) == pytest.approx(
+        2 / 3 * 265 + 48 / 48
+    )
     fast = cost_model.project("write", 64, 1, 8, 4096, 12.5e9, 5e-6, 1e-7)
     slow = cost_model.project("write", 64, 1, 8, 4096, 1.25e9, 5e-6, 1e-7)
     assert fast["items_per_s"] > slow["items_per_s"]

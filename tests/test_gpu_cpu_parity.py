@@ -8,8 +8,14 @@ from bbpm import BBPMMemoryFloat, BlockPermutationHash, GlobalAffineHash
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-@pytest.mark.parametrize("make_hash", [lambda D: GlobalAffineHash(D), lambda D: GlobalAffineHash(D, mode="prototype"),
-                                       lambda D: BlockPermutationHash(D, 4096)])
+@pytest.mark.parametrize(
+    "make_hash",
+    [
+        lambda D: GlobalAffineHash(D),
+        lambda D: GlobalAffineHash(D, mode="prototype"),
+        lambda D: BlockPermutationHash(D, 4096),
+    ],
+)
 def test_indices_identical_on_cpu_and_cuda(make_hash):
     D = 1 << 20
     keys = torch.randint(-(2**62), 2**62, (10_000,))

@@ -50,7 +50,9 @@ def test_same_indices_in_another_process():
         "print(GlobalAffineHash(99991,seed=7).indices(k,4,2).sum().item(),"
         "BlockPermutationHash(4096*3,4096,seed=7).indices(k,4,2).sum().item())"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     k = torch.arange(-50, 50) * 1000003
     assert int(out[0]) == GlobalAffineHash(99991, seed=7).indices(k, 4, 2).sum().item()
     assert int(out[1]) == BlockPermutationHash(4096 * 3, 4096, seed=7).indices(k, 4, 2).sum().item()
@@ -68,13 +70,18 @@ def test_prototype_mode_reproduces_the_salted_formula_exactly():
     keys = list(range(0, 5000, 37))
     idx = GlobalAffineHash(D, mode="prototype").indices(torch.tensor(keys), K, H)
     for row, key in zip(idx.tolist(), keys):
-        expected = [(key * (h * 123456789 + 987654321) + k * 1337) % D for h in range(H) for k in range(K)]
+        expected = [
+            (key * (h * 123456789 + 987654321) + k * 1337) % D for h in range(H) for k in range(K)
+        ]
         assert row == expected
 
 
 def test_seed_changes_the_default_hash():
     keys = torch.arange(1000)
-    assert not torch.equal(GlobalAffineHash(10_000, seed=0).indices(keys, 4, 1), GlobalAffineHash(10_000, seed=1).indices(keys, 4, 1))
+    assert not torch.equal(
+        GlobalAffineHash(10_000, seed=0).indices(keys, 4, 1),
+        GlobalAffineHash(10_000, seed=1).indices(keys, 4, 1),
+    )
 
 
 def test_first_hash_is_a_prefix_when_H_grows():
@@ -84,7 +91,12 @@ def test_first_hash_is_a_prefix_when_H_grows():
 
 
 @settings(max_examples=60, deadline=None)
-@given(keys=st.lists(INT64, min_size=1, max_size=50), D=st.integers(1, 10**9), K=st.integers(1, 8), H=st.integers(1, 3))
+@given(
+    keys=st.lists(INT64, min_size=1, max_size=50),
+    D=st.integers(1, 10**9),
+    K=st.integers(1, 8),
+    H=st.integers(1, 3),
+)
 def test_property_global_hash_range_and_determinism(keys, D, K, H):
     hash_fn = GlobalAffineHash(D)
     t = torch.tensor(keys, dtype=torch.int64)
@@ -128,7 +140,14 @@ def test_multihash_members_use_distinct_salts_and_report_diagnostics():
     idx = wrapper.indices(keys, 8, 3)
     assert not torch.equal(idx[:, :8], idx[:, 8:16])
     stats = wrapper.diagnostics(keys, 8, 3)
-    for name in ("collision_rate", "max_load", "gini_load", "q2", "cross_hash_overlap", "per_hash_max_load"):
+    for name in (
+        "collision_rate",
+        "max_load",
+        "gini_load",
+        "q2",
+        "cross_hash_overlap",
+        "per_hash_max_load",
+    ):
         assert name in stats
     assert 0.0 <= stats["cross_hash_overlap"] < 0.05
     assert len(stats["per_hash_max_load"]) == 3

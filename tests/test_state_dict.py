@@ -10,8 +10,12 @@ from bbpm import BBPMMemoryFloat, BlockPermutationHash, GlobalAffineHash, MultiH
 
 @pytest.mark.parametrize(
     "hash_fn",
-    [GlobalAffineHash(8192, seed=11), GlobalAffineHash(8192, mode="prototype"),
-     BlockPermutationHash(8192, 512, seed=3), MultiHashWrapper(BlockPermutationHash(8192, 1024), seed=9)],
+    [
+        GlobalAffineHash(8192, seed=11),
+        GlobalAffineHash(8192, mode="prototype"),
+        BlockPermutationHash(8192, 512, seed=3),
+        MultiHashWrapper(BlockPermutationHash(8192, 1024), seed=9),
+    ],
     ids=repr,
 )
 def test_round_trip_through_torch_save(hash_fn):

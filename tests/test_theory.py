@@ -68,7 +68,9 @@ def test_block_hash_correction_predicts_small_blocks():
     """Block hashing with tiny blocks (L = 64, K = 32: an item fills half its block) loses
     far more than global hashing; the block-size-aware theory follows it."""
     N, D, K, H, d = 10_000, 2**16, 32, 1, 32
-    cos = sc.measure_cosines(N, D, K, H, d, hash_fn=BlockPermutationHash(D, 64), n_eval=1000, eval_keys="random")
+    cos = sc.measure_cosines(
+        N, D, K, H, d, hash_fn=BlockPermutationHash(D, 64), n_eval=1000, eval_keys="random"
+    )
     block_theory = sb.expected_cosine(N, D, K, H, d, block_size=64)
     assert abs(cos.mean() - block_theory) < 0.01
     assert sb.expected_cosine(N, D, K, H, d) - cos.mean() > 0.1
@@ -76,12 +78,18 @@ def test_block_hash_correction_predicts_small_blocks():
 
 def test_ideal_uniform_hash_matches_theory():
     N, D, K, H, d = 10_000, 50_000, 16, 2, 32
-    cos = sc.measure_cosines(N, D, K, H, d, hash_fn=sc.UniformTableHash(D, N), n_eval=3000, eval_keys="random")
+    cos = sc.measure_cosines(
+        N, D, K, H, d, hash_fn=sc.UniformTableHash(D, N), n_eval=3000, eval_keys="random"
+    )
     assert abs(cos.mean() - sb.expected_cosine(N, D, K, H, d)) < 0.003
 
 
 def test_delta_method_agrees_with_sampled_loads():
-    for setting in [(100_000, 1_000_000, 50, 1, 64), (20_000, 100_000, 4, 1, 16), (5_000, 100_000, 64, 3, 8)]:
+    for setting in [
+        (100_000, 1_000_000, 50, 1, 64),
+        (20_000, 100_000, 4, 1, 16),
+        (5_000, 100_000, 64, 3, 8),
+    ]:
         delta = sb.expected_cosine(*setting, method="delta")
         loads = sb.expected_cosine(*setting, method="loads", n_samples=4000)
         assert abs(delta - loads) < 0.002, setting
@@ -121,7 +129,9 @@ def test_share_above_and_std_match_measurement():
 def test_tail_bound_bounds_the_measured_share_below_tau(N, d):
     D, K, H = 100_000, 16, 1
     cos = measured(N, D, K, H, d)
-    bounds = {tau: sb.share_below_bound(tau, N, D, K, H, d)["bound"] for tau in (0.6, 0.7, 0.8, 0.85, 0.9)}
+    bounds = {
+        tau: sb.share_below_bound(tau, N, D, K, H, d)["bound"] for tau in (0.6, 0.7, 0.8, 0.85, 0.9)
+    }
     assert min(bounds.values()) < 0.2  # informative in the tail
     for tau, bound in bounds.items():
         assert (cos < tau).mean() <= bound + 3 * math.sqrt(bound / cos.size), tau
@@ -191,11 +201,17 @@ def test_nonuniform_formulas_against_sampled_draws():
     q = rng.pareto(2.0, D) + 0.1
     q /= q.sum()
     loads = np.stack([np.bincount(rng.choice(D, size=T, p=q), minlength=D) for _ in range(40)])
-    q2_est = [dg.estimate_q2(torch.from_numpy(np.repeat(np.arange(D), row)), D) for row in loads[:10]]
+    q2_est = [
+        dg.estimate_q2(torch.from_numpy(np.repeat(np.arange(D), row)), D) for row in loads[:10]
+    ]
     assert np.mean(q2_est) == pytest.approx(cm.expected_q2_estimate_nonuniform(q, T), rel=0.03)
-    assert (loads > 0).mean() == pytest.approx(cm.expected_occupied_fraction_nonuniform(q, T), abs=0.005)
+    assert (loads > 0).mean() == pytest.approx(
+        cm.expected_occupied_fraction_nonuniform(q, T), abs=0.005
+    )
     hist = np.mean([np.bincount(row, minlength=60)[:60] for row in loads], axis=0)
-    np.testing.assert_allclose(hist[:5], cm.expected_load_histogram_nonuniform(q, T, 59)[:5], rtol=0.05)
+    np.testing.assert_allclose(
+        hist[:5], cm.expected_load_histogram_nonuniform(q, T, 59)[:5], rtol=0.05
+    )
     assert loads.max(axis=1).mean() == pytest.approx(cm.expected_max_load_nonuniform(q, T), rel=0.1)
     assert cm.pairwise_collision_probability(q) > 1 / D
     assert cm.effective_slots(q) < D
@@ -208,7 +224,9 @@ def test_uniform_q_recovers_uniform_formulas():
     assert cm.expected_occupied_fraction_nonuniform(q, N * K * H) == pytest.approx(
         cm.expected_occupied_fraction(N, D, K, H), rel=1e-3
     )
-    assert cm.prob_slot_shared_nonuniform(q, (N - 1) * K * H) == pytest.approx(cm.prob_slot_shared(N, D, K, H), rel=1e-3)
+    assert cm.prob_slot_shared_nonuniform(q, (N - 1) * K * H) == pytest.approx(
+        cm.prob_slot_shared(N, D, K, H), rel=1e-3
+    )
 
 
 def test_prob_slot_shared_matches_measurement():

@@ -8,7 +8,9 @@ from tests.conftest import unit_vectors
 
 
 @pytest.mark.parametrize("write_scale", ["unit", "1/sqrt(KH)"])
-@pytest.mark.parametrize("make_hash", [lambda D: GlobalAffineHash(D), lambda D: BlockPermutationHash(D, 1024)])
+@pytest.mark.parametrize(
+    "make_hash", [lambda D: GlobalAffineHash(D), lambda D: BlockPermutationHash(D, 1024)]
+)
 def test_low_load_read_returns_the_written_value(write_scale, make_hash):
     D, d, K, H = 1 << 20, 32, 8, 2
     mem = BBPMMemoryFloat(D, d, K, H, make_hash(D), write_scale=write_scale)
@@ -25,7 +27,10 @@ def test_low_load_read_returns_the_written_value(write_scale, make_hash):
 def test_write_scale_changes_storage_but_not_reads():
     D, d, K, H = 50_000, 16, 4, 4
     keys, values = torch.arange(10), unit_vectors(10, 16)
-    mems = {s: BBPMMemoryFloat(D, d, K, H, GlobalAffineHash(D), write_scale=s) for s in ("unit", "1/sqrt(KH)")}
+    mems = {
+        s: BBPMMemoryFloat(D, d, K, H, GlobalAffineHash(D), write_scale=s)
+        for s in ("unit", "1/sqrt(KH)")
+    }
     for mem in mems.values():
         mem.write(keys, values)
     # stored energy: unit writes K*H copies; 1/sqrt(KH) spreads unit energy over the slots

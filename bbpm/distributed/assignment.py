@@ -42,7 +42,9 @@ class BlockAssignment:
             raise ValueError(f"assignment strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.strategy = strategy
         # starts[r] = first block of rank r (contiguous rule); starts[W] = n_blocks.
-        self._starts = torch.tensor([r * n_blocks // world_size for r in range(world_size + 1)], dtype=torch.int64)
+        self._starts = torch.tensor(
+            [r * n_blocks // world_size for r in range(world_size + 1)], dtype=torch.int64
+        )
 
     def owner(self, blocks: torch.Tensor) -> torch.Tensor:
         """Owner rank of each block id (any shape, int64) -> same shape, int64."""
@@ -78,7 +80,9 @@ class BlockAssignment:
         """JSON-ready description (stored in checkpoint metadata): the rule and, per rank,
         the blocks it owns (``[start, stop)`` ranges for contiguous, ``start::step`` for modulo)."""
         if self.strategy == "contiguous":
-            per_rank = [[int(self._starts[r]), int(self._starts[r + 1])] for r in range(self.world_size)]
+            per_rank = [
+                [int(self._starts[r]), int(self._starts[r + 1])] for r in range(self.world_size)
+            ]
             rule = "rank r owns blocks [floor(r*n_blocks/W), floor((r+1)*n_blocks/W))"
         else:
             per_rank = [[r, self.n_blocks, self.world_size] for r in range(self.world_size)]

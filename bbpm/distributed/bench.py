@@ -73,8 +73,13 @@ def throughput_worker(rank: int, world_size: int, cfg: dict[str, Any]) -> dict[s
         dist.barrier()
 
     pairs = list(zip(keys, values, strict=True))
-    timings: dict[str, list[Any]] = {k: [] for k in ("write_seconds", "read_seconds", "write_syscall_bytes", "read_syscall_bytes")}
-    for _ in range(cfg.get("repeats", 1)):  # the same writes and reads each time, from an empty table
+    timings: dict[str, list[Any]] = {
+        k: []
+        for k in ("write_seconds", "read_seconds", "write_syscall_bytes", "read_syscall_bytes")
+    }
+    for _ in range(
+        cfg.get("repeats", 1)
+    ):  # the same writes and reads each time, from an empty table
         memory.clear()
         memory.reset_traffic()
         write_s, write_bytes, _ = _timed(lambda kv: memory.write(*kv), pairs, barrier)
@@ -97,7 +102,9 @@ def throughput_worker(rank: int, world_size: int, cfg: dict[str, Any]) -> dict[s
         result["plain_write_seconds"], result["plain_read_seconds"] = [], []
         for _ in range(cfg.get("repeats", 1)):
             plain.clear()
-            result["plain_write_seconds"].append(_timed(lambda kv: plain.write(*kv), pairs, lambda: None)[0])
+            result["plain_write_seconds"].append(
+                _timed(lambda kv: plain.write(*kv), pairs, lambda: None)[0]
+            )
             result["plain_read_seconds"].append(_timed(plain.read, keys, lambda: None)[0])
     return result
 
@@ -117,16 +124,30 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--world-size", type=int, required=True)
-    parser.add_argument("--config", required=True, help="JSON dict: D, d, K, H, block_size, batch, n_batches, seed[, repeats]")
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="JSON dict: D, d, K, H, block_size, batch, n_batches, seed[, repeats]",
+    )
     parser.add_argument("--out", required=True, help="where to write the per-rank results (JSON)")
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    start_method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    results = spawn_local(
-        throughput_worker, args.world_size, (json.loads(args.config),), timeout_s=args.timeout, start_method=start_method
+    start_method = (
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     )
-    payload = {"world_size": args.world_size, "launch_seconds": time.perf_counter() - start, "ranks": results}
+    results = spawn_local(
+        throughput_worker,
+        args.world_size,
+        (json.loads(args.config),),
+        timeout_s=args.timeout,
+        start_method=start_method,
+    )
+    payload = {
+        "world_size": args.world_size,
+        "launch_seconds": time.perf_counter() - start,
+        "ranks": results,
+    }
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=1)
 

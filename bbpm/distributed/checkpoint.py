@@ -71,7 +71,9 @@ def save(memory: ShardedBBPMMemory, path: str | os.PathLike) -> Path:
             "n_items": totals["n_items"],
             "load_factor": totals["load_factor"],
         }
-        (directory / (METADATA + ".tmp")).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+        (directory / (METADATA + ".tmp")).write_text(
+            json.dumps(metadata, indent=2), encoding="utf-8"
+        )
         os.replace(directory / (METADATA + ".tmp"), directory / METADATA)
     dist.barrier(group=memory.group)
     return directory
@@ -97,7 +99,9 @@ def _saved_assignment(metadata: dict[str, Any]) -> BlockAssignment:
 
 
 def _open_shard(path: Path, metadata: dict[str, Any], rank: int) -> dict[str, Any]:
-    shard = torch.load(path / metadata["shards"][rank], map_location="cpu", mmap=True, weights_only=True)
+    shard = torch.load(
+        path / metadata["shards"][rank], map_location="cpu", mmap=True, weights_only=True
+    )
     expected = _saved_assignment(metadata).blocks_of(rank)
     if not torch.equal(shard["blocks"], expected):
         raise ValueError(
@@ -167,9 +171,13 @@ def from_single_process_state_dict(
     passes the same one, e.g. ``torch.load(..., mmap=True)``); each rank keeps its blocks."""
     config = state_dict.get("_extra_state")
     if not isinstance(config, dict) or config.get("hash") is None:
-        raise ValueError("state_dict has no BBPM config (_extra_state); it was not saved by BBPMMemoryFloat.state_dict()")
+        raise ValueError(
+            "state_dict has no BBPM config (_extra_state); it was not saved by BBPMMemoryFloat.state_dict()"
+        )
     block_size_of(hash_from_config(config["hash"]))  # TypeError for a hash without blocks
-    memory = ShardedBBPMMemory.from_config(config, group=group, device=device, assignment=assignment)
+    memory = ShardedBBPMMemory.from_config(
+        config, group=group, device=device, assignment=assignment
+    )
     rows = _block_rows(memory.local_blocks, memory.block_size)
     with torch.no_grad():
         memory.memory.copy_(state_dict["memory"][rows].to(memory.memory.device))

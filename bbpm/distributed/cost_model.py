@@ -70,7 +70,13 @@ def payload_bytes_per_item(
 
 
 def bytes_per_item(
-    op: str, d: int, H: int, world_size: int, batch_per_rank: int, value_bytes: int = 4, answer_bytes: int = 4
+    op: str,
+    d: int,
+    H: int,
+    world_size: int,
+    batch_per_rank: int,
+    value_bytes: int = 4,
+    answer_bytes: int = 4,
 ) -> float:
     """Payload plus the per-call header spread over a batch of ``batch_per_rank`` items."""
     header = header_bytes_per_call(world_size) / batch_per_rank
@@ -95,7 +101,9 @@ def project(
     e.g. measured with W = 1. Returns ``seconds_per_call``, ``network_seconds``,
     ``latency_seconds``, ``compute_seconds`` and ``items_per_s`` (all ranks together)."""
     _check_op(op)
-    sent = batch_per_rank * bytes_per_item(op, d, H, world_size, batch_per_rank, value_bytes, answer_bytes)
+    sent = batch_per_rank * bytes_per_item(
+        op, d, H, world_size, batch_per_rank, value_bytes, answer_bytes
+    )
     latency = COLLECTIVES_PER_CALL[op] * latency_s * (world_size - 1)
     transfer = sent / bandwidth_bytes_per_s
     compute = batch_per_rank * compute_s_per_item

@@ -52,7 +52,9 @@ def _entry(
     except BaseException:
         # Record when and why this rank failed: the first failure is usually the cause, the
         # others are peers losing their connection to it.
-        with open(os.path.join(workdir, f"error_{local_rank}.txt"), "w", encoding="utf-8") as report:
+        with open(
+            os.path.join(workdir, f"error_{local_rank}.txt"), "w", encoding="utf-8"
+        ) as report:
             report.write(f"{time.time():.6f}\n{traceback.format_exc()}")
         raise
     finally:
@@ -124,4 +126,7 @@ def spawn_local(
                 if process.is_alive():
                     process.terminate()
                     process.join(5)
-        return [torch.load(Path(workdir) / f"result_{r}.pt", weights_only=False) for r in range(world_size)]
+        return [
+            torch.load(Path(workdir) / f"result_{r}.pt", weights_only=False)
+            for r in range(world_size)
+        ]

@@ -142,10 +142,14 @@ class ShardedBBPMMemory(nn.Module):
             raise ValueError(f"H must be <= 256 (the hash id travels as one byte), got H={H}")
         self.block_size = block_size_of(hash_fn)
         if hash_fn.D != D:
-            raise ValueError(f"hash_fn addresses D={hash_fn.D} slots but the memory has D={D}; build both with the same D")
+            raise ValueError(
+                f"hash_fn addresses D={hash_fn.D} slots but the memory has D={D}; build both with the same D"
+            )
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-        hash_fn.indices(torch.zeros(1, dtype=torch.int64), K, H)  # K, H vs block size: fail here, not mid-collective
+        hash_fn.indices(
+            torch.zeros(1, dtype=torch.int64), K, H
+        )  # K, H vs block size: fail here, not mid-collective
         if not (dist.is_available() and dist.is_initialized()):
             raise RuntimeError(
                 "ShardedBBPMMemory needs an initialised torch.distributed process group: call "
@@ -155,7 +159,9 @@ class ShardedBBPMMemory(nn.Module):
         self.group = group
         self.rank = dist.get_rank(group)
         if self.rank < 0:
-            raise ValueError("this process is not a member of `group`; only members may build its memory")
+            raise ValueError(
+                "this process is not a member of `group`; only members may build its memory"
+            )
         self.world_size = dist.get_world_size(group)
         self.scale = write_scale_factor(write_scale, K, H)
         self.write_scale = write_scale
@@ -165,11 +171,15 @@ class ShardedBBPMMemory(nn.Module):
         self.local_blocks = self.assignment.blocks_of(self.rank)
         if device is None:
             nccl = "nccl" in str(dist.get_backend(group)).lower()
-            device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+            device = (
+                torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+            )
         n_local_slots = self.local_blocks.numel() * self.block_size
         counts_dtype = torch.float64 if dtype == torch.float64 else torch.float32
         self.register_buffer("memory", torch.zeros(n_local_slots, d, dtype=dtype, device=device))
-        self.register_buffer("counts", torch.zeros(n_local_slots, 1, dtype=counts_dtype, device=device))
+        self.register_buffer(
+            "counts", torch.zeros(n_local_slots, 1, dtype=counts_dtype, device=device)
+        )
         self.read_dtype = torch.promote_types(dtype, counts_dtype)
         self.traffic = {"write": Traffic(), "read": Traffic()}
         self._check_same_config_on_every_rank()
@@ -201,7 +211,9 @@ class ShardedBBPMMemory(nn.Module):
             keys = check_keys_on(keys, self.memory.device)
             values = check_values(values, keys, self.d, self.check_finite)
             if values.requires_grad and torch.is_grad_enabled():
-                raise ValueError("ShardedBBPMMemory does not record writes for autograd; pass values.detach()")
+                raise ValueError(
+                    "ShardedBBPMMemory does not record writes for autograd; pass values.detach()"
+                )
             route = self._route(keys)
             scaled = (values * self.scale).to(self.memory.dtype)[route["pair_item"]]
         except Exception as exc:  # reported on every rank by _exchange_header
@@ -211,7 +223,9 @@ class ShardedBBPMMemory(nn.Module):
         received = self._all_to_all(rows, route["send_counts"], recv_counts)
         pair_keys, hash_ids, pair_values = self._unpack(received, with_values=True)
         with torch.no_grad():
-            kernels.write(self.memory, self.counts, self._local_slots(pair_keys, hash_ids), pair_values)
+            kernels.write(
+                self.memory, self.counts, self._local_slots(pair_keys, hash_ids), pair_values
+            )
         self._count("write", route, recv_counts, rows.shape[1], answer_bytes=0)
 
     def read(self, keys: torch.Tensor | None) -> torch.Tensor:
@@ -229,8 +243,12 @@ class ShardedBBPMMemory(nn.Module):
         received = self._all_to_all(requests, route["send_counts"], recv_counts)
         pair_keys, hash_ids, _ = self._unpack(received, with_values=False)
         with torch.no_grad():
-            partial = kernels.read(self.memory, self.counts, self._local_slots(pair_keys, hash_ids), self.eps)
-            answers = self._all_to_all(partial.to(self.read_dtype).contiguous(), recv_counts, route["send_counts"])
+            partial = kernels.read(
+                self.memory, self.counts, self._local_slots(pair_keys, hash_ids), self.eps
+            )
+            answers = self._all_to_all(
+                partial.to(self.read_dtype).contiguous(), recv_counts, route["send_counts"]
+            )
             per_pair = torch.empty_like(answers)
             per_pair[route["order"]] = answers  # back to key-major (key, hash) order
         answer_bytes = self.d * per_pair.element_size()
@@ -247,9 +265,13 @@ class ShardedBBPMMemory(nn.Module):
     def _empty_if_none(self, keys: Any, values: Any) -> tuple[Any, Any]:
         if keys is None and values is None:
             device = self.memory.device
-            return torch.empty(0, dtype=torch.int64, device=device), torch.empty(0, self.d, device=device)
+            return torch.empty(0, dtype=torch.int64, device=device), torch.empty(
+                0, self.d, device=device
+            )
         if keys is None:
-            raise TypeError("keys is None but values were given; pass both (or both None for an empty batch)")
+            raise TypeError(
+                "keys is None but values were given; pass both (or both None for an empty batch)"
+            )
         return keys, values
 
     def _blocks(self, keys: torch.Tensor) -> torch.Tensor:
@@ -271,7 +293,9 @@ class ShardedBBPMMemory(nn.Module):
             "n_keys": keys.shape[0],
         }
 
-    def _exchange_header(self, op: str, route: dict[str, Any] | None, error: BaseException | None) -> list[int]:
+    def _exchange_header(
+        self, op: str, route: dict[str, Any] | None, error: BaseException | None
+    ) -> list[int]:
         """Send every rank its pair count, this rank's error flag and the operation; raise on
         every rank if any rank's input was bad or the ranks called different operations."""
         header = torch.zeros(self.world_size, HEADER_COLUMNS, dtype=torch.int64)
@@ -300,22 +324,39 @@ class ShardedBBPMMemory(nn.Module):
         reports: list[Any] = [None] * self.world_size
         dist.all_gather_object(reports, mine, group=self.group)
         bad = [(r, report) for r, report in enumerate(reports) if report is not None]
-        problems = "; ".join(f"rank {r} of {self.world_size}: {name}: {message}" for r, (name, message) in bad)
+        problems = "; ".join(
+            f"rank {r} of {self.world_size}: {name}: {message}" for r, (name, message) in bad
+        )
         message = f"ShardedBBPMMemory.{op} rejected on every rank (nothing was written or read): {problems}"
         first_type = bad[0][1][0]
-        exc_type = TypeError if first_type == "TypeError" else ValueError if first_type == "ValueError" else RuntimeError
+        exc_type = (
+            TypeError
+            if first_type == "TypeError"
+            else ValueError
+            if first_type == "ValueError"
+            else RuntimeError
+        )
         raise exc_type(message) from error
 
-    def _pack(self, keys: torch.Tensor, hash_ids: torch.Tensor, values: torch.Tensor | None) -> torch.Tensor:
+    def _pack(
+        self, keys: torch.Tensor, hash_ids: torch.Tensor, values: torch.Tensor | None
+    ) -> torch.Tensor:
         """``[n]`` keys, ``[n]`` hash ids (and ``[n, d]`` values) -> ``[n, 9 (+ d*e)]`` uint8
         rows, so each direction is one all_to_all_single (the wire format of the module doc)."""
         n = keys.shape[0]
-        parts = [keys.contiguous().view(torch.uint8).view(n, KEY_BYTES), hash_ids.to(torch.uint8).view(n, 1)]
+        parts = [
+            keys.contiguous().view(torch.uint8).view(n, KEY_BYTES),
+            hash_ids.to(torch.uint8).view(n, 1),
+        ]
         if values is not None:
-            parts.append(values.contiguous().view(torch.uint8).view(n, self.d * values.element_size()))
+            parts.append(
+                values.contiguous().view(torch.uint8).view(n, self.d * values.element_size())
+            )
         return torch.cat(parts, dim=1)
 
-    def _unpack(self, rows: torch.Tensor, with_values: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _unpack(
+        self, rows: torch.Tensor, with_values: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         n = rows.shape[0]
         keys = _bytes_as(rows[:, :KEY_BYTES], torch.int64).view(n)
         hash_ids = rows[:, KEY_BYTES].long()
@@ -324,7 +365,9 @@ class ShardedBBPMMemory(nn.Module):
         values = _bytes_as(rows[:, KEY_BYTES + HASH_ID_BYTES :], self.memory.dtype).view(n, self.d)
         return keys, hash_ids, values
 
-    def _all_to_all(self, send: torch.Tensor, send_counts: list[int], recv_counts: list[int]) -> torch.Tensor:
+    def _all_to_all(
+        self, send: torch.Tensor, send_counts: list[int], recv_counts: list[int]
+    ) -> torch.Tensor:
         """Rows ``send[sum(send_counts[:j]) : ...]`` go to rank j; returns the rows received,
         grouped by source rank in rank order."""
         received = send.new_empty((sum(recv_counts), *send.shape[1:]))
@@ -341,7 +384,14 @@ class ShardedBBPMMemory(nn.Module):
         blocks = torch.div(slots[:, :1], L, rounding_mode="floor")
         return slots + (self.assignment.local_index_on(self.rank, blocks) - blocks) * L
 
-    def _count(self, op: str, route: dict[str, Any], recv_counts: list[int], row_bytes: int, answer_bytes: int) -> None:
+    def _count(
+        self,
+        op: str,
+        route: dict[str, Any],
+        recv_counts: list[int],
+        row_bytes: int,
+        answer_bytes: int,
+    ) -> None:
         traffic, me = self.traffic[op], self.rank
         sent = route["send_counts"]
         remote_pairs = sum(sent) - sent[me]
@@ -362,16 +412,27 @@ class ShardedBBPMMemory(nn.Module):
     @property
     def nbytes(self) -> int:
         """Bytes of *this rank's* ``memory`` and ``counts``."""
-        return self.memory.numel() * self.memory.element_size() + self.counts.numel() * self.counts.element_size()
+        return (
+            self.memory.numel() * self.memory.element_size()
+            + self.counts.numel() * self.counts.element_size()
+        )
 
     @torch.no_grad()
     def global_stats(self) -> dict[str, float]:
         """Collective: ``n_items`` (items written so far), ``load_factor`` (N*K*H/D) and
         ``nbytes`` summed over all ranks."""
-        totals = torch.tensor([float(self.counts.sum()), float(self.nbytes)], dtype=torch.float64, device=self.memory.device)
+        totals = torch.tensor(
+            [float(self.counts.sum()), float(self.nbytes)],
+            dtype=torch.float64,
+            device=self.memory.device,
+        )
         dist.all_reduce(totals, group=self.group)
         total_count, nbytes = totals.tolist()
-        return {"n_items": total_count / (self.K * self.H), "load_factor": total_count / self.D, "nbytes": nbytes}
+        return {
+            "n_items": total_count / (self.K * self.H),
+            "load_factor": total_count / self.D,
+            "nbytes": nbytes,
+        }
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild an empty memory (same dict as BBPMMemoryFloat.config())."""
@@ -386,10 +447,18 @@ class ShardedBBPMMemory(nn.Module):
         }
 
     def sharding(self) -> dict[str, Any]:
-        return {"rank": self.rank, "world_size": self.world_size, "assignment": self.assignment.strategy}
+        return {
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "assignment": self.assignment.strategy,
+        }
 
     def _check_same_config_on_every_rank(self) -> None:
-        mine = {**self.config(), "assignment": self.assignment.strategy, "world_size": self.world_size}
+        mine = {
+            **self.config(),
+            "assignment": self.assignment.strategy,
+            "world_size": self.world_size,
+        }
         everyone: list[Any] = [None] * self.world_size
         dist.all_gather_object(everyone, mine, group=self.group)
         for r, theirs in enumerate(everyone):
@@ -397,7 +466,7 @@ class ShardedBBPMMemory(nn.Module):
                 diff = sorted(k for k in mine if theirs.get(k) != everyone[0].get(k))
                 raise ValueError(
                     f"ShardedBBPMMemory settings differ between ranks in {', '.join(diff)}: rank 0 has "
-                    f"{({k: everyone[0].get(k) for k in diff})}, rank {r} has {({k: theirs.get(k) for k in diff})}; "
+                    f"{ ({k: everyone[0].get(k) for k in diff}) }, rank {r} has { ({k: theirs.get(k) for k in diff}) }; "
                     "build the memory with the same D, d, K, H, hash, dtype, write_scale and assignment on every rank"
                 )
 
@@ -407,11 +476,16 @@ class ShardedBBPMMemory(nn.Module):
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         mine = self.get_extra_state()
-        mismatched = [k for k in ("D", "d", "K", "H", "write_scale", "hash", "sharding") if state.get(k) != mine.get(k)]
+        mismatched = [
+            k
+            for k in ("D", "d", "K", "H", "write_scale", "hash", "sharding")
+            if state.get(k) != mine.get(k)
+        ]
         if mismatched:
             raise ValueError(
-                "shard state_dict does not match this memory in " + ", ".join(mismatched) +
-                f": state {({k: state.get(k) for k in mismatched})} vs memory {({k: mine.get(k) for k in mismatched})}; "
+                "shard state_dict does not match this memory in "
+                + ", ".join(mismatched)
+                + f": state { ({k: state.get(k) for k in mismatched}) } vs memory { ({k: mine.get(k) for k in mismatched}) }; "
                 "to change the world size or assignment, save with memory.save(path) and re-shard with "
                 "ShardedBBPMMemory.load(path)"
             )

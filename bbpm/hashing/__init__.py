@@ -22,7 +22,9 @@ def hash_from_config(config: dict[str, Any]) -> HashFunction:
         return BlockPermutationHash(**config)
     if kind == "MultiHashWrapper":
         return MultiHashWrapper(hash_from_config(config["base"]), seed=config["seed"])
-    raise ValueError(f"unknown hash type {kind!r} in config; expected GlobalAffineHash, BlockPermutationHash or MultiHashWrapper")
+    raise ValueError(
+        f"unknown hash type {kind!r} in config; expected GlobalAffineHash, BlockPermutationHash or MultiHashWrapper"
+    )
 
 
 __all__ = [

@@ -45,7 +45,9 @@ def check_keys(keys: Any) -> torch.Tensor:
             "convert ids with keys.long() or hash your objects to integers first"
         )
     if keys.dim() != 1:
-        raise ValueError(f"keys must be 1-D with shape [B], got shape {tuple(keys.shape)}; use keys.reshape(-1)")
+        raise ValueError(
+            f"keys must be 1-D with shape [B], got shape {tuple(keys.shape)}; use keys.reshape(-1)"
+        )
     return keys if keys.dtype == torch.int64 else keys.to(torch.int64)
 
 

@@ -38,7 +38,9 @@ class BlockPermutationHash:
     the unit of ownership when the table is sharded).
     """
 
-    def __init__(self, D: int, block_size: int = 4096, seed: int = 0, distinct_blocks: bool = True) -> None:
+    def __init__(
+        self, D: int, block_size: int = 4096, seed: int = 0, distinct_blocks: bool = True
+    ) -> None:
         self.D = check_positive_int("D", D)
         self.block_size = check_positive_int("block_size", block_size)
         if D % block_size != 0:
@@ -69,7 +71,9 @@ class BlockPermutationHash:
         K, H = check_KH(K, H)
         L = self.block_size
         if K > L:
-            raise ValueError(f"K must be <= block_size for distinct offsets, got K={K}, block_size={L}")
+            raise ValueError(
+                f"K must be <= block_size for distinct offsets, got K={K}, block_size={L}"
+            )
         if self.distinct_blocks and H > self.n_blocks:
             raise ValueError(
                 f"distinct_blocks=True needs H <= n_blocks, got H={H}, n_blocks={self.n_blocks}; "
@@ -110,7 +114,9 @@ class BlockPermutationHash:
         }
 
     def with_seed(self, seed: int) -> BlockPermutationHash:
-        return BlockPermutationHash(self.D, self.block_size, seed=seed, distinct_blocks=self.distinct_blocks)
+        return BlockPermutationHash(
+            self.D, self.block_size, seed=seed, distinct_blocks=self.distinct_blocks
+        )
 
     def __repr__(self) -> str:
         return (

@@ -10,13 +10,19 @@ import torch
 
 
 def _loads(indices: torch.Tensor, D: int) -> torch.Tensor:
-    if not isinstance(indices, torch.Tensor) or indices.is_floating_point() or indices.dtype == torch.bool:
+    if (
+        not isinstance(indices, torch.Tensor)
+        or indices.is_floating_point()
+        or indices.dtype == torch.bool
+    ):
         raise TypeError("indices must be an integer torch.Tensor of slot ids")
     if isinstance(D, bool) or not isinstance(D, int) or D <= 0:
         raise ValueError(f"D must be a positive int, got {D!r}")
     flat = indices.reshape(-1).to(torch.int64)
     if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= D):
-        raise ValueError(f"indices must lie in [0, D) = [0, {D}), got range [{int(flat.min())}, {int(flat.max())}]")
+        raise ValueError(
+            f"indices must lie in [0, D) = [0, {D}), got range [{int(flat.min())}, {int(flat.max())}]"
+        )
     return torch.bincount(flat, minlength=D)
 
 

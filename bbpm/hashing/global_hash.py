@@ -10,6 +10,7 @@ import torch
 from bbpm.hashing.base import check_keys, check_KH, check_positive_int
 from bbpm.hashing.mixing import splitmix64, splitmix64_int, uniform_mod
 
+
 @functools.lru_cache(maxsize=64)
 def prime_factors(n: int, limit: int = 10**12) -> tuple[int, ...] | None:
     """The distinct prime factors of ``n`` by trial division, or None when ``n > limit``."""
@@ -76,19 +77,25 @@ class GlobalAffineHash:
         keys = check_keys(keys)
         K, H = check_KH(K, H)
         if K * self.D >= 2**62:
-            raise ValueError(f"K * D must be < 2**62 to avoid int64 overflow, got K={K}, D={self.D}")
+            raise ValueError(
+                f"K * D must be < 2**62 to avoid int64 overflow, got K={K}, D={self.D}"
+            )
         k = torch.arange(K, dtype=torch.int64, device=keys.device)
         blocks = []
         for h in range(H):
             if self.mode == "prototype":
                 salt = h * PROTOTYPE_SALT_MUL + PROTOTYPE_SALT_ADD
-                slots = torch.remainder(keys[:, None] * salt + k[None, :] * PROTOTYPE_OFFSET_STEP, self.D)
+                slots = torch.remainder(
+                    keys[:, None] * salt + k[None, :] * PROTOTYPE_OFFSET_STEP, self.D
+                )
             else:
                 mixed = splitmix64(keys ^ self.salt(h))
                 start = uniform_mod(mixed, self.D)
                 stride = self._coprime_stride(mixed)
                 # start + k * stride in one fused int64 pass (same values, fewer passes)
-                slots = torch.addcmul(start[:, None], k[None, :], stride[:, None]).remainder_(self.D)
+                slots = torch.addcmul(start[:, None], k[None, :], stride[:, None]).remainder_(
+                    self.D
+                )
             blocks.append(slots)
         return torch.cat(blocks, dim=1)
 

@@ -51,9 +51,13 @@ class MultiHashWrapper:
         overlap = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
         for h in range(H):
             for g in range(h + 1, H):
-                overlap |= (per_hash[:, h, :, None] == per_hash[:, g, None, :]).flatten(1).any(dim=1)
+                overlap |= (
+                    (per_hash[:, h, :, None] == per_hash[:, g, None, :]).flatten(1).any(dim=1)
+                )
         stats["cross_hash_overlap"] = float(overlap.double().mean()) if idx.shape[0] else 0.0
-        stats["per_hash_max_load"] = [diagnostics.max_load(per_hash[:, h], self.D) for h in range(H)]
+        stats["per_hash_max_load"] = [
+            diagnostics.max_load(per_hash[:, h], self.D) for h in range(H)
+        ]
         return stats
 
     def config(self) -> dict[str, Any]:

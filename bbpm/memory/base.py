@@ -46,9 +46,13 @@ def check_values(values: object, keys: torch.Tensor, d: int, check_finite: bool)
     """Validate ``values: [B, d]`` floating point, on the keys' device, finite (unless
     ``check_finite`` is False)."""
     if not isinstance(values, torch.Tensor):
-        raise TypeError(f"values must be a torch.Tensor of shape [B, d], got {type(values).__name__}")
+        raise TypeError(
+            f"values must be a torch.Tensor of shape [B, d], got {type(values).__name__}"
+        )
     if not values.is_floating_point():
-        raise TypeError(f"values must be a floating-point tensor, got {values.dtype}; use values.float()")
+        raise TypeError(
+            f"values must be a floating-point tensor, got {values.dtype}; use values.float()"
+        )
     if values.dim() != 2 or values.shape[1] != d or values.shape[0] != keys.shape[0]:
         raise ValueError(
             f"values must have shape [B, d] = [{keys.shape[0]}, {d}] to match keys, got {tuple(values.shape)}"
@@ -58,12 +62,16 @@ def check_values(values: object, keys: torch.Tensor, d: int, check_finite: bool)
             f"keys and values must be on the same device, got keys on {keys.device} and values on {values.device}"
         )
     if check_finite and values.numel() and not bool(torch.isfinite(values).all()):
-        raise ValueError("values contain NaN or inf; clean them or pass check_finite=False to skip this check")
+        raise ValueError(
+            "values contain NaN or inf; clean them or pass check_finite=False to skip this check"
+        )
     return values
 
 
 def check_keys_on(keys: object, device: torch.device) -> torch.Tensor:
     keys = check_keys(keys)
     if keys.device != device:
-        raise ValueError(f"keys are on {keys.device} but the memory is on {device}; move them with keys.to({str(device)!r})")
+        raise ValueError(
+            f"keys are on {keys.device} but the memory is on {device}; move them with keys.to({str(device)!r})"
+        )
     return keys

@@ -24,7 +24,14 @@ class BinaryBloomMemory:
     the real ``ceil(D/8)``.)
     """
 
-    def __init__(self, D: int, K: int, H: int, hash_fn: HashFunction, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        D: int,
+        K: int,
+        H: int,
+        hash_fn: HashFunction,
+        device: torch.device | str | None = None,
+    ) -> None:
         self.D = check_positive_int("D", D)
         self.K = check_positive_int("K", K)
         self.H = check_positive_int("H", H)
@@ -71,7 +78,9 @@ class BinaryBloomMemory:
 
     def fill_ratio(self) -> float:
         """Share of all D bits that are set."""
-        unpacked = (self.bits[:, None].to(torch.int32) >> torch.arange(8, device=self.bits.device)) & 1
+        unpacked = (
+            self.bits[:, None].to(torch.int32) >> torch.arange(8, device=self.bits.device)
+        ) & 1
         return float(unpacked.reshape(-1)[: self.D].double().mean())
 
     def false_positive_theory(self, n_items: int | None = None) -> float:

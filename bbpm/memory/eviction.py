@@ -51,7 +51,9 @@ class TTLEviction:
         self.memory = memory
         self.ttl = ttl
         self.now = 0
-        self.last_write = torch.full((memory.D,), -1, dtype=torch.int64, device=memory.memory.device)
+        self.last_write = torch.full(
+            (memory.D,), -1, dtype=torch.int64, device=memory.memory.device
+        )
 
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         self.memory.write(keys, values)

@@ -66,9 +66,13 @@ class BBPMMemoryFloat(nn.Module):
         self.K = check_positive_int("K", K)
         self.H = check_positive_int("H", H)
         if not callable(getattr(hash_fn, "indices", None)):
-            raise TypeError(f"hash_fn must provide indices(keys, K, H), got {type(hash_fn).__name__}")
+            raise TypeError(
+                f"hash_fn must provide indices(keys, K, H), got {type(hash_fn).__name__}"
+            )
         if getattr(hash_fn, "D", D) != D:
-            raise ValueError(f"hash_fn addresses D={hash_fn.D} slots but the memory has D={D}; build both with the same D")
+            raise ValueError(
+                f"hash_fn addresses D={hash_fn.D} slots but the memory has D={D}; build both with the same D"
+            )
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         self.scale = write_scale_factor(write_scale, K, H)
@@ -104,9 +108,15 @@ class BBPMMemoryFloat(nn.Module):
         if values.requires_grad and torch.is_grad_enabled():
             # Out-of-place so the graph keeps the values; counts never need gradients.
             flat = idx.reshape(-1)
-            self.memory = self.memory.index_add(0, flat, scaled.repeat_interleave(idx.shape[1], dim=0))
+            self.memory = self.memory.index_add(
+                0, flat, scaled.repeat_interleave(idx.shape[1], dim=0)
+            )
             with torch.no_grad():
-                self.counts.index_add_(0, flat, torch.ones(flat.numel(), 1, dtype=self.counts.dtype, device=flat.device))
+                self.counts.index_add_(
+                    0,
+                    flat,
+                    torch.ones(flat.numel(), 1, dtype=self.counts.dtype, device=flat.device),
+                )
             return
         with torch.no_grad():
             kernels.write(self.memory, self.counts, idx, scaled)
@@ -124,7 +134,10 @@ class BBPMMemoryFloat(nn.Module):
     @property
     def nbytes(self) -> int:
         """Bytes held by ``memory`` and ``counts``."""
-        return self.memory.numel() * self.memory.element_size() + self.counts.numel() * self.counts.element_size()
+        return (
+            self.memory.numel() * self.memory.element_size()
+            + self.counts.numel() * self.counts.element_size()
+        )
 
     @property
     def load_factor(self) -> float:
@@ -166,20 +179,27 @@ class BBPMMemoryFloat(nn.Module):
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         mine = self.config()
-        mismatched = [k for k in ("D", "d", "K", "H", "write_scale", "hash") if state.get(k) != mine.get(k)]
+        mismatched = [
+            k for k in ("D", "d", "K", "H", "write_scale", "hash") if state.get(k) != mine.get(k)
+        ]
         if mismatched:
             raise ValueError(
-                "checkpoint does not match this memory in " + ", ".join(mismatched) +
-                f": checkpoint {({k: state.get(k) for k in mismatched})} vs memory {({k: mine.get(k) for k in mismatched})}; "
+                "checkpoint does not match this memory in "
+                + ", ".join(mismatched)
+                + f": checkpoint { ({k: state.get(k) for k in mismatched}) } vs memory { ({k: mine.get(k) for k in mismatched}) }; "
                 "build the memory with BBPMMemoryFloat.from_state_dict(state_dict)"
             )
 
     @classmethod
-    def from_state_dict(cls, state_dict: dict[str, Any], device: torch.device | str | None = None) -> BBPMMemoryFloat:
+    def from_state_dict(
+        cls, state_dict: dict[str, Any], device: torch.device | str | None = None
+    ) -> BBPMMemoryFloat:
         """Rebuild a memory (hash settings included) from ``module.state_dict()``."""
         config = state_dict.get("_extra_state")
         if not isinstance(config, dict) or config.get("hash") is None:
-            raise ValueError("state_dict has no BBPM config (_extra_state); it was not saved by BBPMMemoryFloat.state_dict()")
+            raise ValueError(
+                "state_dict has no BBPM config (_extra_state); it was not saved by BBPMMemoryFloat.state_dict()"
+            )
         memory = cls(
             config["D"],
             config["d"],

@@ -89,7 +89,9 @@ def binomial_pmf(n_trials: int, p: float, max_value: int | None = None) -> np.nd
         elif n_trials <= max_value:
             pmf[n_trials] = 1.0
         return pmf
-    log_choose = np.array([math.lgamma(n_trials + 1) - math.lgamma(k + 1) - math.lgamma(n_trials - k + 1) for k in j])
+    log_choose = np.array(
+        [math.lgamma(n_trials + 1) - math.lgamma(k + 1) - math.lgamma(n_trials - k + 1) for k in j]
+    )
     return np.exp(log_choose + j * math.log(p) + (n_trials - j) * math.log1p(-p))
 
 
@@ -120,7 +122,9 @@ def expected_occupied_fraction(N: int, D: int, K: int, H: int) -> float:
     return -math.expm1(N * H * math.log1p(-K / D)) if K < D else 1.0
 
 
-def expected_load_histogram(N: int, D: int, K: int, H: int, max_load: int | None = None) -> np.ndarray:
+def expected_load_histogram(
+    N: int, D: int, K: int, H: int, max_load: int | None = None
+) -> np.ndarray:
     """``[max_load + 1]``: expected number of slots with load exactly j, ``D * P(c = j)``.
     Compare with :func:`bbpm.hashing.diagnostics.occupancy_hist`."""
     return D * slot_load_pmf(N, D, K, H, max_load)
@@ -205,7 +209,9 @@ def expected_occupied_fraction_nonuniform(q: Any, n_draws: int) -> float:
     return float(np.mean(-np.expm1(n_draws * np.log1p(-np.minimum(q, 1 - 1e-16)))))
 
 
-def expected_load_histogram_nonuniform(q: Any, n_draws: int, max_load: int | None = None) -> np.ndarray:
+def expected_load_histogram_nonuniform(
+    q: Any, n_draws: int, max_load: int | None = None
+) -> np.ndarray:
     """``[max_load + 1]``: expected number of slots with load j, ``sum_i P(Binomial(n_draws, q_i) = j)``."""
     q = check_q(q)
     n_draws = check_int("n_draws", n_draws, minimum=0)
@@ -261,7 +267,9 @@ def occupancy_prediction(N: int, D: int, K: int, H: int) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- per-key overlap
-def key_overlap_statistics(indices: torch.Tensor, rows: torch.Tensor, D: int) -> dict[str, np.ndarray]:
+def key_overlap_statistics(
+    indices: torch.Tensor, rows: torch.Tensor, D: int
+) -> dict[str, np.ndarray]:
     """Exact read coefficients and overlap pattern of some keys, given the hash.
 
     Args:
@@ -303,16 +311,22 @@ def key_overlap_statistics(indices: torch.Tensor, rows: torch.Tensor, D: int) ->
     pair = key_of * N + other
     uniq, inverse = torch.unique(pair, return_inverse=True)
     coef = torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, inverse, weight)
-    mult = torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, inverse, torch.ones_like(weight))
+    mult = torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(
+        0, inverse, torch.ones_like(weight)
+    )
     pair_key, pair_item = uniq // N, uniq % N
     is_self = pair_item == rows[pair_key]
     B = rows.numel()
 
     def per_key(values: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-        return torch.zeros(B, dtype=torch.float64).index_add_(0, pair_key[mask], values[mask]).numpy()
+        return (
+            torch.zeros(B, dtype=torch.float64).index_add_(0, pair_key[mask], values[mask]).numpy()
+        )
 
     others = ~is_self
-    max_m = torch.zeros(B, dtype=torch.float64).scatter_reduce_(0, pair_key[others], mult[others], reduce="amax", include_self=True)
+    max_m = torch.zeros(B, dtype=torch.float64).scatter_reduce_(
+        0, pair_key[others], mult[others], reduce="amax", include_self=True
+    )
     return {
         "a": per_key(coef, is_self),
         "s2": per_key(coef * coef, others),

@@ -48,7 +48,9 @@ class UniformTableHash:
         keys = check_keys(keys)
         K, H = check_KH(K, H)
         if keys.numel() and (int(keys.min()) < 0 or int(keys.max()) >= self.n_keys):
-            raise ValueError(f"UniformTableHash keys must lie in [0, {self.n_keys}); build it with a larger n_keys")
+            raise ValueError(
+                f"UniformTableHash keys must lie in [0, {self.n_keys}); build it with a larger n_keys"
+            )
         M = K * H
         if M not in self._tables:
             gen = torch.Generator().manual_seed(self.seed)
@@ -143,7 +145,9 @@ def measure_over_seeds(
     if not seed_list:
         raise ValueError("seeds must name at least one seed")
     return [
-        measure_cosines(N, D, K, H, d, hash_fn=_seeded_hash(hash_fn, D, s), n_eval=n_eval, seed=s, **kwargs)
+        measure_cosines(
+            N, D, K, H, d, hash_fn=_seeded_hash(hash_fn, D, s), n_eval=n_eval, seed=s, **kwargs
+        )
         for s in seed_list
     ]
 
@@ -171,7 +175,9 @@ def compare_mean_cosine(
     ``error = measured - predicted``; ``stderr`` is across seeds when ``n_seeds > 1``,
     else ``sd / sqrt(n)`` of the keys' cosines (see the module note on correlation).
     """
-    runs = measure_over_seeds(N, D, K, H, d, hash_fn, n_eval, list(range(seed, seed + n_seeds)), **kwargs)
+    runs = measure_over_seeds(
+        N, D, K, H, d, hash_fn, n_eval, list(range(seed, seed + n_seeds)), **kwargs
+    )
     means = np.array([c.mean() for c in runs])
     if n_seeds > 1:
         stderr = float(means.std(ddof=1) / math.sqrt(n_seeds))
@@ -204,11 +210,15 @@ def compare_share_above(
 ) -> dict[str, float]:
     """Predicted vs measured share of keys with cosine above ``tau``, with the tail bound:
     ``dict(predicted, measured, stderr, measured_below, bound_below)``."""
-    runs = measure_over_seeds(N, D, K, H, d, hash_fn, n_eval, list(range(seed, seed + n_seeds)), **kwargs)
+    runs = measure_over_seeds(
+        N, D, K, H, d, hash_fn, n_eval, list(range(seed, seed + n_seeds)), **kwargs
+    )
     shares = np.array([(c > tau).mean() for c in runs])
     pooled = np.concatenate(runs)
-    stderr = float(shares.std(ddof=1) / math.sqrt(n_seeds)) if n_seeds > 1 else float(
-        math.sqrt(max(shares[0] * (1 - shares[0]), 1e-12) / pooled.size)
+    stderr = (
+        float(shares.std(ddof=1) / math.sqrt(n_seeds))
+        if n_seeds > 1
+        else float(math.sqrt(max(shares[0] * (1 - shares[0]), 1e-12) / pooled.size))
     )
     return {
         "predicted": snr_bounds.share_above(tau, N, D, K, H, d, block_size=_block_size(hash_fn)),
@@ -219,7 +229,9 @@ def compare_share_above(
     }
 
 
-def compare_occupancy(N: int, D: int, K: int, H: int, hash_fn: HashFunction | None = None) -> dict[str, dict[str, float]]:
+def compare_occupancy(
+    N: int, D: int, K: int, H: int, hash_fn: HashFunction | None = None
+) -> dict[str, dict[str, float]]:
     """Diagnostics of the ``N*K*H`` indices of keys ``arange(N)`` under ``hash_fn``
     (default ``GlobalAffineHash(D)``) beside the uniform-hashing predictions:
     ``{"measured": diagnostics.summarize(...), "predicted": occupancy_prediction(...)}``."""

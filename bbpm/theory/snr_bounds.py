@@ -91,7 +91,9 @@ def conditional_mean_cosine(a: Any, s2: Any, d: int, n_nodes: int = 48) -> np.nd
     return (cos * weights).sum(axis=(-2, -1))
 
 
-def conditional_cosine_moments(a: Any, s2: Any, d: int, n_nodes: int = 48) -> tuple[np.ndarray, np.ndarray]:
+def conditional_cosine_moments(
+    a: Any, s2: Any, d: int, n_nodes: int = 48
+) -> tuple[np.ndarray, np.ndarray]:
     """``(E[cos | a, s2], Var[cos | a, s2])`` under the Gaussian noise model (broadcast arrays)."""
     cos, weights = _cosine_nodes(a, s2, d, n_nodes)
     mean = (cos * weights).sum(axis=(-2, -1))
@@ -179,11 +181,19 @@ class LoadMoments:
 
     def as_dict(self) -> dict[str, float]:
         out = asdict(self)
-        out.update(mean_a=self.mean_a, var_a=self.var_a, mean_s2=self.mean_s2, var_s2=self.var_s2, cov_a_s2=self.cov_a_s2)
+        out.update(
+            mean_a=self.mean_a,
+            var_a=self.var_a,
+            mean_s2=self.mean_s2,
+            var_s2=self.var_s2,
+            cov_a_s2=self.cov_a_s2,
+        )
         return out
 
 
-def pair_hit_probabilities(N: int, D: int, K: int, H: int, block_size: int | None = None) -> tuple[float, float]:
+def pair_hit_probabilities(
+    N: int, D: int, K: int, H: int, block_size: int | None = None
+) -> tuple[float, float]:
     """Probability that one other item hits two given slots j != k of a key:
     ``(p_same, p_cross)`` for j, k from the same hash / from two different hashes of the key.
 
@@ -256,7 +266,9 @@ def _check_d(d: int) -> int:
     return check_int("d", d)
 
 
-def _load_model(N: int, D: int, K: int, H: int, block_size: int | None, pair_correction: bool) -> LoadMoments:
+def _load_model(
+    N: int, D: int, K: int, H: int, block_size: int | None, pair_correction: bool
+) -> LoadMoments:
     m = load_moments(N, D, K, H, block_size)
     return m if pair_correction else replace(m, pair_s2=0.0)
 
@@ -272,7 +284,9 @@ SMALL_M = 32
 of only K*H skewed slot terms; the normal approximation is off by a few percent there)."""
 
 
-def _resolve_method(method: str, d: int, M: int, smooth: str, small_M: int = 0, entries: float = math.inf) -> str:
+def _resolve_method(
+    method: str, d: int, M: int, smooth: str, small_M: int = 0, entries: float = math.inf
+) -> str:
     """``"auto"`` -> ``smooth`` (delta / normal) unless d <= 2, M <= small_M or the mean
     number of crosstalk entries per key is below ``EXACT_ITEMS`` -> ``"loads"``."""
     if method == "auto":
@@ -344,7 +358,13 @@ def _delta_mean(m: LoadMoments, d: int) -> float:
 
 
 def sample_loads(
-    N: int, D: int, K: int, H: int, n_samples: int = 20000, seed: int = 0, block_size: int | None = None
+    N: int,
+    D: int,
+    K: int,
+    H: int,
+    n_samples: int = 20000,
+    seed: int = 0,
+    block_size: int | None = None,
 ) -> np.ndarray:
     """``[n_samples, K*H]`` float64 loads (other entries in each slot of a random key).
 
@@ -359,7 +379,9 @@ def sample_loads(
     else:
         L = check_int("block_size", block_size)
         in_block = rng.binomial((N - 1) * H, L / D, size=(n_samples, H, 1))
-        loads = rng.binomial(np.broadcast_to(in_block, (n_samples, H, K)), K / L).reshape(n_samples, K * H)
+        loads = rng.binomial(np.broadcast_to(in_block, (n_samples, H, K)), K / L).reshape(
+            n_samples, K * H
+        )
     return loads.astype(np.float64)
 
 
@@ -409,17 +431,24 @@ def _sampled_cosine_terms(
     n_nodes = 24 if d >= 4 else 48
     mean_u, var_u = conditional_cosine_moments(pairs[:, 0], pairs[:, 1], d, n_nodes)
     mean, second = mean_u[inverse], (var_u + mean_u * mean_u)[inverse]
-    shares = {tau: conditional_share_above(tau, pairs[:, 0], pairs[:, 1], d, n_nodes)[inverse] for tau in taus}
+    shares = {
+        tau: conditional_share_above(tau, pairs[:, 0], pairs[:, 1], d, n_nodes)[inverse]
+        for tau in taus
+    }
     exact = np.flatnonzero(loads.sum(axis=1) <= EXACT_ITEMS)
     if exact.size:
         gen = torch.Generator().manual_seed(seed + 1)
         sub = loads[exact].astype(np.int64).reshape(-1)  # [E*M] entries per slot position
-        coef = torch.from_numpy(np.repeat((w[exact] / M).reshape(-1), sub).astype(np.float32))  # one per item
+        coef = torch.from_numpy(
+            np.repeat((w[exact] / M).reshape(-1), sub).astype(np.float32)
+        )  # one per item
         owner = torch.from_numpy(np.repeat(np.repeat(np.arange(exact.size), M), sub))
         values = torch.randn(coef.numel(), d, generator=gen)  # float32 is plenty for one draw
         values *= (coef / values.norm(dim=1))[:, None]
         read = torch.zeros(exact.size, d)
-        read[:, 0] = torch.from_numpy(a[exact].astype(np.float32))  # the written value is e_1 (rotation invariance)
+        read[:, 0] = torch.from_numpy(
+            a[exact].astype(np.float32)
+        )  # the written value is e_1 (rotation invariance)
         read.index_add_(0, owner, values)
         cos = (read[:, 0] / read.norm(dim=1)).double().numpy()
         mean[exact], second[exact] = cos, cos * cos
@@ -467,7 +496,9 @@ def cosine_std(
 
 def _chi_mean(k: int) -> float:
     """``E[chi_k] = sqrt(2) Gamma((k+1)/2) / Gamma(k/2)``."""
-    return math.sqrt(2.0) * math.exp(math.lgamma((k + 1) / 2) - math.lgamma(k / 2)) if k > 0 else 0.0
+    return (
+        math.sqrt(2.0) * math.exp(math.lgamma((k + 1) / 2) - math.lgamma(k / 2)) if k > 0 else 0.0
+    )
 
 
 def share_above(
@@ -581,7 +612,9 @@ def share_below_bound(tau: float, N: int, D: int, K: int, H: int, d: int) -> dic
     kappa = _chi_mean(d) / math.sqrt(d)
     c = t * (_chi_mean(d - 1) if d > 1 else 0.0) / (math.sqrt(d) * kappa)
     slot_mean = m.mean_z / M
-    slot_levels = np.unique(np.concatenate([np.geomspace(max(slot_mean, 1e-12), 0.25 / M, 80), [0.25 / M]]))
+    slot_levels = np.unique(
+        np.concatenate([np.geomspace(max(slot_mean, 1e-12), 0.25 / M, 80), [0.25 / M]])
+    )
     p_s = chernoff_upper(z, pmf, M, slot_levels * M)  # [nS]
     S = slot_levels + m.pair_s2
     alpha = np.linspace(0.0, 1.0, 1025)

@@ -104,7 +104,9 @@ class Experiment:
         seed = self.params.get("seed") if seed is None else seed
         self.seed = set_global_seed(int(seed)) if seed is not None else None
         self.started = time.perf_counter()
-        self.logger.info("run %s seed=%s params=%s", exp_id, self.seed, json.dumps(to_jsonable(self.params)))
+        self.logger.info(
+            "run %s seed=%s params=%s", exp_id, self.seed, json.dumps(to_jsonable(self.params))
+        )
 
     def save_metrics(self, metrics: Mapping[str, Any]) -> Path:
         """Write ``results/<exp_id>/metrics.json`` with the hyperparameters, the environment,
@@ -118,8 +120,12 @@ class Experiment:
             **dict(metrics),
         }
         path = self.results_dir / "metrics.json"
-        path.write_text(json.dumps(to_jsonable(payload), indent=2, allow_nan=False), encoding="utf-8")
-        self.logger.info("wrote %s", path.relative_to(self.root) if path.is_relative_to(self.root) else path)
+        path.write_text(
+            json.dumps(to_jsonable(payload), indent=2, allow_nan=False), encoding="utf-8"
+        )
+        self.logger.info(
+            "wrote %s", path.relative_to(self.root) if path.is_relative_to(self.root) else path
+        )
         return path
 
     def save_raw(self, rows: Iterable[Mapping[str, Any]], name: str = "raw.csv") -> Path:
@@ -142,7 +148,9 @@ class Experiment:
         self.logger.info("wrote %s", path)
         return path
 
-    def save_latex_table(self, name: str, header: list[str], rows: Iterable[Iterable[Any]], caption: str = "") -> Path:
+    def save_latex_table(
+        self, name: str, header: list[str], rows: Iterable[Iterable[Any]], caption: str = ""
+    ) -> Path:
         """Write a booktabs LaTeX table to ``results/<exp_id>/<name>`` (``scripts/reproduce_icml.sh``
         copies it into ``paper/icml2026/tables/``). Floats below 10 get 4 decimals, larger ones none."""
 

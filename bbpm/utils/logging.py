@@ -9,7 +9,9 @@ from pathlib import Path
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def get_logger(name: str = "bbpm", log_dir: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
+def get_logger(
+    name: str = "bbpm", log_dir: str | Path | None = None, level: int = logging.INFO
+) -> logging.Logger:
     """Return a logger that prints to stdout and, when ``log_dir`` is given, appends to
     ``log_dir/log.txt``. Calling it again with the same arguments adds no duplicate handlers."""
     logger = logging.getLogger(name)
