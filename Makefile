@@ -50,7 +50,7 @@ paper:
 		echo "(then: make reproduce, to generate the figures, and make paper)"; \
 		exit 1; \
 	fi
-	cd $(dir $(PAPER_TEX)) && latexmk -pdf -interaction=nonstopmode -halt-on-error $(notdir $(PAPER_TEX))
+	cd $(dir $(PAPER_TEX)) && latexmk -g -pdf -interaction=nonstopmode -halt-on-error $(notdir $(PAPER_TEX))
 
 clean:
 	rm -rf _build book/_build .pytest_cache .ruff_cache .hypothesis

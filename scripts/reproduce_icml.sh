@@ -4,14 +4,17 @@
 # results/<experiment>/*.tex into paper/icml2026/tables/ (flat: main.tex refers to
 # figures/NAME.png and tables/NAME.tex by base name).
 #
-#   bash scripts/reproduce_icml.sh
+#   bash scripts/reproduce_icml.sh              # run everything, then copy
+#   bash scripts/reproduce_icml.sh --copy-only  # copy what the last runs produced
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-bash scripts/setup_env.sh
-bash scripts/run_notebooks.sh full
+if [ "${1:-}" != "--copy-only" ]; then
+    bash scripts/setup_env.sh
+    bash scripts/run_notebooks.sh full
+fi
 
 copy_flat() {  # copy_flat DEST FILE...: refuse two sources with one base name
     local dest="$1"
