@@ -100,7 +100,7 @@ from bbpm.theory.snr_bounds import (
     expected_cosine,
     sample_load_statistics,
 )
-from bbpm.utils import Experiment, get_device
+from bbpm.utils import Experiment, get_device, rss_bytes
 
 params = dict(
     seed=seed,
@@ -140,20 +140,6 @@ stage_seconds: dict[str, float] = {}
 print(
     f"device {run_device}; torch threads {torch.get_num_threads()}; load average at start {loadavg_start}"
 )
-
-
-def rss_bytes() -> int | None:
-    """Current resident set size of this process (psutil, else /proc; None where neither exists)."""
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss
-    except ImportError:
-        try:
-            with open("/proc/self/statm") as statm:
-                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:
-            return None
 
 
 def peak_rss_bytes() -> int:
