@@ -10,9 +10,10 @@
 # a non-zero exit; its partial notebook, with the traceback, stays in _build/notebooks/.
 # BBPM_LOG_OUTPUT=1 also streams every cell's output to the console.
 set -euo pipefail
-# On a shared or small machine, spinning OpenMP threads wait for descheduled peers and can make
-# torch ops 10-100x slower (measured in bench01-03); passive waiting avoids it. Override by exporting it.
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+# On a machine shared with other jobs, spinning OpenMP threads wait for descheduled peers and
+# can make torch ops 10-100x slower (bench01-03); `export OMP_WAIT_POLICY=PASSIVE` avoids that,
+# but on a quiet machine it makes the per-column fast write ~3x slower (python -m bbpm.bench:
+# 2.7x -> 0.9x over the canonical write), so it is not the default.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
