@@ -314,12 +314,18 @@ def format_report(result: dict[str, Any]) -> str:
         (
             "read",
             READ_TARGET,
-            {"torch": "embedding_bag", "triton": "triton"}[result["read_backend"]],
+            {"torch": "embedding_bag", "native": "C kernel", "triton": "triton"}[
+                result["read_backend"]
+            ],
         ),
         (
             "write",
             WRITE_TARGET,
-            {"torch": "index_add_ per column", "triton": "triton"}[result["write_backend"]],
+            {
+                "torch": "index_add_ per column",
+                "native": "C kernel",
+                "triton": "triton",
+            }[result["write_backend"]],
         ),
     ):
         speedup = result[f"{op}_speedup"]

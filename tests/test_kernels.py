@@ -213,11 +213,15 @@ def test_gradients_reach_exactly_the_addressed_rows():
 
 
 # ------------------------------------------------------------------ dispatch and imports
-def test_cpu_tensors_use_the_torch_fast_paths():
+def test_cpu_tensors_use_the_native_kernels_and_torch_when_gradients_are_needed():
     memory, counts, idx, values = filled_table()
     assert isinstance(kernels.HAS_TRITON, bool)
-    assert kernels.read_backend(memory, counts) == "torch"
-    assert kernels.write_backend(memory, counts, values) == "torch"
+    expected = "native" if kernels.native.available() else "torch"
+    assert kernels.read_backend(memory, counts) == expected
+    assert kernels.write_backend(memory, counts, values) == expected
+    assert kernels.read_backend(memory.requires_grad_(), counts) == "torch"
+    half = memory.half()
+    assert kernels.write_backend(half, counts, values.half()) == "torch"
 
 
 def test_triton_entry_points_fail_clearly_without_triton():

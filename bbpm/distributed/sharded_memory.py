@@ -40,10 +40,20 @@ import torch.distributed as dist
 from torch import nn
 
 from bbpm.distributed.assignment import BlockAssignment
-from bbpm.hashing import BlockPermutationHash, MultiHashWrapper, hash_from_config
-from bbpm.hashing.base import HashFunction, check_positive_int
+from bbpm.hashing import BlockPermutationHash, MultiHashWrapper
+from bbpm.hashing.base import HashFunction
 from bbpm.memory import kernels
-from bbpm.memory.base import EPS, check_keys_on, check_values, write_scale_factor
+from bbpm.memory.base import (
+    EPS,
+    check_hash_and_dtype,
+    check_keys_on,
+    check_sizes,
+    check_values,
+    counts_dtype_for,
+    memory_config,
+    memory_from_config,
+    write_scale_factor,
+)
 
 KEY_BYTES = 8  # a key travels as int64
 HASH_ID_BYTES = 1  # ... with its hash number h as uint8 (hence H <= 256)
@@ -134,19 +144,11 @@ class ShardedBBPMMemory(nn.Module):
         group: dist.ProcessGroup | None = None,
     ) -> None:
         super().__init__()
-        self.D = check_positive_int("D", D)
-        self.d = check_positive_int("d", d)
-        self.K = check_positive_int("K", K)
-        self.H = check_positive_int("H", H)
+        self.D, self.d, self.K, self.H = check_sizes(D, d, K, H)
         if H > 256:
             raise ValueError(f"H must be <= 256 (the hash id travels as one byte), got H={H}")
         self.block_size = block_size_of(hash_fn)
-        if hash_fn.D != D:
-            raise ValueError(
-                f"hash_fn addresses D={hash_fn.D} slots but the memory has D={D}; build both with the same D"
-            )
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        check_hash_and_dtype(hash_fn, D, dtype)
         hash_fn.indices(
             torch.zeros(1, dtype=torch.int64), K, H
         )  # K, H vs block size: fail here, not mid-collective
@@ -175,7 +177,7 @@ class ShardedBBPMMemory(nn.Module):
                 torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
             )
         n_local_slots = self.local_blocks.numel() * self.block_size
-        counts_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        counts_dtype = counts_dtype_for(dtype)
         self.register_buffer("memory", torch.zeros(n_local_slots, d, dtype=dtype, device=device))
         self.register_buffer(
             "counts", torch.zeros(n_local_slots, 1, dtype=counts_dtype, device=device)
@@ -436,15 +438,7 @@ class ShardedBBPMMemory(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild an empty memory (same dict as BBPMMemoryFloat.config())."""
-        return {
-            "D": self.D,
-            "d": self.d,
-            "K": self.K,
-            "H": self.H,
-            "dtype": str(self.memory.dtype).removeprefix("torch."),
-            "write_scale": self.write_scale,
-            "hash": self.hash_fn.config(),  # type: ignore[attr-defined]
-        }
+        return memory_config(self)
 
     def sharding(self) -> dict[str, Any]:
         return {
@@ -521,18 +515,7 @@ class ShardedBBPMMemory(nn.Module):
         assignment: str = "contiguous",
     ) -> ShardedBBPMMemory:
         """Collective: an empty memory from a ``config()`` dict (this class's or BBPMMemoryFloat's)."""
-        return cls(
-            config["D"],
-            config["d"],
-            config["K"],
-            config["H"],
-            hash_from_config(config["hash"]),
-            dtype=getattr(torch, config["dtype"]),
-            device=device,
-            write_scale=config["write_scale"],
-            assignment=assignment,
-            group=group,
-        )
+        return memory_from_config(cls, config, device=device, assignment=assignment, group=group)
 
     def extra_repr(self) -> str:
         return (

@@ -1,13 +1,18 @@
-"""The associative-memory interface and the write-scale convention."""
+"""The associative-memory interface, the write-scale convention, and the checks and config
+helpers shared by the float BBPM memories."""
 
 from __future__ import annotations
 
 import math
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 
-from bbpm.hashing.base import check_keys
+from bbpm.hashing import hash_from_config
+from bbpm.hashing.base import check_keys, check_positive_int
+
+_Memory = TypeVar("_Memory")
 
 WRITE_SCALES = ("unit", "1/sqrt(KH)")
 EPS = 1e-8
@@ -40,6 +45,64 @@ def write_scale_factor(write_scale: str, K: int, H: int) -> float:
     if write_scale == "1/sqrt(KH)":
         return 1.0 / math.sqrt(K * H)
     raise ValueError(f"write_scale must be one of {WRITE_SCALES}, got {write_scale!r}")
+
+
+def check_sizes(D: int, d: int, K: int, H: int) -> tuple[int, int, int, int]:
+    """Validate a memory's sizes ``D, d, K, H`` (each a positive int) and return them."""
+    return (
+        check_positive_int("D", D),
+        check_positive_int("d", d),
+        check_positive_int("K", K),
+        check_positive_int("H", H),
+    )
+
+
+def check_hash_and_dtype(hash_fn: Any, D: int, dtype: Any) -> None:
+    """Validate that ``hash_fn`` has ``indices`` and addresses ``D`` slots, and that
+    ``dtype`` is a floating torch dtype."""
+    if not callable(getattr(hash_fn, "indices", None)):
+        raise TypeError(f"hash_fn must provide indices(keys, K, H), got {type(hash_fn).__name__}")
+    if getattr(hash_fn, "D", D) != D:
+        raise ValueError(
+            f"hash_fn addresses D={hash_fn.D} slots but the memory has D={D}; build both with the same D"
+        )
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+
+
+def counts_dtype_for(dtype: torch.dtype) -> torch.dtype:
+    """Dtype of the counts table: float64 for float64 storage, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def memory_config(memory: Any) -> dict[str, Any]:
+    """The config dict of a float BBPM memory: sizes, storage dtype, write scale, hash."""
+    hash_fn = memory.hash_fn
+    return {
+        "D": memory.D,
+        "d": memory.d,
+        "K": memory.K,
+        "H": memory.H,
+        "dtype": str(memory.memory.dtype).removeprefix("torch."),
+        "write_scale": memory.write_scale,
+        "hash": hash_fn.config() if hasattr(hash_fn, "config") else None,
+    }
+
+
+def memory_from_config(
+    cls: Callable[..., _Memory], config: dict[str, Any], **kwargs: Any
+) -> _Memory:
+    """``cls(D, d, K, H, hash_fn, dtype=..., write_scale=..., **kwargs)`` from a config dict."""
+    return cls(
+        config["D"],
+        config["d"],
+        config["K"],
+        config["H"],
+        hash_from_config(config["hash"]),
+        dtype=getattr(torch, config["dtype"]),
+        write_scale=config["write_scale"],
+        **kwargs,
+    )
 
 
 def check_values(values: object, keys: torch.Tensor, d: int, check_finite: bool) -> torch.Tensor:

@@ -19,10 +19,19 @@ import torch
 from torch import nn
 
 from bbpm.hashing import diagnostics as hash_diagnostics
-from bbpm.hashing import hash_from_config
-from bbpm.hashing.base import HashFunction, check_positive_int
+from bbpm.hashing.base import HashFunction
 from bbpm.memory import kernels
-from bbpm.memory.base import EPS, check_keys_on, check_values, write_scale_factor
+from bbpm.memory.base import (
+    EPS,
+    check_hash_and_dtype,
+    check_keys_on,
+    check_sizes,
+    check_values,
+    counts_dtype_for,
+    memory_config,
+    memory_from_config,
+    write_scale_factor,
+)
 
 
 class BBPMMemoryFloat(nn.Module):
@@ -61,25 +70,13 @@ class BBPMMemoryFloat(nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
-        self.D = check_positive_int("D", D)
-        self.d = check_positive_int("d", d)
-        self.K = check_positive_int("K", K)
-        self.H = check_positive_int("H", H)
-        if not callable(getattr(hash_fn, "indices", None)):
-            raise TypeError(
-                f"hash_fn must provide indices(keys, K, H), got {type(hash_fn).__name__}"
-            )
-        if getattr(hash_fn, "D", D) != D:
-            raise ValueError(
-                f"hash_fn addresses D={hash_fn.D} slots but the memory has D={D}; build both with the same D"
-            )
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        self.D, self.d, self.K, self.H = check_sizes(D, d, K, H)
+        check_hash_and_dtype(hash_fn, D, dtype)
         self.scale = write_scale_factor(write_scale, K, H)
         self.write_scale = write_scale
         self.hash_fn = hash_fn
         self.check_finite = bool(check_finite)
-        counts_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        counts_dtype = counts_dtype_for(dtype)
         self.register_buffer("memory", torch.zeros(D, d, dtype=dtype, device=device))
         self.register_buffer("counts", torch.zeros(D, 1, dtype=counts_dtype, device=device))
 
@@ -162,16 +159,7 @@ class BBPMMemoryFloat(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild an empty memory of the same shape and hashing."""
-        hash_config = self.hash_fn.config() if hasattr(self.hash_fn, "config") else None
-        return {
-            "D": self.D,
-            "d": self.d,
-            "K": self.K,
-            "H": self.H,
-            "dtype": str(self.memory.dtype).removeprefix("torch."),
-            "write_scale": self.write_scale,
-            "hash": hash_config,
-        }
+        return memory_config(self)
 
     # ------------------------------------------------------------------ checkpoints
     def get_extra_state(self) -> dict[str, Any]:
@@ -200,16 +188,7 @@ class BBPMMemoryFloat(nn.Module):
             raise ValueError(
                 "state_dict has no BBPM config (_extra_state); it was not saved by BBPMMemoryFloat.state_dict()"
             )
-        memory = cls(
-            config["D"],
-            config["d"],
-            config["K"],
-            config["H"],
-            hash_from_config(config["hash"]),
-            dtype=getattr(torch, config["dtype"]),
-            device=device,
-            write_scale=config["write_scale"],
-        )
+        memory = memory_from_config(cls, config, device=device)
         memory.load_state_dict(state_dict)
         return memory
 

@@ -156,6 +156,11 @@ def _block_size(hash_fn: HashFunction | None) -> int | None:
     return hash_fn.block_size if isinstance(hash_fn, BlockPermutationHash) else None
 
 
+def _stderr(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values``: ``sd (ddof=1) / sqrt(n)``."""
+    return float(values.std(ddof=1) / math.sqrt(values.size))
+
+
 def compare_mean_cosine(
     N: int,
     D: int,
@@ -180,9 +185,9 @@ def compare_mean_cosine(
     )
     means = np.array([c.mean() for c in runs])
     if n_seeds > 1:
-        stderr = float(means.std(ddof=1) / math.sqrt(n_seeds))
+        stderr = _stderr(means)
     else:
-        stderr = float(runs[0].std(ddof=1) / math.sqrt(runs[0].size)) if runs[0].size > 1 else 0.0
+        stderr = _stderr(runs[0]) if runs[0].size > 1 else 0.0
     predicted = snr_bounds.expected_cosine(N, D, K, H, d, block_size=_block_size(hash_fn))
     measured = float(means.mean())
     return {
@@ -216,7 +221,7 @@ def compare_share_above(
     shares = np.array([(c > tau).mean() for c in runs])
     pooled = np.concatenate(runs)
     stderr = (
-        float(shares.std(ddof=1) / math.sqrt(n_seeds))
+        _stderr(shares)
         if n_seeds > 1
         else float(math.sqrt(max(shares[0] * (1 - shares[0]), 1e-12) / pooled.size))
     )

@@ -66,16 +66,18 @@ def _chi2_nodes(k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return 2.0 * nodes, weights / weights.sum()
 
 
+def _perp_nodes(d: int, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes/weights for ``E[f(X)]``, ``X ~ chi2_{d-1}`` (the point 0 when d == 1)."""
+    return (np.zeros(1), np.ones(1)) if d == 1 else _chi2_nodes(d - 1, n_nodes)
+
+
 def _cosine_nodes(a: Any, s2: Any, d: int, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Cosine at every quadrature node and the node weights: ``([..., nz, nx], [nz, nx])``."""
     d = check_int("d", d)
     a, s2 = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(s2, np.float64))
     sigma = np.sqrt(np.maximum(s2, 0.0) / d)[..., None, None]
     zx, zw = _hermite_nodes(n_nodes)
-    if d == 1:
-        xx, xw = np.zeros(1), np.ones(1)
-    else:
-        xx, xw = _chi2_nodes(d - 1, n_nodes)
+    xx, xw = _perp_nodes(d, n_nodes)
     signal = a[..., None, None] + sigma * zx[:, None]  # [..., nz, 1]
     perp = sigma**2 * xx[None, :]  # [..., 1, nx]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -111,6 +113,11 @@ def _check_tau(tau: float) -> float:
     return float(tau)
 
 
+def _threshold_slope(tau: float) -> float:
+    """``t = tau / sqrt(1 - tau^2)``: ``cos > tau`` iff signal > t * orthogonal noise."""
+    return tau / math.sqrt(1.0 - tau * tau)
+
+
 def conditional_share_above(tau: float, a: Any, s2: Any, d: int, n_nodes: int = 48) -> np.ndarray:
     """``P(cos > tau | a, s2)`` under the Gaussian noise model, exactly by quadrature:
     ``cos > tau  <=>  a + s z > t s sqrt(X)`` with ``t = tau / sqrt(1 - tau^2)``, so the
@@ -119,11 +126,8 @@ def conditional_share_above(tau: float, a: Any, s2: Any, d: int, n_nodes: int = 
     d = check_int("d", d)
     a, s2 = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(s2, np.float64))
     sigma = np.sqrt(np.maximum(s2, 0.0) / d)
-    t = tau / math.sqrt(1.0 - tau * tau)
-    if d == 1:
-        xx, xw = np.zeros(1), np.ones(1)
-    else:
-        xx, xw = _chi2_nodes(d - 1, n_nodes)
+    t = _threshold_slope(tau)
+    xx, xw = _perp_nodes(d, n_nodes)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(sigma > 0, a / np.where(sigma > 0, sigma, 1.0), np.inf)
     prob = _normal_cdf(ratio[..., None] - t * np.sqrt(xx))
@@ -266,6 +270,11 @@ def _check_d(d: int) -> int:
     return check_int("d", d)
 
 
+def _check_cosine_setting(N: int, D: int, K: int, H: int, d: int) -> tuple[int, int, int, int, int]:
+    """Validated ``(N, D, K, H, d)``: :func:`check_setting` plus the value dimension."""
+    return (*check_setting(N, D, K, H), _check_d(d))
+
+
 def _load_model(
     N: int, D: int, K: int, H: int, block_size: int | None, pair_correction: bool
 ) -> LoadMoments:
@@ -296,6 +305,12 @@ def _resolve_method(
     return method
 
 
+def _spread_method(method: str, N: int, D: int, K: int, H: int, d: int, smooth: str) -> str:
+    """:func:`_resolve_method` for spreads and shares (``small_M = SMALL_M``, crosstalk
+    entries per key ``(N-1) (KH)^2 / D``)."""
+    return _resolve_method(method, d, K * H, smooth, SMALL_M, (N - 1) * (K * H) ** 2 / D)
+
+
 def expected_cosine(
     N: int,
     D: int,
@@ -323,8 +338,7 @@ def expected_cosine(
             delta, or loads when d <= 2 (cosine far from linear in the loads).
         pair_correction: include items that hit two slots of the key (``M^2/D`` terms).
     """
-    N, D, K, H = check_setting(N, D, K, H)
-    d = _check_d(d)
+    N, D, K, H, d = _check_cosine_setting(N, D, K, H, d)
     method = _resolve_method(method, d, K * H, "delta")
     if method == "delta":
         return _delta_mean(_load_model(N, D, K, H, block_size, pair_correction), d)
@@ -475,9 +489,8 @@ def cosine_std(
     ``method="loads"`` averages both over sampled loads instead; ``"auto"`` uses it when
     ``K*H <= SMALL_M``, ``d <= 2`` or a key has fewer than ``EXACT_ITEMS`` crosstalk
     entries on average (a skewed, G far from linear, crosstalk far from Gaussian)."""
-    N, D, K, H = check_setting(N, D, K, H)
-    d = _check_d(d)
-    method = _resolve_method(method, d, K * H, "delta", SMALL_M, (N - 1) * (K * H) ** 2 / D)
+    N, D, K, H, d = _check_cosine_setting(N, D, K, H, d)
+    method = _spread_method(method, N, D, K, H, d, "delta")
     if method == "loads":
         mean, second, _ = _sampled_cosine_terms(N, D, K, H, d, n_samples, seed, block_size)
         return float(math.sqrt(max(second.mean() - mean.mean() ** 2, 0.0)))
@@ -525,16 +538,15 @@ def share_above(
     ``d <= 2`` (the skew of a, a mean of few slot terms, then moves the share visibly).
     """
     tau = _check_tau(tau)
-    N, D, K, H = check_setting(N, D, K, H)
-    d = _check_d(d)
-    method = _resolve_method(method, d, K * H, "normal", SMALL_M, (N - 1) * (K * H) ** 2 / D)
+    N, D, K, H, d = _check_cosine_setting(N, D, K, H, d)
+    method = _spread_method(method, N, D, K, H, d, "normal")
     if method == "loads":
         _, _, shares = _sampled_cosine_terms(N, D, K, H, d, n_samples, seed, block_size, (tau,))
         return float(shares[tau].mean())
     m = load_moments(N, D, K, H, block_size)
     if m.mean_s2 <= 0:
         return 1.0
-    t = tau / math.sqrt(1.0 - tau * tau)
+    t = _threshold_slope(tau)
     chi = _chi_mean(d - 1) / math.sqrt(d)
     mean_sqrt_s2 = math.sqrt(m.mean_s2) * max(1.0 - m.var_s2 / (8 * m.mean_s2**2), 0.5)
     mean_y = mean_sqrt_s2 * chi
@@ -601,14 +613,13 @@ def share_below_bound(tau: float, N: int, D: int, K: int, H: int, d: int) -> dic
     ``bound`` is capped at 1 (it is uninformative when the mean cosine is close to tau).
     """
     tau = _check_tau(tau)
-    N, D, K, H = check_setting(N, D, K, H)
-    d = _check_d(d)
+    N, D, K, H, d = _check_cosine_setting(N, D, K, H, d)
     M = K * H
     pmf = other_load_pmf(N, D, K, H)
     n = np.arange(pmf.size, dtype=np.float64)
     w, z = 1.0 / (1.0 + n), n / (1.0 + n) ** 2
     m = load_moments(N, D, K, H)
-    t = tau / math.sqrt(1.0 - tau * tau)
+    t = _threshold_slope(tau)
     kappa = _chi_mean(d) / math.sqrt(d)
     c = t * (_chi_mean(d - 1) if d > 1 else 0.0) / (math.sqrt(d) * kappa)
     slot_mean = m.mean_z / M

@@ -8,9 +8,13 @@ Backends (``backend=`` argument, default ``"auto"``):
   the definitions (they build ``[B*M, d]`` / ``[B, M, d]`` temporaries).
 * ``"torch"``: the library-op fast paths, any device: column-wise ``index_add_`` write;
   ``embedding_bag`` read (float32 blocks for fp16/bf16 storage). Differentiable.
+* ``"native"``: the C kernels of :mod:`native` (CPU, float32/float64, compiled on first
+  use with the system C compiler; the write is bitwise the same for every thread count;
+  the read is not differentiable).
 * ``"triton"``: the Triton kernels of :mod:`triton_ops` (CUDA, needs triton).
 * ``"auto"``: ``"triton"`` for CUDA tensors the kernels support when triton is importable
-  (and, for ``read``, no gradient w.r.t. ``memory`` is needed), else ``"torch"``.
+  (and, for ``read``, no gradient w.r.t. ``memory`` is needed); on CPU ``"native"`` where
+  it builds and supports the buffers (for ``read``: no gradient needed); else ``"torch"``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from __future__ import annotations
 import torch
 
 from bbpm.memory.base import EPS
-from bbpm.memory.kernels import torch_ops, triton_ops
+from bbpm.memory.kernels import native, torch_ops, triton_ops
 
 #: True when triton imported (the CUDA kernels can run).
 HAS_TRITON: bool = triton_ops.HAS_TRITON
-BACKENDS = ("auto", "canonical", "torch", "triton")
+BACKENDS = ("auto", "canonical", "torch", "native", "triton")
 
 
 def _check(memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor) -> None:
@@ -47,17 +51,26 @@ def _check_backend(backend: str) -> None:
         raise RuntimeError(
             "backend='triton' needs triton (pip install triton, CUDA only); use backend='auto'"
         )
+    if backend == "native" and not native.available():
+        raise RuntimeError(
+            f"backend='native' is unavailable ({native.unavailable_reason()}); use backend='auto'"
+        )
 
 
 def read_backend(memory: torch.Tensor, counts: torch.Tensor) -> str:
     """The backend ``read(..., backend="auto")`` uses for these buffers."""
-    needs_grad = torch.is_grad_enabled() and memory.requires_grad
-    return "triton" if triton_ops.supports_read(memory, counts) and not needs_grad else "torch"
+    if torch.is_grad_enabled() and memory.requires_grad:
+        return "torch"  # the only differentiable fast path
+    if triton_ops.supports_read(memory, counts):
+        return "triton"
+    return "native" if native.supports_read(memory, counts) else "torch"
 
 
 def write_backend(memory: torch.Tensor, counts: torch.Tensor, values: torch.Tensor) -> str:
     """The backend ``write(..., backend="auto")`` uses for these buffers."""
-    return "triton" if triton_ops.supports_write(memory, counts, values) else "torch"
+    if triton_ops.supports_write(memory, counts, values):
+        return "triton"
+    return "native" if native.supports_write(memory, counts, values) else "torch"
 
 
 def write(
@@ -77,6 +90,8 @@ def write(
         torch_ops.write_index_add(memory, counts, idx, values)
     elif backend == "triton":
         triton_ops.write_fused(memory, counts, idx, values)
+    elif backend == "native":
+        native.write(memory, counts, idx, values)
     else:
         torch_ops.write_columns(memory, counts, idx, values)
 
@@ -98,12 +113,15 @@ def read(
         return torch_ops.read_gather_mean(memory, counts, idx, eps)
     if backend == "triton":
         return triton_ops.read_fused(memory, counts, idx, eps)
+    if backend == "native":
+        return native.read(memory, counts, idx, eps)
     return torch_ops.read_embedding_bag(memory, counts, idx, eps)
 
 
 __all__ = [
     "BACKENDS",
     "HAS_TRITON",
+    "native",
     "read",
     "read_backend",
     "torch_ops",

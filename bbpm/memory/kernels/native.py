@@ -1,0 +1,288 @@
+"""CPU read and write kernels in C (``csrc/bbpm_cpu.c``), compiled on first use, called with ctypes.
+
+Why a C kernel: on CPU, torch's ``index_add_`` / ``scatter_add_`` sort the slot ids and
+reduce segments; at the issue's setting (D=1M, d=64, K=32, B=8192) that costs about as
+much as the prototype's ``repeat_interleave`` copy, so the library ops cannot give the
+write a 3x speedup over the prototype (bench03 times them all). The kernel is one loop
+with software prefetches over the ``B*M`` slot ids, its slot range split across threads
+so that no two threads touch a row (see the C file's header). The read is the same loop
+over items (split across threads), with the count debias as a per-slot weight; it is not
+differentiable, so ``kernels.read`` uses it only when no gradient w.r.t. the table is
+needed (the ``embedding_bag`` path otherwise). It needs no torch headers and builds in
+about a second with the system C compiler.
+
+Build and cache: ``$CC`` (default ``cc``) with ``-O3 -std=c99 -shared -fPIC -pthread``
+into ``$BBPM_CACHE_DIR`` (default ``$XDG_CACHE_HOME/bbpm`` or ``~/.cache/bbpm``), one file
+per source/compiler/platform hash, written atomically so concurrent processes do not
+clash. ``BBPM_NATIVE=0`` disables the kernel. Where it cannot be built (no compiler, not
+Linux/macOS), :func:`available` is False, :func:`unavailable_reason` says why, and
+``kernels.read`` / ``kernels.write`` fall back to the torch paths.
+
+Supported: CPU tensors, contiguous ``memory [D, d]`` float32/float64, ``counts [D, 1]``
+float32/float64, ``values [B, d]`` in the memory's dtype, ``idx [B, M]`` int64.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("csrc") / "bbpm_cpu.c"
+CFLAGS = ("-O3", "-std=c99", "-shared", "-fPIC", "-pthread")
+#: Minimum slot entries per thread: below it the thread start-up (tens of microseconds)
+#: costs more than it saves.
+MIN_ENTRIES_PER_THREAD = 4096
+
+_SUFFIXES = {
+    (torch.float32, torch.float32): "f32_c32",
+    (torch.float32, torch.float64): "f32_c64",
+    (torch.float64, torch.float32): "f64_c32",
+    (torch.float64, torch.float64): "f64_c64",
+}
+_library: ctypes.CDLL | None = None
+_reason: str | None = None
+_loaded = False
+
+
+def cache_dir() -> Path:
+    """Where the compiled kernel is kept: ``$BBPM_CACHE_DIR``, else ``$XDG_CACHE_HOME/bbpm``,
+    else ``~/.cache/bbpm``."""
+    if os.environ.get("BBPM_CACHE_DIR"):
+        return Path(os.environ["BBPM_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bbpm"
+
+
+def _compiler() -> str:
+    return os.environ.get("CC", "cc")
+
+
+def _build_tag(compiler: str) -> str:
+    """Hash of everything the binary depends on: source, flags, compiler version, platform."""
+    try:
+        version = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise RuntimeError(f"C compiler {compiler!r} not usable: {error}") from error
+    digest = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(CFLAGS).encode(), version.encode()):
+        digest.update(part)
+    digest.update(f"{sys.platform}-{platform.machine()}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _build() -> Path:
+    compiler = _compiler()
+    target = cache_dir() / f"bbpm_cpu-{_build_tag(compiler)}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run(
+            [compiler, *CFLAGS, str(SOURCE), "-o", tmp],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:500]}")
+        os.replace(tmp, target)  # atomic: another process may have built the same file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _load() -> ctypes.CDLL | None:
+    global _library, _reason, _loaded
+    if _loaded:
+        return _library
+    _loaded = True
+    if os.environ.get("BBPM_NATIVE", "1") == "0":
+        _reason = "disabled by BBPM_NATIVE=0"
+        return None
+    if sys.platform not in ("linux", "darwin"):
+        _reason = f"not built on {sys.platform} (Linux and macOS only)"
+        return None
+    try:
+        library = ctypes.CDLL(str(_build()))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        _reason = f"could not build or load {SOURCE.name}: {error}"
+        return None
+    pointer, i64 = ctypes.c_void_p, ctypes.c_int64
+    library.bbpm_first_bad_index.argtypes = [pointer, i64, i64]
+    library.bbpm_first_bad_index.restype = i64
+    for suffix in _SUFFIXES.values():
+        write_fn = getattr(library, f"bbpm_write_{suffix}")
+        write_fn.argtypes = [pointer, pointer, pointer, pointer, i64, i64, i64, i64, ctypes.c_int]
+        write_fn.restype = ctypes.c_int
+        read_fn = getattr(library, f"bbpm_read_{suffix}")
+        read_fn.argtypes = [pointer, pointer, pointer, pointer, i64, i64, i64]
+        read_fn.argtypes += [ctypes.c_double, ctypes.c_int]
+        read_fn.restype = ctypes.c_int
+    _library = library
+    return _library
+
+
+def available() -> bool:
+    """True when the kernel is built and loaded (building it on the first call)."""
+    return _load() is not None
+
+
+def unavailable_reason() -> str | None:
+    """Why :func:`available` is False (None when it is True)."""
+    _load()
+    return _reason
+
+
+def supports_read(memory: torch.Tensor, counts: torch.Tensor) -> bool:
+    """Whether :func:`read` handles these buffers (CPU, contiguous, float32/float64)."""
+    return (
+        memory.device.type == "cpu"
+        and counts.device.type == "cpu"
+        and (memory.dtype, counts.dtype) in _SUFFIXES
+        and memory.is_contiguous()
+        and counts.is_contiguous()
+        and available()
+    )
+
+
+def supports_write(memory: torch.Tensor, counts: torch.Tensor, values: torch.Tensor) -> bool:
+    """Whether :func:`write` handles these buffers (CPU, contiguous, float32/float64, values
+    on the CPU in the memory's dtype, no autograd on the table)."""
+    return (
+        values.device.type == "cpu"
+        and values.dtype == memory.dtype
+        and not (memory.requires_grad or counts.requires_grad)
+        and supports_read(memory, counts)
+    )
+
+
+def _library_or_raise(supported: bool, memory: torch.Tensor, counts: torch.Tensor) -> ctypes.CDLL:
+    library = _load()
+    if library is None:
+        raise RuntimeError(f"the native CPU kernel is unavailable: {_reason}")
+    if not supported:
+        raise RuntimeError(
+            "the native CPU kernel needs contiguous CPU float32/float64 memory and counts, values "
+            f"in the memory's dtype and no autograd on the table; got memory {memory.dtype} on "
+            f"{memory.device}, counts {counts.dtype}"
+        )
+    return library
+
+
+def thread_count(entries: int, threads: int | None = None) -> int:
+    """Threads for a write of ``entries`` slot ids: ``threads`` (default torch's intra-op
+    thread count), fewer for small writes (at least :data:`MIN_ENTRIES_PER_THREAD` each)."""
+    threads = torch.get_num_threads() if threads is None else threads
+    return max(1, min(threads, entries // MIN_ENTRIES_PER_THREAD))
+
+
+def _checked_slots(library: ctypes.CDLL, idx: torch.Tensor, D: int) -> torch.Tensor:
+    """``idx`` made contiguous; ``IndexError`` naming the first slot id outside ``[0, D)``."""
+    idx = idx.contiguous()
+    bad = library.bbpm_first_bad_index(idx.data_ptr(), idx.numel(), D)
+    if bad >= 0:
+        raise IndexError(
+            f"slot id {int(idx.reshape(-1)[bad])} at flat position {bad} is outside [0, D={D})"
+        )
+    return idx
+
+
+def write(
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    values: torch.Tensor,
+    threads: int | None = None,
+) -> None:
+    """``memory[idx[b, j]] += values[b]`` and ``counts[idx[b, j]] += 1`` for every entry,
+    in place; the same sums as :func:`torch_ops.write_index_add`, added in entry order.
+
+    Raises ``IndexError`` (table untouched) if a slot id is outside ``[0, D)``, and
+    ``RuntimeError`` if the kernel is unavailable or the buffers unsupported."""
+    library = _library_or_raise(supports_write(memory, counts, values), memory, counts)
+    D, d = memory.shape
+    B, M = idx.shape
+    if values.shape != (B, d):
+        raise ValueError(f"values must be [B, d] = [{B}, {d}], got {tuple(values.shape)}")
+    if B == 0:
+        return
+    idx = _checked_slots(library, idx, D)
+    values = values.contiguous()
+    function = getattr(library, f"bbpm_write_{_SUFFIXES[(memory.dtype, counts.dtype)]}")
+    function(
+        memory.data_ptr(),
+        counts.data_ptr(),
+        values.data_ptr(),
+        idx.data_ptr(),
+        B,
+        M,
+        d,
+        D,
+        thread_count(B * M, threads),
+    )
+    # The kernel wrote through raw pointers: tell autograd the tensors changed, as an
+    # in-place torch op would (a graph that saved them then refuses to backpropagate).
+    torch.autograd.graph.increment_version(memory)
+    torch.autograd.graph.increment_version(counts)
+
+
+def read(
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    eps: float,
+    threads: int | None = None,
+) -> torch.Tensor:
+    """``[B, d]``: ``sum_j memory[idx[b, j]] / ((counts[idx[b, j]] + eps) * M)``, in
+    ``promote_types(memory.dtype, counts.dtype)``; equals
+    :func:`torch_ops.read_gather_mean` up to float rounding. Not differentiable.
+
+    Raises ``IndexError`` if a slot id is outside ``[0, D)``, ``RuntimeError`` if the
+    kernel is unavailable or the buffers unsupported."""
+    library = _library_or_raise(supports_read(memory, counts), memory, counts)
+    D, d = memory.shape
+    B, M = idx.shape
+    out = torch.empty(B, d, dtype=torch.promote_types(memory.dtype, counts.dtype))
+    if B == 0:
+        return out
+    idx = _checked_slots(library, idx, D)
+    function = getattr(library, f"bbpm_read_{_SUFFIXES[(memory.dtype, counts.dtype)]}")
+    function(
+        memory.data_ptr(),
+        counts.data_ptr(),
+        idx.data_ptr(),
+        out.data_ptr(),
+        B,
+        M,
+        d,
+        float(eps),
+        max(1, min(thread_count(B * M, threads), B)),
+    )
+    return out
+
+
+__all__ = [
+    "MIN_ENTRIES_PER_THREAD",
+    "available",
+    "cache_dir",
+    "read",
+    "supports_read",
+    "supports_write",
+    "thread_count",
+    "unavailable_reason",
+    "write",
+]
