@@ -314,9 +314,7 @@ def format_report(result: dict[str, Any]) -> str:
         (
             "read",
             READ_TARGET,
-            {"torch": "embedding_bag", "native": "C kernel", "triton": "triton"}[
-                result["read_backend"]
-            ],
+            {"torch": "embedding_bag", "triton": "triton"}[result["read_backend"]],
         ),
         (
             "write",

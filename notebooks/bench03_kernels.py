@@ -27,6 +27,7 @@
 # |---|---|---|
 # | canonical (definition) | `memory[idx] / (counts[idx] + eps)`, mean over $KH$ | values repeated $KH$ times, `index_add_` |
 # | torch fast path | `embedding_bag(..., per_sample_weights=1/((c+eps)KH))` | `index_add_` per slot column; for small batches several columns per call, so a call adds at least 8192 rows (default; also timed: 1 column or 32768 rows per call) |
+# | C kernel (CPU, `kernels.native`; the default CPU write) | — (a C loop was tried: not faster than `embedding_bag`) | one pass over the slot ids with software prefetch; the slot range split across threads, so no two threads touch a row (no atomics; the same sums for any thread count) |
 # | fp16/bf16 storage | blocks of rows upcast to float32, `bmm` with the weights | as above, in the storage dtype |
 # | Triton (CUDA only) | one program per (item, column block), float32 accumulator | `atomic_add` of the value row into each slot |
 #
@@ -64,7 +65,7 @@ from bbpm import bench as bbpm_bench
 from bbpm.hashing import diagnostics
 from bbpm.memory import kernels
 from bbpm.memory.base import EPS
-from bbpm.memory.kernels import torch_ops, triton_ops
+from bbpm.memory.kernels import native, torch_ops, triton_ops
 from bbpm.utils import Experiment
 
 params = dict(
@@ -90,7 +91,8 @@ exp = Experiment("bench03_kernels", params)
 default_threads = torch.get_num_threads()
 has_cuda = torch.cuda.is_available()
 print(
-    f"torch {torch.__version__}, {default_threads} threads by default, CUDA: {has_cuda}, triton: {kernels.HAS_TRITON}"
+    f"torch {torch.__version__}, {default_threads} threads by default, CUDA: {has_cuda}, triton: {kernels.HAS_TRITON}, "
+    f"C kernel: {native.available() or native.unavailable_reason()}"
 )
 
 # %% [markdown]
@@ -165,6 +167,17 @@ def path_table(device: str) -> dict[str, tuple[str, torch.dtype, object]]:
             lambda m, c, i, v: torch_ops.write_columns(m, c, i, v, group_rows=32768),
         ),
     }
+    if device == "cpu" and native.available():
+        paths["write C kernel"] = (
+            "write",
+            torch.float32,
+            lambda m, c, i, v: native.write(m, c, i, v),
+        )
+        paths["write C kernel (1 thread)"] = (
+            "write",
+            torch.float32,
+            lambda m, c, i, v: native.write(m, c, i, v, threads=1),
+        )
     if device == "cuda" and kernels.HAS_TRITON:
         paths["read triton"] = (
             "read",
@@ -461,9 +474,15 @@ write_gain = (
     row_at("write canonical", B_max)["median_s"]
     / row_at("write columns (default)", B_max)["median_s"]
 )
+native_gain = (
+    row_at("write canonical", B_max)["median_s"] / row_at("write C kernel", B_max)["median_s"]
+    if any(r["path"] == "write C kernel" for r in result_rows)
+    else None
+)
 lines.append(
     f"Fast over canonical at B = {B_max}: read {read_gain:.1f}x, fp16 read {half_gain:.1f}x, "
-    f"write {write_gain:.1f}x (default column grouping)."
+    f"write {write_gain:.1f}x (torch, default column grouping)"
+    + (f", write {native_gain:.1f}x (C kernel)." if native_gain else "; no C kernel in this run.")
 )
 for r in metrics["thread_rows"]:
     lines.append(

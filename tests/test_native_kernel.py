@@ -1,6 +1,5 @@
-"""The C kernels (bbpm.memory.kernels.native): equal to the canonical read and write, the
-write bitwise the same for every thread count, safe on bad input, and optional (falls
-back to torch)."""
+"""The C write kernel (bbpm.memory.kernels.native): equal to the canonical write, bitwise
+the same for every thread count, safe on bad input, and optional (falls back to torch)."""
 
 import os
 import shutil
@@ -49,38 +48,6 @@ DTYPE_PAIRS = [
 
 @needs_native
 @pytest.mark.parametrize("dtype, counts_dtype", DTYPE_PAIRS)
-def test_native_read_equals_canonical(dtype, counts_dtype):
-    memory, counts, idx, _ = table(dtype=dtype, counts_dtype=counts_dtype)
-    fast = kernels.read(memory, counts, idx, 1e-8, backend="native")
-    canonical = torch_ops.read_gather_mean(memory, counts, idx, 1e-8)
-    assert fast.dtype == canonical.dtype == torch.promote_types(dtype, counts_dtype)
-    tol = 1e-6 if fast.dtype == torch.float32 else 1e-14
-    assert float((fast - canonical).abs().max() / canonical.abs().max()) < tol
-
-
-@needs_native
-def test_native_read_divides_by_counts_plus_eps():
-    memory = torch.ones(4, 2)
-    counts = torch.tensor([[0.0], [1.0], [2.0], [4.0]])
-    idx = torch.tensor([[1, 2], [3, 3], [0, 1]])
-    out = native.read(memory, counts, idx, eps=0.5)
-    expected = torch.tensor([(1 / 1.5 + 1 / 2.5) / 2, 1 / 4.5, (1 / 0.5 + 1 / 1.5) / 2])
-    assert torch.allclose(out, expected[:, None].expand(3, 2), rtol=1e-6)
-
-
-@needs_native
-def test_native_read_is_used_only_without_gradients():
-    memory, counts, idx, _ = table()
-    memory.requires_grad_()
-    assert kernels.read_backend(memory, counts) == "torch"
-    kernels.read(memory, counts, idx).sum().backward()
-    assert memory.grad is not None
-    with torch.no_grad():
-        assert kernels.read_backend(memory, counts) == "native"
-
-
-@needs_native
-@pytest.mark.parametrize("dtype, counts_dtype", DTYPE_PAIRS)
 def test_native_write_equals_canonical_and_counts_are_identical(dtype, counts_dtype):
     memory, counts, idx, values = table(dtype=dtype, counts_dtype=counts_dtype)
     canon_memory, canon_counts = memory.clone(), counts.clone()
@@ -121,8 +88,6 @@ def test_out_of_range_slot_raises_and_leaves_the_table_unchanged():
     bad[-1, -1] = -1
     with pytest.raises(IndexError, match="outside"):
         native.write(memory, counts, bad, values)
-    with pytest.raises(IndexError, match="outside"):
-        native.read(memory, counts, bad, 1e-8)
     assert torch.equal(memory, before_memory) and torch.equal(counts, before_counts)
 
 
@@ -140,21 +105,20 @@ def test_unsupported_buffers_are_refused_clearly():
     assert not native.supports_write(memory.half(), counts, values.half())
     assert not native.supports_write(memory, counts, values.double())
     assert not native.supports_write(memory.t(), counts, values)  # not contiguous
-    assert not native.supports_read(memory.bfloat16(), counts)
+    assert not native.supports_write(memory.requires_grad_(), counts, values)
     with pytest.raises(RuntimeError, match="contiguous CPU float32/float64"):
         native.write(memory.half(), counts, idx, values.half())
-    with pytest.raises(RuntimeError, match="contiguous CPU float32/float64"):
-        native.read(memory.half(), counts, idx, 1e-8)
+    with pytest.raises(ValueError, match="write-only"):
+        kernels.read(memory, counts, idx, backend="native")
 
 
 @needs_native
-def test_empty_batch_writes_and_reads_nothing():
+def test_empty_batch_writes_nothing():
     memory, counts, _, values = table()
     before = memory.clone()
     empty = torch.zeros(0, 10, dtype=torch.int64)
     native.write(memory, counts, empty, values[:0])
     assert torch.equal(memory, before)
-    assert native.read(memory, counts, empty, 1e-8).shape == (0, memory.shape[1])
 
 
 @needs_native
@@ -165,7 +129,6 @@ def test_memory_uses_the_native_write_and_round_trips_at_low_load():
     assert mem.slots(keys).unique().numel() == N * K
     values = torch.nn.functional.normalize(torch.randn(N, d), dim=1)
     assert kernels.write_backend(mem.memory, mem.counts, values) == "native"
-    assert kernels.read_backend(mem.memory, mem.counts) == "native"
     mem.write(keys, values)
     assert float((mem.read(keys) - values).abs().max()) < 1e-6
     assert float(mem.counts.sum()) == N * K
@@ -180,7 +143,6 @@ def test_disabled_kernel_falls_back_to_torch(monkeypatch):
     assert not native.available()
     assert native.unavailable_reason() == "disabled by BBPM_NATIVE=0"
     assert kernels.write_backend(memory, counts, values) == "torch"
-    assert kernels.read_backend(memory, counts) == "torch"
     with pytest.raises(RuntimeError, match="BBPM_NATIVE=0"):
         kernels.write(memory, counts, idx, values, backend="native")
 

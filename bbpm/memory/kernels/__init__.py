@@ -8,13 +8,12 @@ Backends (``backend=`` argument, default ``"auto"``):
   the definitions (they build ``[B*M, d]`` / ``[B, M, d]`` temporaries).
 * ``"torch"``: the library-op fast paths, any device: column-wise ``index_add_`` write;
   ``embedding_bag`` read (float32 blocks for fp16/bf16 storage). Differentiable.
-* ``"native"``: the C kernels of :mod:`native` (CPU, float32/float64, compiled on first
-  use with the system C compiler; the write is bitwise the same for every thread count;
-  the read is not differentiable).
+* ``"native"``: write only: the C scatter kernel of :mod:`native` (CPU, float32/float64,
+  compiled on first use with the system C compiler; bitwise the same for every thread count).
 * ``"triton"``: the Triton kernels of :mod:`triton_ops` (CUDA, needs triton).
 * ``"auto"``: ``"triton"`` for CUDA tensors the kernels support when triton is importable
-  (and, for ``read``, no gradient w.r.t. ``memory`` is needed); on CPU ``"native"`` where
-  it builds and supports the buffers (for ``read``: no gradient needed); else ``"torch"``.
+  (and, for ``read``, no gradient w.r.t. ``memory`` is needed); for a CPU write,
+  ``"native"`` where it builds and supports the buffers; else ``"torch"``.
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ from bbpm.memory.kernels import native, torch_ops, triton_ops
 #: True when triton imported (the CUDA kernels can run).
 HAS_TRITON: bool = triton_ops.HAS_TRITON
 BACKENDS = ("auto", "canonical", "torch", "native", "triton")
+#: Backends that implement ``read`` (``"native"`` is write-only).
+READ_BACKENDS = ("auto", "canonical", "torch", "triton")
 
 
 def _check(memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor) -> None:
@@ -59,11 +60,8 @@ def _check_backend(backend: str) -> None:
 
 def read_backend(memory: torch.Tensor, counts: torch.Tensor) -> str:
     """The backend ``read(..., backend="auto")`` uses for these buffers."""
-    if torch.is_grad_enabled() and memory.requires_grad:
-        return "torch"  # the only differentiable fast path
-    if triton_ops.supports_read(memory, counts):
-        return "triton"
-    return "native" if native.supports_read(memory, counts) else "torch"
+    needs_grad = torch.is_grad_enabled() and memory.requires_grad
+    return "triton" if triton_ops.supports_read(memory, counts) and not needs_grad else "torch"
 
 
 def write_backend(memory: torch.Tensor, counts: torch.Tensor, values: torch.Tensor) -> str:
@@ -106,6 +104,8 @@ def read(
     """Count-debiased mean over the ``idx [B, M]`` slots, ``[B, d]``, in
     ``promote_types(memory.dtype, counts.dtype)`` (float32 for fp16/bf16 storage)."""
     _check(memory, counts, idx)
+    if backend == "native":
+        raise ValueError(f"backend='native' is write-only; read backends: {READ_BACKENDS}")
     _check_backend(backend)
     if backend == "auto":
         backend = read_backend(memory, counts)
@@ -113,14 +113,13 @@ def read(
         return torch_ops.read_gather_mean(memory, counts, idx, eps)
     if backend == "triton":
         return triton_ops.read_fused(memory, counts, idx, eps)
-    if backend == "native":
-        return native.read(memory, counts, idx, eps)
     return torch_ops.read_embedding_bag(memory, counts, idx, eps)
 
 
 __all__ = [
     "BACKENDS",
     "HAS_TRITON",
+    "READ_BACKENDS",
     "native",
     "read",
     "read_backend",

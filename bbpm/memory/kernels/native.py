@@ -1,22 +1,21 @@
-"""CPU read and write kernels in C (``csrc/bbpm_cpu.c``), compiled on first use, called with ctypes.
+"""The CPU write kernel in C (``csrc/bbpm_cpu.c``), compiled on first use, called with ctypes.
 
 Why a C kernel: on CPU, torch's ``index_add_`` / ``scatter_add_`` sort the slot ids and
 reduce segments; at the issue's setting (D=1M, d=64, K=32, B=8192) that costs about as
 much as the prototype's ``repeat_interleave`` copy, so the library ops cannot give the
 write a 3x speedup over the prototype (bench03 times them all). The kernel is one loop
 with software prefetches over the ``B*M`` slot ids, its slot range split across threads
-so that no two threads touch a row (see the C file's header). The read is the same loop
-over items (split across threads), with the count debias as a per-slot weight; it is not
-differentiable, so ``kernels.read`` uses it only when no gradient w.r.t. the table is
-needed (the ``embedding_bag`` path otherwise). It needs no torch headers and builds in
-about a second with the system C compiler.
+so that no two threads touch a row (see the C file's header). There is no read kernel: the
+same loop for the read, tried, was not faster than ``embedding_bag``. It needs no torch
+headers and builds in about a second with the system C compiler.
 
 Build and cache: ``$CC`` (default ``cc``) with ``-O3 -std=c99 -shared -fPIC -pthread``
+and ``-fopenmp`` (without it where the compiler has no OpenMP)
 into ``$BBPM_CACHE_DIR`` (default ``$XDG_CACHE_HOME/bbpm`` or ``~/.cache/bbpm``), one file
 per source/compiler/platform hash, written atomically so concurrent processes do not
 clash. ``BBPM_NATIVE=0`` disables the kernel. Where it cannot be built (no compiler, not
 Linux/macOS), :func:`available` is False, :func:`unavailable_reason` says why, and
-``kernels.read`` / ``kernels.write`` fall back to the torch paths.
+``kernels.write`` falls back to the torch path.
 
 Supported: CPU tensors, contiguous ``memory [D, d]`` float32/float64, ``counts [D, 1]``
 float32/float64, ``values [B, d]`` in the memory's dtype, ``idx [B, M]`` int64.
@@ -37,6 +36,10 @@ import torch
 
 SOURCE = Path(__file__).with_name("csrc") / "bbpm_cpu.c"
 CFLAGS = ("-O3", "-std=c99", "-shared", "-fPIC", "-pthread")
+#: Tried first: the kernel's threads then come from the OpenMP runtime, which is torch's
+#: own libgomp when torch loaded one (same soname): no thread start-up per call, and no
+#: competition with torch's spinning pool threads. Without OpenMP, plain pthreads.
+OPENMP_FLAGS = ("-fopenmp",)
 #: Minimum slot entries per thread: below it the thread start-up (tens of microseconds)
 #: costs more than it saves.
 MIN_ENTRIES_PER_THREAD = 4096
@@ -65,7 +68,7 @@ def _compiler() -> str:
     return os.environ.get("CC", "cc")
 
 
-def _build_tag(compiler: str) -> str:
+def _build_tag(compiler: str, flags: tuple[str, ...]) -> str:
     """Hash of everything the binary depends on: source, flags, compiler version, platform."""
     try:
         version = subprocess.run(
@@ -74,15 +77,14 @@ def _build_tag(compiler: str) -> str:
     except (OSError, subprocess.SubprocessError) as error:
         raise RuntimeError(f"C compiler {compiler!r} not usable: {error}") from error
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(CFLAGS).encode(), version.encode()):
+    for part in (SOURCE.read_bytes(), " ".join(flags).encode(), version.encode()):
         digest.update(part)
     digest.update(f"{sys.platform}-{platform.machine()}".encode())
     return digest.hexdigest()[:16]
 
 
-def _build() -> Path:
-    compiler = _compiler()
-    target = cache_dir() / f"bbpm_cpu-{_build_tag(compiler)}.so"
+def _compile(compiler: str, flags: tuple[str, ...]) -> Path:
+    target = cache_dir() / f"bbpm_cpu-{_build_tag(compiler, flags)}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +92,7 @@ def _build() -> Path:
     os.close(fd)
     try:
         result = subprocess.run(
-            [compiler, *CFLAGS, str(SOURCE), "-o", tmp],
+            [compiler, *flags, str(SOURCE), "-o", tmp],
             capture_output=True,
             text=True,
             timeout=120,
@@ -103,6 +105,15 @@ def _build() -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+def _build() -> Path:
+    """The compiled kernel: with OpenMP where the compiler supports it, else without."""
+    compiler = _compiler()
+    try:
+        return _compile(compiler, CFLAGS + OPENMP_FLAGS)
+    except RuntimeError:
+        return _compile(compiler, CFLAGS)
 
 
 def _load() -> ctypes.CDLL | None:
@@ -128,10 +139,6 @@ def _load() -> ctypes.CDLL | None:
         write_fn = getattr(library, f"bbpm_write_{suffix}")
         write_fn.argtypes = [pointer, pointer, pointer, pointer, i64, i64, i64, i64, ctypes.c_int]
         write_fn.restype = ctypes.c_int
-        read_fn = getattr(library, f"bbpm_read_{suffix}")
-        read_fn.argtypes = [pointer, pointer, pointer, pointer, i64, i64, i64]
-        read_fn.argtypes += [ctypes.c_double, ctypes.c_int]
-        read_fn.restype = ctypes.c_int
     _library = library
     return _library
 
@@ -147,40 +154,20 @@ def unavailable_reason() -> str | None:
     return _reason
 
 
-def supports_read(memory: torch.Tensor, counts: torch.Tensor) -> bool:
-    """Whether :func:`read` handles these buffers (CPU, contiguous, float32/float64)."""
+def supports_write(memory: torch.Tensor, counts: torch.Tensor, values: torch.Tensor) -> bool:
+    """Whether :func:`write` handles these buffers: contiguous CPU float32/float64 memory
+    and counts, values on the CPU in the memory's dtype, no autograd on the table."""
     return (
         memory.device.type == "cpu"
         and counts.device.type == "cpu"
+        and values.device.type == "cpu"
         and (memory.dtype, counts.dtype) in _SUFFIXES
+        and values.dtype == memory.dtype
         and memory.is_contiguous()
         and counts.is_contiguous()
+        and not (memory.requires_grad or counts.requires_grad)
         and available()
     )
-
-
-def supports_write(memory: torch.Tensor, counts: torch.Tensor, values: torch.Tensor) -> bool:
-    """Whether :func:`write` handles these buffers (CPU, contiguous, float32/float64, values
-    on the CPU in the memory's dtype, no autograd on the table)."""
-    return (
-        values.device.type == "cpu"
-        and values.dtype == memory.dtype
-        and not (memory.requires_grad or counts.requires_grad)
-        and supports_read(memory, counts)
-    )
-
-
-def _library_or_raise(supported: bool, memory: torch.Tensor, counts: torch.Tensor) -> ctypes.CDLL:
-    library = _load()
-    if library is None:
-        raise RuntimeError(f"the native CPU kernel is unavailable: {_reason}")
-    if not supported:
-        raise RuntimeError(
-            "the native CPU kernel needs contiguous CPU float32/float64 memory and counts, values "
-            f"in the memory's dtype and no autograd on the table; got memory {memory.dtype} on "
-            f"{memory.device}, counts {counts.dtype}"
-        )
-    return library
 
 
 def thread_count(entries: int, threads: int | None = None) -> int:
@@ -213,7 +200,15 @@ def write(
 
     Raises ``IndexError`` (table untouched) if a slot id is outside ``[0, D)``, and
     ``RuntimeError`` if the kernel is unavailable or the buffers unsupported."""
-    library = _library_or_raise(supports_write(memory, counts, values), memory, counts)
+    library = _load()
+    if library is None:
+        raise RuntimeError(f"the native CPU kernel is unavailable: {_reason}")
+    if not supports_write(memory, counts, values):
+        raise RuntimeError(
+            "the native CPU kernel needs contiguous CPU float32/float64 memory and counts, values "
+            f"in the memory's dtype and no autograd on the table; got memory {memory.dtype} on "
+            f"{memory.device}, counts {counts.dtype}, values {values.dtype} on {values.device}"
+        )
     D, d = memory.shape
     B, M = idx.shape
     if values.shape != (B, d):
@@ -240,47 +235,10 @@ def write(
     torch.autograd.graph.increment_version(counts)
 
 
-def read(
-    memory: torch.Tensor,
-    counts: torch.Tensor,
-    idx: torch.Tensor,
-    eps: float,
-    threads: int | None = None,
-) -> torch.Tensor:
-    """``[B, d]``: ``sum_j memory[idx[b, j]] / ((counts[idx[b, j]] + eps) * M)``, in
-    ``promote_types(memory.dtype, counts.dtype)``; equals
-    :func:`torch_ops.read_gather_mean` up to float rounding. Not differentiable.
-
-    Raises ``IndexError`` if a slot id is outside ``[0, D)``, ``RuntimeError`` if the
-    kernel is unavailable or the buffers unsupported."""
-    library = _library_or_raise(supports_read(memory, counts), memory, counts)
-    D, d = memory.shape
-    B, M = idx.shape
-    out = torch.empty(B, d, dtype=torch.promote_types(memory.dtype, counts.dtype))
-    if B == 0:
-        return out
-    idx = _checked_slots(library, idx, D)
-    function = getattr(library, f"bbpm_read_{_SUFFIXES[(memory.dtype, counts.dtype)]}")
-    function(
-        memory.data_ptr(),
-        counts.data_ptr(),
-        idx.data_ptr(),
-        out.data_ptr(),
-        B,
-        M,
-        d,
-        float(eps),
-        max(1, min(thread_count(B * M, threads), B)),
-    )
-    return out
-
-
 __all__ = [
     "MIN_ENTRIES_PER_THREAD",
     "available",
     "cache_dir",
-    "read",
-    "supports_read",
     "supports_write",
     "thread_count",
     "unavailable_reason",

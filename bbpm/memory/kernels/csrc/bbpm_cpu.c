@@ -1,5 +1,4 @@
-/* BBPM's CPU kernels: the write (scatter-add of value rows and counts into their slots)
- * and the read (count-debiased mean of each item's slots).
+/* BBPM's CPU write: scatter-add of value rows and counts into their slots.
  *
  * Compiled on first use by bbpm/memory/kernels/native.py (plain C99 + pthreads, no torch
  * headers, so it builds in about a second) and called through ctypes, which releases the
@@ -9,7 +8,8 @@
  *       memory[idx[i], :] += values[b, :];   counts[idx[i]] += 1
  *
  * Why not index_add_: torch's CPU index_add_/scatter_add_ sort the indices and reduce
- * segments (bench03 measures them). Here every slot row is a random 4-cache-line
+ * segments (bench03 measures them). (No read kernel: the same loop for the read, tried,
+ * was not faster than torch's embedding_bag, which already fuses gather and weighting.) Here every slot row is a random 4-cache-line
  * read-modify-write in a table far larger than the caches, so the loop is bound by memory
  * latency; we hide it with software prefetches `PREFETCH` rows ahead.
  *
@@ -17,12 +17,6 @@
  * order of i, only the entries whose slot falls in its range. No two threads touch the
  * same row (no atomics, no races), and every slot receives its additions in the order of
  * i whatever T is: the result is bitwise identical for every thread count.
- *
- * Read: items are split across threads (each output row has one owner); item b's row is
- *   out[b, :] = sum_j memory[s_j, :] * w_j,   w_j = 1 / ((counts[s_j] + eps) * M),
- * accumulated in the output dtype (float64 when memory or counts is float64), slot rows
- * prefetched `PREFETCH` entries ahead. Same sums as the canonical gather/divide/mean up to
- * float rounding (it divides each element, we multiply by the weight).
  *
  * bbpm_first_bad_index() is run before any write so that an out-of-range slot id raises
  * in Python with the table untouched.
@@ -44,9 +38,25 @@ static int clamp_threads(int threads) {
     return threads < 1 ? 1 : (threads > MAX_THREADS ? MAX_THREADS : threads);
 }
 
-/* work(args + t * arg_size) for t < threads, t = 0 on the calling thread. A thread that
- * cannot be started has its share run here, so the result never depends on it. Returns
- * the number of threads that ran. */
+/* work(args + t * arg_size) for t < threads. With OpenMP (the default build) the threads
+ * are the OpenMP runtime's, which is torch's own pool when torch's libgomp is already loaded
+ * (no thread start-up, no competition with torch's spinning workers); without it, pthreads.
+ * Returns the number of threads that ran. */
+#ifdef _OPENMP
+#include <omp.h>
+static int run_threads(void *(*work)(void *), void *args, size_t arg_size, int threads) {
+    char *base = (char *)args;
+    int ran = 1;
+#pragma omp parallel num_threads(threads)
+    {
+        const int team = omp_get_num_threads();
+        if (omp_get_thread_num() == 0) ran = team;
+        /* a smaller team than asked for: each thread takes every team-th share */
+        for (int t = omp_get_thread_num(); t < threads; t += team) work(base + (size_t)t * arg_size);
+    }
+    return ran;
+}
+#else
 static int run_threads(void *(*work)(void *), void *args, size_t arg_size, int threads) {
     pthread_t handles[MAX_THREADS];
     char *base = (char *)args;
@@ -59,6 +69,7 @@ static int run_threads(void *(*work)(void *), void *args, size_t arg_size, int t
     for (int t = 1; t < started; ++t) pthread_join(handles[t], 0);
     return started;
 }
+#endif
 
 #define DEFINE_WRITE(NAME, VT, CT)                                                          \
     typedef struct {                                                                        \
@@ -117,62 +128,3 @@ DEFINE_WRITE(bbpm_write_f32_c32, float, float)
 DEFINE_WRITE(bbpm_write_f32_c64, float, double)
 DEFINE_WRITE(bbpm_write_f64_c32, double, float)
 DEFINE_WRITE(bbpm_write_f64_c64, double, double)
-
-#define DEFINE_READ(NAME, VT, CT, OT)                                                       \
-    typedef struct {                                                                        \
-        const VT *memory;                                                                   \
-        const CT *counts;                                                                   \
-        const int64_t *idx;                                                                 \
-        OT *out;                                                                            \
-        int64_t first, last, M, d;                                                          \
-        double eps;                                                                         \
-    } NAME##_args;                                                                          \
-                                                                                            \
-    static void *NAME##_items(void *p) {                                                    \
-        const NAME##_args *a = (const NAME##_args *)p;                                      \
-        const VT *restrict memory = a->memory;                                              \
-        const CT *restrict counts = a->counts;                                              \
-        const int64_t M = a->M, d = a->d;                                                   \
-        const int64_t line = 64 / (int64_t)sizeof(VT);                                      \
-        const int64_t *restrict idx = a->idx + a->first * M;                                \
-        const int64_t n = (a->last - a->first) * M;                                         \
-        const CT eps = (CT)a->eps;                                                          \
-        OT *restrict out = a->out + a->first * d;                                           \
-        for (int64_t i = 0, j = 0; i < n; ++i) {                                            \
-            if (i + PREFETCH < n) {                                                         \
-                const VT *row = memory + idx[i + PREFETCH] * d;                             \
-                for (int64_t o = 0; o < d; o += line) __builtin_prefetch(row + o, 0, 3);    \
-                __builtin_prefetch(counts + idx[i + PREFETCH], 0, 3);                       \
-            }                                                                               \
-            const int64_t slot = idx[i];                                                    \
-            const OT weight = (OT)1 / ((OT)(counts[slot] + eps) * (OT)M);                   \
-            const VT *restrict row = memory + slot * d;                                     \
-            if (j == 0) {                                                                   \
-                for (int64_t k = 0; k < d; ++k) out[k] = (OT)row[k] * weight;               \
-            } else {                                                                        \
-                for (int64_t k = 0; k < d; ++k) out[k] += (OT)row[k] * weight;              \
-            }                                                                               \
-            if (++j == M) {                                                                 \
-                j = 0;                                                                      \
-                out += d;                                                                   \
-            }                                                                               \
-        }                                                                                   \
-        return 0;                                                                           \
-    }                                                                                       \
-                                                                                            \
-    int NAME(const VT *memory, const CT *counts, const int64_t *idx, OT *out, int64_t B,    \
-             int64_t M, int64_t d, double eps, int threads) {                               \
-        NAME##_args args[MAX_THREADS];                                                      \
-        threads = clamp_threads(threads);                                                   \
-        for (int t = 0; t < threads; ++t) {                                                 \
-            NAME##_args a = {memory, counts, idx, out, B * t / threads,                     \
-                             B * (t + 1) / threads, M, d, eps};                             \
-            args[t] = a;                                                                    \
-        }                                                                                   \
-        return run_threads(NAME##_items, args, sizeof(NAME##_args), threads);               \
-    }
-
-DEFINE_READ(bbpm_read_f32_c32, float, float, float)
-DEFINE_READ(bbpm_read_f32_c64, float, double, double)
-DEFINE_READ(bbpm_read_f64_c32, double, float, double)
-DEFINE_READ(bbpm_read_f64_c64, double, double, double)
