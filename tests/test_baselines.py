@@ -23,6 +23,7 @@ from bbpm.baselines import (
 from bbpm.baselines.keycodes import _splitmix64_, key_gaussian, key_phases, key_uniform
 from bbpm.hashing.mixing import splitmix64
 from bbpm.memory.base import AssociativeMemory
+from bbpm.memory.kernels import native
 
 D_VALUE, CODES, BUDGET = 32, 256, 32 * 1024  # the budget holds 256 float32 32-vectors
 VALUE_SLOTS = BUDGET // (4 * D_VALUE)
@@ -187,6 +188,42 @@ def test_flyhash_codes_are_k_distinct_winners():
         ]
     )
     assert overlap < 1.0
+
+
+@pytest.mark.skipif(not native.available(), reason="needs the native CPU kernel")
+@pytest.mark.parametrize("m, k", [(512, 8), (3000, 50), (20, 20)])
+def test_flyhash_native_encoder_picks_the_same_winners_as_torch(m, k):
+    fast = FlyHashHebbianMemory(d=8, m=m, k=k, backend="native")
+    slow = FlyHashHebbianMemory(d=8, m=m, k=k, backend="torch")
+    assert fast.encoder_backend() == "native" and slow.encoder_backend() == "torch"
+    keys = torch.arange(-500, 537)  # 1037 keys: not a multiple of the kernel's 16 lanes
+    patterns = key_gaussian(keys, fast._salt, fast.key_dim)
+    act = slow.activations(patterns)
+    winners_fast, winners_slow = fast.codes(keys), slow.codes(keys)
+    # bitwise the same activations; ties aside, the same sets of winners
+    values_fast = act.gather(1, winners_fast).sort(dim=1).values
+    values_slow = act.gather(1, winners_slow).sort(dim=1).values
+    assert torch.equal(values_fast, values_slow)
+    assert all(len(set(row)) == k for row in winners_fast.tolist())
+    same_sets = (winners_fast.sort(dim=1).values == winners_slow.sort(dim=1).values).all(dim=1)
+    assert float(same_sets.double().mean()) > 0.99
+
+
+def test_flyhash_native_encoder_breaks_ties_towards_lower_units():
+    if not native.available():
+        pytest.skip("needs the native CPU kernel")
+    inputs = torch.tensor([[0, 1], [0, 1], [2, 3], [0, 1]], dtype=torch.int32)  # units 0, 1, 3 tie
+    patterns = torch.tensor([[1.0, 1.0, 0.5, 0.5]])
+    assert sorted(native.flyhash_topk(patterns, inputs, 2)[0].tolist()) == [0, 1]
+    with pytest.raises(ValueError, match="inputs must be unit input ids"):
+        native.flyhash_topk(patterns, inputs + 4, 2)
+    with pytest.raises(ValueError, match="k <= m"):
+        native.flyhash_topk(patterns, inputs, 5)
+
+
+def test_flyhash_rejects_unknown_backend():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        FlyHashHebbianMemory(d=8, m=64, backend="gpu")
 
 
 def test_count_sketch_median_and_mean_and_even_rows():

@@ -32,6 +32,11 @@ def check_float_dtype(dtype: Any) -> torch.dtype:
     return dtype
 
 
+def float_itemsize(dtype: Any) -> int:
+    """Bytes per element of a floating dtype (validated by :func:`check_float_dtype`)."""
+    return torch.empty((), dtype=check_float_dtype(dtype)).element_size()
+
+
 def check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")

@@ -24,6 +24,7 @@ from bbpm.baselines.base import (
     check_read,
     check_seed,
     check_write,
+    float_itemsize,
 )
 from bbpm.baselines.keycodes import key_bucket, key_sign, stream_salt
 
@@ -73,9 +74,7 @@ class CountSketchMemory(nn.Module):
         """``width = nbytes // (rows * d * itemsize)``."""
         d = check_positive_int("d", d)
         rows = check_positive_int("rows", rows)
-        per_bucket_column = (
-            rows * d * torch.empty((), dtype=check_float_dtype(dtype)).element_size()
-        )
+        per_bucket_column = rows * d * float_itemsize(dtype)
         nbytes = check_budget(
             nbytes,
             per_bucket_column,

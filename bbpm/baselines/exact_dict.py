@@ -18,6 +18,7 @@ from bbpm.baselines.base import (
     check_positive_int,
     check_read,
     check_write,
+    float_itemsize,
 )
 
 KEY_BYTES = 8
@@ -64,7 +65,7 @@ class ExactDictMemory(nn.Module):
     ) -> ExactDictMemory:
         """The largest bounded dict whose tables fit in ``nbytes``: capacity = nbytes // (8 + d*itemsize)."""
         d = check_positive_int("d", d)
-        per_item = KEY_BYTES + d * torch.empty((), dtype=check_float_dtype(dtype)).element_size()
+        per_item = KEY_BYTES + d * float_itemsize(dtype)
         nbytes = check_budget(nbytes, per_item, f"one item of 8 + d*itemsize = {per_item} bytes")
         return cls(d, capacity=nbytes // per_item, dtype=dtype, device=device)
 

@@ -32,6 +32,7 @@ from bbpm.baselines.base import (
     check_read,
     check_seed,
     check_write,
+    float_itemsize,
 )
 from bbpm.baselines.keycodes import key_bucket, key_phases, stream_salt
 
@@ -80,7 +81,7 @@ class FHRRMemory(nn.Module):
     ) -> FHRRMemory:
         """As many banks as fit: ``G = nbytes // (2 * d * itemsize)``."""
         d = check_positive_int("d", d)
-        per_bank = 2 * d * torch.empty((), dtype=check_float_dtype(dtype)).element_size()
+        per_bank = 2 * d * float_itemsize(dtype)
         nbytes = check_budget(nbytes, per_bank, f"one complex trace of d={d}, {per_bank} bytes")
         return cls(d, n_banks=nbytes // per_bank, seed=seed, dtype=dtype, device=device)
 

@@ -15,8 +15,13 @@ random codes overlap in about k^2/m units, so N items give crosstalk energy abou
 Budget: W is m*d floats, so ``m = nbytes // (d * itemsize)``. The projection (m x
 ``fan_in`` input ids, a function of the seed) is not counted in ``nbytes``, like a hash
 seed; see :attr:`FlyHashHebbianMemory.projection_nbytes` for what it takes in RAM here.
-Its cost: every key is projected to all m units and ranked, O(m) work per key, so key
-encoding slows down as the budget grows.
+Its cost: every key is projected to all m units and ranked, O(m * fan_in) work per key, so
+key encoding slows down as the budget grows. On CPU with float32 patterns the encoding is
+the fused C kernel :func:`bbpm.memory.kernels.native.flyhash_topk` (sums and a running
+top-k, no ``[B, m]`` activation matrix); elsewhere the same sums in torch, chunked, then
+``topk``. Both add a unit's inputs left to right in float32, so they compute bitwise the
+same activations and pick the same winners up to exact ties (units with equal activation,
+e.g. two units wired to the same inputs).
 """
 
 from __future__ import annotations
@@ -31,10 +36,15 @@ from bbpm.baselines.base import (
     check_read,
     check_seed,
     check_write,
+    float_itemsize,
 )
 from bbpm.baselines.keycodes import key_gaussian, stream_salt
+from bbpm.memory.kernels import native
 
 _STREAM_INPUT = 4
+_BACKENDS = ("auto", "torch", "native")
+#: The torch path encodes at most this many (key, unit) activations at once (64 MiB float32).
+_MAX_ACTIVATIONS = 1 << 24
 
 
 class FlyHashHebbianMemory(nn.Module):
@@ -49,7 +59,10 @@ class FlyHashHebbianMemory(nn.Module):
         key_dim: dimension of the dense key pattern.
         fan_in: inputs summed by each unit of the sparse projection.
         seed: seeds the projection and the key patterns.
-        key_chunk: keys encoded at once (bounds the ``[chunk, m]`` activation matrix).
+        key_chunk: keys encoded at once by the torch path (fewer where ``chunk * m`` would
+            exceed 2**24 activations).
+        backend: ``"auto"`` (the C kernel where it is available and the patterns are float32
+            on CPU, else torch), ``"torch"`` or ``"native"``.
     """
 
     def __init__(
@@ -63,6 +76,7 @@ class FlyHashHebbianMemory(nn.Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
         key_chunk: int = 2048,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         self.d = check_positive_int("d", d)
@@ -80,17 +94,21 @@ class FlyHashHebbianMemory(nn.Module):
                 f"fan_in must be < key_dim (with fan_in == key_dim every unit sums the same inputs and "
                 f"the code is degenerate), got fan_in={fan_in}, key_dim={key_dim}"
             )
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        if backend == "native" and not native.available():
+            raise RuntimeError(
+                f"backend='native' is unavailable ({native.unavailable_reason()}); use 'auto'"
+            )
+        self.backend = backend
         self.seed = check_seed(seed)
         dtype = check_float_dtype(dtype)
         self._salt = stream_salt(seed, _STREAM_INPUT)
         generator = torch.Generator().manual_seed(stream_salt(seed, 5) & 0x7FFFFFFFFFFFFFFF)
-        inputs = (
-            torch.rand(m, key_dim, generator=generator).topk(fan_in, dim=1).indices
-        )  # [m, fan_in] distinct
-        projection = torch.zeros(key_dim, m, dtype=dtype)
-        projection[inputs, torch.arange(m)[:, None].expand(m, fan_in)] = 1.0
-        # A dense 0/1 matrix: the sparse wiring applied with one BLAS matmul.
-        self.register_buffer("projection", projection.to(device), persistent=False)
+        # [m, fan_in] distinct input ids per unit: the fly's sparse projection-neuron ->
+        # Kenyon-cell wiring (a function of the seed, not saved in the state dict)
+        inputs = torch.rand(m, key_dim, generator=generator).topk(fan_in, dim=1).indices
+        self.register_buffer("inputs", inputs.to(torch.int32).to(device), persistent=False)
         self.register_buffer("weights", torch.zeros(m, d, dtype=dtype, device=device))
 
     @classmethod
@@ -99,7 +117,7 @@ class FlyHashHebbianMemory(nn.Module):
     ) -> FlyHashHebbianMemory:
         """``m = nbytes // (d * itemsize)`` code units."""
         d = check_positive_int("d", d)
-        per_row = d * torch.empty((), dtype=check_float_dtype(dtype)).element_size()
+        per_row = d * float_itemsize(dtype)
         k = kwargs.get("k", 8)
         nbytes = check_budget(
             nbytes, per_row * k, f"m >= k={k} rows of d*itemsize = {per_row} bytes"
@@ -110,16 +128,36 @@ class FlyHashHebbianMemory(nn.Module):
     def device(self) -> torch.device:
         return self.weights.device
 
+    def encoder_backend(self) -> str:
+        """``"native"`` or ``"torch"``: what :meth:`codes` uses."""
+        if self.backend != "auto":
+            return self.backend
+        usable = self.device.type == "cpu" and self.weights.dtype == torch.float32
+        return "native" if usable and native.available() else "torch"
+
+    def activations(self, patterns: torch.Tensor) -> torch.Tensor:
+        """``patterns [B, key_dim]`` -> ``[B, m]`` unit activations, each the sum of the
+        unit's ``fan_in`` inputs added left to right (the C kernel's order)."""
+        columns = self.inputs.long().t()  # [fan_in, m]
+        total = patterns[:, columns[0]]
+        for column in columns[1:]:
+            total = total + patterns[:, column]
+        return total
+
     def codes(self, keys: torch.Tensor) -> torch.Tensor:
         """``keys: [B]`` -> ``[B, k]`` int64 indices of the winning units (the sparse code)."""
         keys = check_read(keys, self.device)
+        if self.encoder_backend() == "native":
+            patterns = key_gaussian(keys, self._salt, self.key_dim, torch.float32)
+            return native.flyhash_topk(patterns, self.inputs, self.k)
         out = torch.empty(keys.shape[0], self.k, dtype=torch.int64, device=self.device)
-        for start in range(0, keys.shape[0], self.key_chunk):
+        chunk = max(1, min(self.key_chunk, _MAX_ACTIVATIONS // self.m))
+        for start in range(0, keys.shape[0], chunk):
             x = key_gaussian(
-                keys[start : start + self.key_chunk], self._salt, self.key_dim, self.weights.dtype
+                keys[start : start + chunk], self._salt, self.key_dim, self.weights.dtype
             )
-            out[start : start + self.key_chunk] = (
-                (x @ self.projection).topk(self.k, dim=1, sorted=False).indices
+            out[start : start + chunk] = (
+                self.activations(x).topk(self.k, dim=1, sorted=False).indices
             )
         return out
 
@@ -152,10 +190,9 @@ class FlyHashHebbianMemory(nn.Module):
 
     @property
     def projection_nbytes(self) -> int:
-        """Bytes of the dense 0/1 projection this implementation keeps in RAM (``key_dim*m``
-        floats, not counted in ``nbytes``; as a list of m*fan_in input ids it would take
-        ``4*m*fan_in`` bytes, and nothing if regenerated from the seed on each call)."""
-        return self.projection.numel() * self.projection.element_size()
+        """Bytes of the projection this implementation keeps in RAM: ``m*fan_in`` int32
+        input ids (not counted in ``nbytes``; nothing if regenerated from the seed)."""
+        return self.inputs.numel() * self.inputs.element_size()
 
     def extra_repr(self) -> str:
         return f"d={self.d}, m={self.m}, k={self.k}, key_dim={self.key_dim}, fan_in={self.fan_in}, nbytes={self.nbytes}"

@@ -29,6 +29,7 @@ from bbpm.baselines.base import (
     check_read,
     check_seed,
     check_write,
+    float_itemsize,
 )
 from bbpm.baselines.keycodes import key_gaussian, stream_salt
 
@@ -89,7 +90,7 @@ class HopfieldMemory(nn.Module):
         """The largest store that fits: ``capacity = nbytes // ((key_dim + d) * itemsize)``."""
         d = check_positive_int("d", d)
         key_dim = check_positive_int("key_dim", key_dim)
-        per_item = (key_dim + d) * torch.empty((), dtype=check_float_dtype(dtype)).element_size()
+        per_item = (key_dim + d) * float_itemsize(dtype)
         nbytes = check_budget(
             nbytes, per_item, f"one pattern + value of (key_dim + d) * itemsize = {per_item} bytes"
         )

@@ -139,6 +139,9 @@ def _load() -> ctypes.CDLL | None:
         write_fn = getattr(library, f"bbpm_write_{suffix}")
         write_fn.argtypes = [pointer, pointer, pointer, pointer, i64, i64, i64, i64, ctypes.c_int]
         write_fn.restype = ctypes.c_int
+    library.bbpm_flyhash_topk.argtypes = [pointer, pointer, pointer, i64, i64, i64, i64, i64]
+    library.bbpm_flyhash_topk.argtypes += [ctypes.c_int]
+    library.bbpm_flyhash_topk.restype = ctypes.c_int
     _library = library
     return _library
 
@@ -235,10 +238,51 @@ def write(
     torch.autograd.graph.increment_version(counts)
 
 
+def flyhash_topk(
+    patterns: torch.Tensor, inputs: torch.Tensor, k: int, threads: int | None = None
+) -> torch.Tensor:
+    """Fly-hash codes: for each row of ``patterns [B, key_dim]`` float32, the ids of the ``k``
+    largest unit activations, unit ``u`` summing ``patterns[:, inputs[u]]`` left to right
+    (``inputs [m, fan_in]`` int32). Returns ``[B, k]`` int64, in no particular order; among
+    equal activations the lower unit id wins. O(m * fan_in) adds per key, O(k) extra memory
+    (no ``[B, m]`` activation matrix). Used by :class:`bbpm.baselines.FlyHashHebbianMemory`.
+    """
+    library = _load()
+    if library is None:
+        raise RuntimeError(f"the native CPU kernel is unavailable: {_reason}")
+    if patterns.dtype != torch.float32 or patterns.dim() != 2 or patterns.device.type != "cpu":
+        raise ValueError(
+            f"patterns must be a [B, key_dim] float32 CPU tensor, got {patterns.dtype} "
+            f"{tuple(patterns.shape)} on {patterns.device}"
+        )
+    if inputs.dtype != torch.int32 or inputs.dim() != 2 or inputs.device.type != "cpu":
+        raise ValueError(
+            f"inputs must be a [m, fan_in] int32 CPU tensor, got {inputs.dtype} {tuple(inputs.shape)}"
+        )
+    B, key_dim = patterns.shape
+    m, fan_in = inputs.shape
+    if not 1 <= k <= m or fan_in < 1:
+        raise ValueError(f"need 1 <= k <= m and fan_in >= 1, got k={k}, m={m}, fan_in={fan_in}")
+    if inputs.numel() and (int(inputs.min()) < 0 or int(inputs.max()) >= key_dim):
+        raise ValueError(f"inputs must be unit input ids in [0, key_dim={key_dim})")
+    patterns, inputs = patterns.contiguous(), inputs.contiguous()
+    out = torch.empty(B, k, dtype=torch.int64)
+    if B == 0:
+        return out
+    threads = torch.get_num_threads() if threads is None else threads
+    status = library.bbpm_flyhash_topk(
+        patterns.data_ptr(), inputs.data_ptr(), out.data_ptr(), B, key_dim, m, fan_in, k, threads
+    )
+    if status != 0:
+        raise MemoryError("bbpm_flyhash_topk could not allocate its per-thread buffers")
+    return out
+
+
 __all__ = [
     "MIN_ENTRIES_PER_THREAD",
     "available",
     "cache_dir",
+    "flyhash_topk",
     "supports_write",
     "thread_count",
     "unavailable_reason",

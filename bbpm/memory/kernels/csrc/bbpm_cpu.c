@@ -128,3 +128,144 @@ DEFINE_WRITE(bbpm_write_f32_c32, float, float)
 DEFINE_WRITE(bbpm_write_f32_c64, float, double)
 DEFINE_WRITE(bbpm_write_f64_c32, double, float)
 DEFINE_WRITE(bbpm_write_f64_c64, double, double)
+
+/* ------------------------------------------------------------------------------------
+ * Fly-hash encoder for bbpm.baselines.flyhash: the k winners of m units, unit u summing
+ * the fan_in key-pattern entries inputs[u, :] (the sparse random projection), per key.
+ *
+ *   activation[b, u] = ((x[b, in_0] + x[b, in_1]) + x[b, in_2]) + ...   (this order)
+ *   out[b, :] = ids of the k largest activations (any order; a tie keeps the lower id)
+ *
+ * Keys go through in lanes of FLY_LANES: the lane block of x is transposed so that one
+ * unit's activations for all lanes are fan_in contiguous vector adds, and a lane's top-k
+ * list is only touched when some lane beats its current k-th best (rare after the first
+ * units). Nothing of size m is stored: O(m * fan_in) adds per key and O(k) memory, where a
+ * matmul with the dense 0/1 projection does O(m * key_dim) and writes m activations.
+ * ------------------------------------------------------------------------------------ */
+#include <math.h>
+#include <stdlib.h>
+
+#define FLY_LANES 16
+/* GCC/Clang vector extensions: one value per lane, lowered to the target's SIMD width
+ * (aligned(4): loads from any float address) */
+typedef float fly_lanes __attribute__((vector_size(FLY_LANES * sizeof(float)), aligned(4)));
+
+typedef struct {
+    const float *x;
+    const int32_t *inputs;
+    int64_t *out;
+    int64_t B, key_dim, m, fan_in, k;
+    int failed;
+} fly_args;
+
+/* fan_in is an argument so that the calls below with a literal fan_in get the unit loop
+ * unrolled (about 3x faster than a run-time fan_in) */
+static inline __attribute__((always_inline)) void fly_block_fan(const fly_args *a,
+                                                                int64_t first, float *xt,
+                                                                float *top_value,
+                                                                int64_t *top_id,
+                                                                const int64_t fan_in) {
+    const int64_t lanes = a->B - first < FLY_LANES ? a->B - first : FLY_LANES;
+    const int64_t key_dim = a->key_dim, k = a->k, m = a->m;
+    const int32_t *inputs = a->inputs;
+    fly_lanes threshold;
+    int64_t filled[FLY_LANES], weakest[FLY_LANES];
+    for (int64_t i = 0; i < key_dim; ++i) {
+        for (int64_t l = 0; l < FLY_LANES; ++l) {
+            xt[i * FLY_LANES + l] = l < lanes ? a->x[(first + l) * key_dim + i] : 0.0f;
+        }
+    }
+    for (int64_t l = 0; l < FLY_LANES; ++l) {
+        /* unused lanes never pass: +inf threshold */
+        threshold[l] = l < lanes ? -INFINITY : INFINITY;
+        filled[l] = 0;
+        weakest[l] = 0;
+    }
+    for (int64_t u = 0; u < m; ++u) {
+        const int32_t *in = inputs + u * fan_in;
+        fly_lanes act = *(const fly_lanes *)(xt + (int64_t)in[0] * FLY_LANES);
+        for (int64_t f = 1; f < fan_in; ++f) act += *(const fly_lanes *)(xt + (int64_t)in[f] * FLY_LANES);
+        /* cheap filter: does any lane reach its threshold? (>= 0 keeps it a superset of
+         * act > threshold even where tiny differences flush to zero) */
+        const fly_lanes margin = act - threshold;
+        float best = margin[0];
+        for (int64_t l = 1; l < FLY_LANES; ++l) best = margin[l] > best ? margin[l] : best;
+        if (!(best >= 0.0f)) continue;
+        for (int64_t l = 0; l < lanes; ++l) {
+            if (!(act[l] > threshold[l])) continue;
+            float *value = top_value + l * k;
+            int64_t *id = top_id + l * k;
+            if (filled[l] < k) {
+                value[filled[l]] = act[l];
+                id[filled[l]] = u;
+                if (++filled[l] < k) continue;
+            } else {
+                value[weakest[l]] = act[l];
+                id[weakest[l]] = u;
+            }
+            /* full: the threshold is the weakest kept activation (lowest value; among
+             * equal values the highest id, so that a tie keeps the lower ids) */
+            int64_t w = 0;
+            for (int64_t j = 1; j < k; ++j) {
+                if (value[j] < value[w] || (value[j] == value[w] && id[j] > id[w])) w = j;
+            }
+            weakest[l] = w;
+            threshold[l] = value[w];
+        }
+    }
+    for (int64_t l = 0; l < lanes; ++l) {
+        for (int64_t j = 0; j < k; ++j) a->out[(first + l) * k + j] = top_id[l * k + j];
+    }
+}
+
+static void fly_block(const fly_args *a, int64_t first, float *xt, float *top_value,
+                      int64_t *top_id) {
+    switch (a->fan_in) {
+        case 4: fly_block_fan(a, first, xt, top_value, top_id, 4); break;
+        case 6: fly_block_fan(a, first, xt, top_value, top_id, 6); break;
+        case 8: fly_block_fan(a, first, xt, top_value, top_id, 8); break;
+        default: fly_block_fan(a, first, xt, top_value, top_id, a->fan_in);
+    }
+}
+
+static void *fly_work(void *p) {
+    fly_args *a = (fly_args *)p;
+    const int64_t blocks = (a->B + FLY_LANES - 1) / FLY_LANES;
+    float *xt = (float *)malloc(sizeof(float) * (size_t)(a->key_dim * FLY_LANES));
+    float *top_value = (float *)malloc(sizeof(float) * (size_t)(a->k * FLY_LANES));
+    int64_t *top_id = (int64_t *)malloc(sizeof(int64_t) * (size_t)(a->k * FLY_LANES));
+    const int ok = xt && top_value && top_id;
+    if (!ok) a->failed = 1;
+    /* every thread of the team must reach the worksharing loop, buffers or not */
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+    for (int64_t block = 0; block < blocks; ++block) {
+        if (ok) fly_block(a, block * FLY_LANES, xt, top_value, top_id);
+    }
+    free(xt);
+    free(top_value);
+    free(top_id);
+    return 0;
+}
+
+/* Returns 0, or -1 if memory for the per-thread buffers could not be allocated. */
+int bbpm_flyhash_topk(const float *x, const int32_t *inputs, int64_t *out, int64_t B,
+                      int64_t key_dim, int64_t m, int64_t fan_in, int64_t k, int threads) {
+    fly_args a = {x, inputs, out, B, key_dim, m, fan_in, k, 0};
+#ifdef _OPENMP
+#pragma omp parallel num_threads(clamp_threads(threads))
+    {
+        fly_args mine = a;
+        fly_work(&mine);
+        if (mine.failed) {
+#pragma omp atomic write
+            a.failed = 1;
+        }
+    }
+#else
+    (void)threads;
+    fly_work(&a);
+#endif
+    return a.failed ? -1 : 0;
+}
