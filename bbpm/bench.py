@@ -30,6 +30,7 @@ from bbpm.hashing import GlobalAffineHash
 from bbpm.hashing.base import HashFunction
 from bbpm.memory import kernels
 from bbpm.memory.base import EPS
+from bbpm.utils.device import zeros_table
 
 DTYPES = {
     "float32": torch.float32,
@@ -223,9 +224,10 @@ def compare_paths(
     idx = hash_fn.indices(keys, K, H)
     M = idx.shape[1]
 
-    # Correctness on a fresh table: canonical and fast write from the same zero state.
-    memory = torch.zeros(D, d, dtype=dtype, device=device)
-    counts = torch.zeros(
+    # Correctness on a fresh table: canonical and fast write from the same zero state. The
+    # table is allocated like BBPMMemoryFloat's buffers (huge pages where Linux grants them).
+    memory = zeros_table(D, d, dtype=dtype, device=device)
+    counts = zeros_table(
         D, 1, dtype=torch.float64 if dtype == torch.float64 else torch.float32, device=device
     )
     kernels.write(memory, counts, idx, values, backend="canonical")
@@ -277,6 +279,7 @@ def compare_paths(
         "hash": type(hash_fn).__name__,
         "read_backend": kernels.read_backend(memory, counts),
         "write_backend": kernels.write_backend(memory, counts, values),
+        "read_weights": "C kernel" if kernels.native.supports_weights(memory, counts) else "torch",
     }
     for name, samples in times.items():
         for stat, value in summarize_times(samples).items():
@@ -314,7 +317,10 @@ def format_report(result: dict[str, Any]) -> str:
         (
             "read",
             READ_TARGET,
-            {"torch": "embedding_bag", "triton": "triton"}[result["read_backend"]],
+            {
+                "torch": f"embedding_bag, {result['read_weights']} weights",
+                "triton": "triton",
+            }[result["read_backend"]],
         ),
         (
             "write",

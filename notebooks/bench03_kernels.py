@@ -28,8 +28,13 @@
 # | canonical (definition) | `memory[idx] / (counts[idx] + eps)`, mean over $KH$ | values repeated $KH$ times, `index_add_` |
 # | torch fast path | `embedding_bag(..., per_sample_weights=1/((c+eps)KH))` | `index_add_` per slot column; for small batches several columns per call, so a call adds at least 8192 rows (default; also timed: 1 column or 32768 rows per call) |
 # | C kernel (CPU, `kernels.native`; the default CPU write) | — (a C loop was tried: not faster than `embedding_bag`) | one pass over the slot ids with software prefetch; the slot range split across threads, so no two threads touch a row (no atomics; the same sums for any thread count) |
+# | `kernels.read` (auto weights) | the same `embedding_bag`, its weights from one C pass on CPU (`native.slot_weights`: the same bits) | — |
 # | fp16/bf16 storage | blocks of rows upcast to float32, `bmm` with the weights | as above, in the storage dtype |
 # | Triton (CUDA only) | one program per (item, column block), float32 accumulator | `atomic_add` of the value row into each slot |
+#
+# Every table is allocated as `BBPMMemoryFloat` allocates its own (`bbpm.utils.device.zeros_table`:
+# transparent huge pages where Linux grants them); the paths marked "4 KiB pages" run on a
+# second float32 table on ordinary pages, to show what the huge pages are worth.
 #
 # The last section checks that gradients flow through the fused read: training the table
 # to fit targets moves exactly the rows the keys address (the prototype's `poc` experiment).
@@ -67,6 +72,7 @@ from bbpm.memory import kernels
 from bbpm.memory.base import EPS
 from bbpm.memory.kernels import native, torch_ops, triton_ops
 from bbpm.utils import Experiment
+from bbpm.utils.device import zeros_table
 
 params = dict(
     seed=seed,
@@ -136,6 +142,11 @@ def path_table(device: str) -> dict[str, tuple[str, torch.dtype, object]]:
             torch.float32,
             lambda m, c, i, v: torch_ops.read_embedding_bag(m, c, i),
         ),
+        "read embedding_bag (auto weights)": (
+            "read",
+            torch.float32,
+            lambda m, c, i, v: kernels.read(m, c, i, backend="torch"),
+        ),
         "read canonical fp16": (
             "read",
             torch.float16,
@@ -178,6 +189,18 @@ def path_table(device: str) -> dict[str, tuple[str, torch.dtype, object]]:
             torch.float32,
             lambda m, c, i, v: native.write(m, c, i, v, threads=1),
         )
+        paths["read embedding_bag (auto weights), 4 KiB pages"] = (
+            "read",
+            torch.float32,
+            lambda m, c, i, v: kernels.read(m, c, i, backend="torch"),
+            "4k",
+        )
+        paths["write C kernel, 4 KiB pages"] = (
+            "write",
+            torch.float32,
+            lambda m, c, i, v: native.write(m, c, i, v),
+            "4k",
+        )
     if device == "cuda" and kernels.HAS_TRITON:
         paths["read triton"] = (
             "read",
@@ -201,19 +224,24 @@ def run_device(device: str) -> list[dict]:
     hash_fn = GlobalAffineHash(D, seed=seed)
     keys, values32 = bbpm_bench.make_inputs(max(B_values), d, seed=seed, device=device)
     idx_all = hash_fn.indices(keys, K, H)
+    # Tables as BBPMMemoryFloat allocates them (zeros_table: huge pages where Linux grants
+    # them), plus, on CPU, a float32 table on ordinary 4 KiB pages ("4k" paths).
     tables = {}
-    for dtype in (torch.float32, torch.float16):
-        memory = torch.zeros(D, d, dtype=dtype, device=device)
-        counts = torch.zeros(D, 1, device=device)
+    for dtype, pages in ((torch.float32, "huge"), (torch.float16, "huge"), (torch.float32, "4k")):
+        if pages == "4k" and device != "cpu":
+            continue
+        alloc = zeros_table if pages == "huge" else torch.zeros
+        memory = alloc(D, d, dtype=dtype, device=device)
+        counts = alloc(D, 1, dtype=torch.float32, device=device)
         kernels.write(memory, counts, idx_all, values32.to(dtype), backend="canonical")
-        tables[dtype] = (memory, counts)
+        tables[dtype, pages] = (memory, counts)
     paths = path_table(device)
     out = []
     for B in tqdm(B_values, desc=f"batch sizes ({device})"):
         idx = idx_all[:B]
         ops, reference = {}, {}
-        for name, (op, dtype, fn) in paths.items():
-            memory, counts = tables[dtype]
+        for name, (op, dtype, fn, *pages) in paths.items():
+            memory, counts = tables[dtype, pages[0] if pages else "huge"]
             values = values32[:B].to(dtype)
             ops[name] = lambda fn=fn, m=memory, c=counts, i=idx, v=values: fn(m, c, i, v)
             if op == "read":
@@ -223,7 +251,7 @@ def run_device(device: str) -> list[dict]:
                 )
         with torch.no_grad():
             times = bbpm_bench.interleaved_times(ops, repeats, 1, device)
-        for name, (op, dtype, _) in paths.items():
+        for name, (op, dtype, *_) in paths.items():
             stats = bbpm_bench.summarize_times(times[name])
             elem = torch.tensor([], dtype=dtype).element_size()
             nbytes = bbpm_bench.traffic_bytes(op, B, K * H, d, elem)
@@ -356,7 +384,7 @@ exp.save_raw(rows)
 metrics = exp.load_metrics()
 result_rows = metrics["rows"]
 path_names = list(dict.fromkeys(r["path"] for r in result_rows))
-colors = dict(zip(path_names, plt.cm.tab10.colors, strict=False))
+colors = dict(zip(path_names, plt.cm.tab20.colors, strict=False))  # up to 20 paths
 markers = {"cpu": "o", "cuda": "^"}
 fig, (ax_roof, ax_bw) = plt.subplots(1, 2, figsize=(15, 5.5))
 intensity = np.logspace(-2.5, 2.5, 200)
@@ -484,6 +512,28 @@ lines.append(
     f"write {write_gain:.1f}x (torch, default column grouping)"
     + (f", write {native_gain:.1f}x (C kernel)." if native_gain else "; no C kernel in this run.")
 )
+timed_paths = {r["path"] for r in result_rows if r["device"] == "cpu"}
+
+
+def time_ratio(slow: str, fast: str) -> float | None:
+    """How many times faster `fast` ran than `slow` at B_max on CPU (None if not timed)."""
+    if not {slow, fast} <= timed_paths:
+        return None
+    return row_at(slow, B_max)["median_s"] / row_at(fast, B_max)["median_s"]
+
+
+for slow, fast, what in (
+    ("read embedding_bag", "read embedding_bag (auto weights)", "read weights from the C pass"),
+    (
+        "read embedding_bag (auto weights), 4 KiB pages",
+        "read embedding_bag (auto weights)",
+        "huge pages, read",
+    ),
+    ("write C kernel, 4 KiB pages", "write C kernel", "huge pages, C write"),
+):
+    gain = time_ratio(slow, fast)
+    if gain is not None:
+        lines.append(f"{what}: {gain:.2f}x as fast as without ('{fast}' vs '{slow}').")
 for r in metrics["thread_rows"]:
     lines.append(
         f"At B = {B_threads} with {r['threads']} thread(s) (load average {r['load_average_1min']}): "

@@ -156,3 +156,26 @@ def test_a_broken_compiler_is_reported_not_raised(monkeypatch, tmp_path):
     monkeypatch.setattr(native, "_reason", None)
     assert not native.available()
     assert "no-such-compiler" in native.unavailable_reason()
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_native_read_weights_are_bitwise_the_torch_weights(dtype):
+    memory, counts, idx, _ = table(dtype=dtype, counts_dtype=dtype)
+    assert native.supports_weights(memory, counts)
+    fast = native.slot_weights(counts, idx, 1e-8)
+    assert torch.equal(fast, torch_ops.slot_weights(counts, idx, 1e-8, dtype=dtype))
+    read = kernels.read(memory, counts, idx, 1e-8)  # auto: embedding_bag with these weights
+    assert torch.equal(read, torch_ops.read_embedding_bag(memory, counts, idx, 1e-8))
+
+
+@needs_native
+def test_native_read_weights_reject_out_of_range_slots():
+    memory, counts, idx, _ = table()
+    bad = idx.clone()
+    bad[3, 2] = memory.shape[0] + 7
+    with pytest.raises(IndexError, match="outside"):
+        native.slot_weights(counts, bad, 1e-8)
+    with pytest.raises(IndexError):
+        kernels.read(memory, counts, bad)
+    assert not native.supports_weights(memory, counts.double())  # mixed dtypes: torch path

@@ -54,6 +54,7 @@ from bbpm.memory.base import (
     memory_from_config,
     write_scale_factor,
 )
+from bbpm.utils.device import zeros_table
 
 KEY_BYTES = 8  # a key travels as int64
 HASH_ID_BYTES = 1  # ... with its hash number h as uint8 (hence H <= 256)
@@ -178,9 +179,9 @@ class ShardedBBPMMemory(nn.Module):
             )
         n_local_slots = self.local_blocks.numel() * self.block_size
         counts_dtype = counts_dtype_for(dtype)
-        self.register_buffer("memory", torch.zeros(n_local_slots, d, dtype=dtype, device=device))
+        self.register_buffer("memory", zeros_table(n_local_slots, d, dtype=dtype, device=device))
         self.register_buffer(
-            "counts", torch.zeros(n_local_slots, 1, dtype=counts_dtype, device=device)
+            "counts", zeros_table(n_local_slots, 1, dtype=counts_dtype, device=device)
         )
         self.read_dtype = torch.promote_types(dtype, counts_dtype)
         self.traffic = {"write": Traffic(), "read": Traffic()}

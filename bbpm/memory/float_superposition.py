@@ -32,6 +32,7 @@ from bbpm.memory.base import (
     memory_from_config,
     write_scale_factor,
 )
+from bbpm.utils.device import zeros_table
 
 
 class BBPMMemoryFloat(nn.Module):
@@ -77,8 +78,8 @@ class BBPMMemoryFloat(nn.Module):
         self.hash_fn = hash_fn
         self.check_finite = bool(check_finite)
         counts_dtype = counts_dtype_for(dtype)
-        self.register_buffer("memory", torch.zeros(D, d, dtype=dtype, device=device))
-        self.register_buffer("counts", torch.zeros(D, 1, dtype=counts_dtype, device=device))
+        self.register_buffer("memory", zeros_table(D, d, dtype=dtype, device=device))
+        self.register_buffer("counts", zeros_table(D, 1, dtype=counts_dtype, device=device))
 
     # ------------------------------------------------------------------ core API
     def slots(self, keys: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,54 @@
-"""Device selection helpers."""
+"""Device selection helpers, and large zeroed tables backed by huge pages where possible."""
 
 from __future__ import annotations
 
+import ctypes
+import sys
+
 import torch
+
+#: Linux ``MADV_HUGEPAGE``; 2 MiB is the x86-64 / arm64 transparent huge page size.
+_MADV_HUGEPAGE = 14
+_HUGE_PAGE = 1 << 21
+_libc: ctypes.CDLL | None = None
+
+
+def advise_huge_pages(tensor: torch.Tensor) -> bool:
+    """Ask Linux to back the 2 MiB-aligned part of a CPU tensor's memory with transparent
+    huge pages (``madvise(MADV_HUGEPAGE)``); call it before the pages are first touched.
+
+    BBPM reads and writes hit random rows of a table far larger than the TLB covers with
+    4 KiB pages; with 2 MiB pages the address translations stay cached (measured at D=1M,
+    d=64, K=32: the fused read and the C write about 12-15% faster, bench03). Returns True
+    when the advice was taken; False (and nothing changes) on other systems, for non-CPU or
+    small tensors, or when the kernel refuses. Purely a performance hint: values are unchanged.
+    """
+    global _libc
+    if sys.platform != "linux" or tensor.device.type != "cpu":
+        return False
+    start = tensor.data_ptr()
+    end = start + tensor.numel() * tensor.element_size()
+    aligned = (start + _HUGE_PAGE - 1) & ~(_HUGE_PAGE - 1)
+    length = (end - aligned) & ~(_HUGE_PAGE - 1)
+    if length <= 0:
+        return False
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        status = _libc.madvise(
+            ctypes.c_void_p(aligned), ctypes.c_size_t(length), ctypes.c_int(_MADV_HUGEPAGE)
+        )
+    except (OSError, AttributeError):
+        return False
+    return status == 0
+
+
+def zeros_table(*shape: int, dtype: torch.dtype, device: torch.device | str | None = None):
+    """``torch.zeros(*shape)``, with :func:`advise_huge_pages` applied before the zeros are
+    written on CPU (the memories' ``[D, d]`` tables and counts)."""
+    table = torch.empty(*shape, dtype=dtype, device=device)
+    advise_huge_pages(table)
+    return table.zero_()
 
 
 def get_device(preference: str | torch.device | None = "auto") -> torch.device:

@@ -7,7 +7,8 @@ Backends (``backend=`` argument, default ``"auto"``):
 * ``"canonical"``: :func:`torch_ops.write_index_add` / :func:`torch_ops.read_gather_mean`,
   the definitions (they build ``[B*M, d]`` / ``[B, M, d]`` temporaries).
 * ``"torch"``: the library-op fast paths, any device: column-wise ``index_add_`` write;
-  ``embedding_bag`` read (float32 blocks for fp16/bf16 storage). Differentiable.
+  ``embedding_bag`` read (float32 blocks for fp16/bf16 storage). Differentiable. On CPU the
+  read's per-slot weights come from the C kernel where it is available (the same bits).
 * ``"native"``: write only: the C scatter kernel of :mod:`native` (CPU, float32/float64,
   compiled on first use with the system C compiler; bitwise the same for every thread count).
 * ``"triton"``: the Triton kernels of :mod:`triton_ops` (CUDA, needs triton).
@@ -113,7 +114,10 @@ def read(
         return torch_ops.read_gather_mean(memory, counts, idx, eps)
     if backend == "triton":
         return triton_ops.read_fused(memory, counts, idx, eps)
-    return torch_ops.read_embedding_bag(memory, counts, idx, eps)
+    weights = None
+    if idx.shape[0] and native.supports_weights(memory, counts):
+        weights = native.slot_weights(counts, idx, eps)  # one pass instead of four
+    return torch_ops.read_embedding_bag(memory, counts, idx, eps, weights)
 
 
 __all__ = [

@@ -139,6 +139,10 @@ def _load() -> ctypes.CDLL | None:
         write_fn = getattr(library, f"bbpm_write_{suffix}")
         write_fn.argtypes = [pointer, pointer, pointer, pointer, i64, i64, i64, i64, ctypes.c_int]
         write_fn.restype = ctypes.c_int
+    for name in ("bbpm_slot_weights_f32", "bbpm_slot_weights_f64"):
+        weights_fn = getattr(library, name)
+        weights_fn.argtypes = [pointer, pointer, pointer, i64, i64, ctypes.c_double, ctypes.c_int]
+        weights_fn.restype = None
     library.bbpm_flyhash_topk.argtypes = [pointer, pointer, pointer, i64, i64, i64, i64, i64]
     library.bbpm_flyhash_topk.argtypes += [ctypes.c_int]
     library.bbpm_flyhash_topk.restype = ctypes.c_int
@@ -238,6 +242,47 @@ def write(
     torch.autograd.graph.increment_version(counts)
 
 
+_WEIGHT_FUNCTIONS = {torch.float32: "bbpm_slot_weights_f32", torch.float64: "bbpm_slot_weights_f64"}
+
+
+def supports_weights(memory: torch.Tensor, counts: torch.Tensor) -> bool:
+    """Whether :func:`slot_weights` serves a read of these buffers: CPU, counts contiguous
+    and of the memory's dtype (float32 or float64)."""
+    return (
+        counts.device.type == "cpu"
+        and counts.dtype == memory.dtype
+        and counts.dtype in _WEIGHT_FUNCTIONS
+        and counts.is_contiguous()
+        and available()
+    )
+
+
+def slot_weights(
+    counts: torch.Tensor, idx: torch.Tensor, eps: float, threads: int | None = None
+) -> torch.Tensor:
+    """``[B, M]`` read weights ``1 / ((counts[idx] + eps) * M)`` in the counts' dtype, in one
+    pass; bitwise equal to :func:`torch_ops.slot_weights`. ``IndexError`` for a slot id
+    outside ``[0, D)``."""
+    library = _load()
+    if library is None:
+        raise RuntimeError(f"the native CPU kernel is unavailable: {_reason}")
+    if counts.dtype not in _WEIGHT_FUNCTIONS or counts.device.type != "cpu":
+        raise RuntimeError(f"slot_weights needs float32/float64 CPU counts, got {counts.dtype}")
+    counts = counts.contiguous()
+    idx = _checked_slots(library, idx, counts.shape[0])
+    weights = torch.empty(idx.shape, dtype=counts.dtype)
+    getattr(library, _WEIGHT_FUNCTIONS[counts.dtype])(
+        counts.data_ptr(),
+        idx.data_ptr(),
+        weights.data_ptr(),
+        idx.numel(),
+        idx.shape[1],
+        float(eps),
+        thread_count(idx.numel(), threads),
+    )
+    return weights
+
+
 def flyhash_topk(
     patterns: torch.Tensor, inputs: torch.Tensor, k: int, threads: int | None = None
 ) -> torch.Tensor:
@@ -283,6 +328,8 @@ __all__ = [
     "available",
     "cache_dir",
     "flyhash_topk",
+    "slot_weights",
+    "supports_weights",
     "supports_write",
     "thread_count",
     "unavailable_reason",

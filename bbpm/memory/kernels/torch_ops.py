@@ -85,17 +85,24 @@ def slot_weights(
 
 
 def read_embedding_bag(
-    memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor, eps: float = EPS
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    eps: float = EPS,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Fused read, ``[B, d]``: one ``embedding_bag`` gathers, weights and sums the M slots of
     each item without building ``[B, M, d]``. fp16/bf16 storage goes to :func:`read_chunked`
-    (float32 accumulation). Equals :func:`read_gather_mean` up to float rounding."""
+    (float32 accumulation). Equals :func:`read_gather_mean` up to float rounding.
+    ``weights``: the :func:`slot_weights` of ``idx`` if already computed (``kernels.read``
+    passes the C kernel's, the same bits)."""
     if memory.dtype in (torch.float16, torch.bfloat16):
         return read_chunked(memory, counts, idx, eps)
     out_dtype = read_dtype(memory, counts)
     if idx.shape[0] == 0:
         return memory.new_zeros(0, memory.shape[1], dtype=out_dtype)
-    weights = slot_weights(counts, idx, eps, dtype=memory.dtype)
+    if weights is None:
+        weights = slot_weights(counts, idx, eps, dtype=memory.dtype)
     out = F.embedding_bag(idx, memory, per_sample_weights=weights, mode="sum")
     return out if out.dtype == out_dtype else out.to(out_dtype)
 

@@ -129,6 +129,25 @@ DEFINE_WRITE(bbpm_write_f32_c64, float, double)
 DEFINE_WRITE(bbpm_write_f64_c32, double, float)
 DEFINE_WRITE(bbpm_write_f64_c64, double, double)
 
+/* Read weights for torch's embedding_bag read: w[i] = 1 / ((counts[idx[i]] + eps) * M),
+ * the count debias and the mean in one prefetching pass (torch's index_select + add + mul
+ * + reciprocal make four passes); the same float operations in the same order, so the
+ * same bits. Slot ids must be in range (checked with bbpm_first_bad_index first). */
+#define DEFINE_WEIGHTS(NAME, T)                                                             \
+    void NAME(const T *counts, const int64_t *idx, T *weights, int64_t n, int64_t M,        \
+              double eps, int threads) {                                                    \
+        const T e = (T)eps, slots = (T)M;                                                   \
+        (void)threads;                                                                      \
+        _Pragma("omp parallel for num_threads(clamp_threads(threads)) schedule(static)")    \
+        for (int64_t i = 0; i < n; ++i) {                                                   \
+            if (i + PREFETCH < n) __builtin_prefetch(counts + idx[i + PREFETCH], 0, 3);     \
+            weights[i] = (T)1 / ((counts[idx[i]] + e) * slots);                             \
+        }                                                                                   \
+    }
+
+DEFINE_WEIGHTS(bbpm_slot_weights_f32, float)
+DEFINE_WEIGHTS(bbpm_slot_weights_f64, double)
+
 /* ------------------------------------------------------------------------------------
  * Fly-hash encoder for bbpm.baselines.flyhash: the k winners of m units, unit u summing
  * the fan_in key-pattern entries inputs[u, :] (the sparse random projection), per key.
