@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import random
 import time
 
@@ -121,3 +122,20 @@ def test_rss_bytes_grows_with_a_large_allocation():
     after = rss_bytes()
     assert before is not None and after - before > 32 * 2**20
     del block
+
+
+def test_zeros_table_is_zero_filled_and_asks_for_huge_pages_only_where_it_can():
+    import sys
+
+    from bbpm.utils.device import advise_huge_pages, zeros_table
+
+    table = zeros_table(3000, 700, dtype=torch.float32)  # 8.4 MB: several 2 MiB pages
+    assert table.shape == (3000, 700) and table.dtype == torch.float32
+    assert int(torch.count_nonzero(table)) == 0
+    small = torch.ones(16)
+    assert advise_huge_pages(small) is False  # no whole 2 MiB page inside
+    assert torch.equal(small, torch.ones(16))  # a hint only: values untouched
+    thp = "/sys/kernel/mm/transparent_hugepage/enabled"
+    if sys.platform == "linux" and os.path.exists(thp) and "[never]" not in open(thp).read():
+        assert advise_huge_pages(torch.empty(2**22)) is True
+    assert zeros_table(5, 1, dtype=torch.float64).sum() == 0
