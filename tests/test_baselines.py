@@ -224,6 +224,10 @@ def test_flyhash_native_encoder_breaks_ties_towards_lower_units():
 def test_flyhash_rejects_unknown_backend():
     with pytest.raises(ValueError, match="backend must be one of"):
         FlyHashHebbianMemory(d=8, m=64, backend="gpu")
+    if native.available():
+        with pytest.raises(ValueError, match="float32 patterns on the CPU"):
+            FlyHashHebbianMemory(d=8, m=64, backend="native", dtype=torch.float64)
+        assert FlyHashHebbianMemory(d=8, m=64, dtype=torch.float64).encoder_backend() == "torch"
 
 
 def test_count_sketch_median_and_mean_and_even_rows():

@@ -103,6 +103,13 @@ class FlyHashHebbianMemory(nn.Module):
         self.backend = backend
         self.seed = check_seed(seed)
         dtype = check_float_dtype(dtype)
+        if backend == "native" and (
+            dtype != torch.float32 or torch.device(device or "cpu").type != "cpu"
+        ):
+            raise ValueError(
+                f"backend='native' encodes float32 patterns on the CPU; got dtype={dtype}, "
+                f"device={device}: use backend='auto' or 'torch'"
+            )
         self._salt = stream_salt(seed, _STREAM_INPUT)
         generator = torch.Generator().manual_seed(stream_salt(seed, 5) & 0x7FFFFFFFFFFFFFFF)
         # [m, fan_in] distinct input ids per unit: the fly's sparse projection-neuron ->

@@ -1,4 +1,6 @@
-"""The CPU write kernel in C (``csrc/bbpm_cpu.c``), compiled on first use, called with ctypes.
+"""CPU kernels in C (``csrc/bbpm_cpu.c``), compiled on first use, called with ctypes: the
+BBPM write (:func:`write`), the read's per-slot weights (:func:`slot_weights`) and the
+fly-hash encoder of the exp08 baseline (:func:`flyhash_topk`).
 
 Why a C kernel: on CPU, torch's ``index_add_`` / ``scatter_add_`` sort the slot ids and
 reduce segments; at the issue's setting (D=1M, d=64, K=32, B=8192) that costs about as
@@ -6,8 +8,9 @@ much as the prototype's ``repeat_interleave`` copy, so the library ops cannot gi
 write a 3x speedup over the prototype (bench03 times them all). The kernel is one loop
 with software prefetches over the ``B*M`` slot ids, its slot range split across threads
 so that no two threads touch a row (see the C file's header). There is no read kernel: the
-same loop for the read, tried, was not faster than ``embedding_bag``. It needs no torch
-headers and builds in about a second with the system C compiler.
+same loop for the read, tried, was not faster than ``embedding_bag``; only its weights
+(one pass where torch makes four) come from here. It needs no torch headers and builds in
+about a second with the system C compiler.
 
 Build and cache: ``$CC`` (default ``cc``) with ``-O3 -std=c99 -shared -fPIC -pthread``
 and ``-fopenmp`` (without it where the compiler has no OpenMP)
@@ -15,9 +18,9 @@ into ``$BBPM_CACHE_DIR`` (default ``$XDG_CACHE_HOME/bbpm`` or ``~/.cache/bbpm``)
 per source/compiler/platform hash, written atomically so concurrent processes do not
 clash. ``BBPM_NATIVE=0`` disables the kernel. Where it cannot be built (no compiler, not
 Linux/macOS), :func:`available` is False, :func:`unavailable_reason` says why, and
-``kernels.write`` falls back to the torch path.
+``kernels.read`` / ``kernels.write`` and the fly-hash baseline fall back to torch.
 
-Supported: CPU tensors, contiguous ``memory [D, d]`` float32/float64, ``counts [D, 1]``
+Write: CPU tensors, contiguous ``memory [D, d]`` float32/float64, ``counts [D, 1]``
 float32/float64, ``values [B, d]`` in the memory's dtype, ``idx [B, M]`` int64.
 """
 

@@ -1,25 +1,24 @@
-/* BBPM's CPU write: scatter-add of value rows and counts into their slots.
+/* BBPM's CPU kernels, called through ctypes from bbpm/memory/kernels/native.py (which
+ * compiles this file on first use: plain C99, OpenMP or pthreads, no torch headers, about
+ * a second to build). ctypes releases the GIL for each call. Three kernels:
  *
- * Compiled on first use by bbpm/memory/kernels/native.py (plain C99 + pthreads, no torch
- * headers, so it builds in about a second) and called through ctypes, which releases the
- * GIL for the call.
+ * 1. The write: scatter-add of value rows and counts into their slots,
+ *      for i in 0..B*M-1 (item b = i / M):  memory[idx[i], :] += values[b, :];  counts[idx[i]] += 1
+ *    torch's CPU index_add_/scatter_add_ sort the indices and reduce segments (bench03 times
+ *    them); here every slot row is a random 4-cache-line read-modify-write in a table far
+ *    larger than the caches, so the loop is bound by memory latency, hidden with software
+ *    prefetches PREFETCH entries ahead. Threads: the slot range [0, D) is cut into T
+ *    contiguous ranges and thread t applies, in the order of i, only the entries whose slot
+ *    falls in its range. No two threads touch the same row (no atomics, no races), and every
+ *    slot receives its additions in the order of i whatever T is: the result is bitwise
+ *    identical for every thread count.
+ * 2. The read weights 1 / ((counts[idx] + eps) * M) for torch's embedding_bag read (no
+ *    read kernel: the same prefetching loop for the whole read was tried and was not faster
+ *    than embedding_bag, which already fuses the gather and the weighting).
+ * 3. The fly-hash encoder of the exp08 baseline (bottom of the file).
  *
- *   for i in 0..B*M-1 (item b = i / M, slot column j = i % M):
- *       memory[idx[i], :] += values[b, :];   counts[idx[i]] += 1
- *
- * Why not index_add_: torch's CPU index_add_/scatter_add_ sort the indices and reduce
- * segments (bench03 measures them). (No read kernel: the same loop for the read, tried,
- * was not faster than torch's embedding_bag, which already fuses gather and weighting.) Here every slot row is a random 4-cache-line
- * read-modify-write in a table far larger than the caches, so the loop is bound by memory
- * latency; we hide it with software prefetches `PREFETCH` rows ahead.
- *
- * Threads: slot range [0, D) is cut into T contiguous ranges and thread t applies, in the
- * order of i, only the entries whose slot falls in its range. No two threads touch the
- * same row (no atomics, no races), and every slot receives its additions in the order of
- * i whatever T is: the result is bitwise identical for every thread count.
- *
- * bbpm_first_bad_index() is run before any write so that an out-of-range slot id raises
- * in Python with the table untouched.
+ * bbpm_first_bad_index() runs before any of them so that an out-of-range slot id raises in
+ * Python with the table untouched.
  */
 #include <pthread.h>
 #include <stdint.h>
