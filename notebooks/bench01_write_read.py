@@ -20,9 +20,11 @@
 # `bbpm.memory.kernels.read` / `write` compute the same sums without them:
 #
 # * read: one `embedding_bag(idx, memory, per_sample_weights=w, mode="sum")` with
-#   $w = 1/((c + \epsilon) KH)$ — gather, debias and mean in one pass, extra memory $O(Bd)$;
-# * write: `index_add_` of the $[B, d]$ values once per slot column (several columns per call for small batches),
-#   reading the values in place instead of a $KH$-fold copy.
+#   $w = 1/((c + \epsilon) KH)$ — gather, debias and mean in one pass, extra memory $O(Bd)$
+#   (on CPU the weights $w$ come from one C pass, `kernels.native.slot_weights`);
+# * write: on CPU the C kernel `kernels.native.write` (one prefetching pass over the slot ids,
+#   the slot range split across threads), else `index_add_` of the $[B, d]$ values once per
+#   slot column; both read the values in place instead of a $KH$-fold copy.
 #
 # On the prototype's setting ($D = 10^6$, $d = 64$, $K = 32$, $H = 1$, batches of $B = 8192$,
 # float32) the targets are a read at least 10x and a write at least 3x faster than the
@@ -37,7 +39,7 @@
 # every number; interleaving makes them perturb both paths alike, so the *ratios* are more
 # stable than the absolute times. One exception: with several torch threads on a busy machine
 # every parallel region waits for its slowest thread, which hurts ops made of many short
-# regions (the column-wise write, the hash) much more than the canonical ops. The run records
+# regions (the torch column-wise write, the hash) much more than the canonical ops. The run records
 # the load average and says so when it was high; `threads = 1` or the environment variable
 # `OMP_WAIT_POLICY=PASSIVE` measure the kernels themselves (bench03 compares thread counts).
 
