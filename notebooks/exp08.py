@@ -69,6 +69,7 @@ hopfield_beta = 16.0
 flyhash_k = 8
 flyhash_fan_in = 6
 flyhash_key_dim = 64
+flyhash_theory_keys = 20000
 count_sketch_rows = 5
 count_sketch_estimator = "median"
 throughput_items = 65536
@@ -116,6 +117,7 @@ params = dict(
     flyhash_k=flyhash_k,
     flyhash_fan_in=flyhash_fan_in,
     flyhash_key_dim=flyhash_key_dim,
+    flyhash_theory_keys=flyhash_theory_keys,
     count_sketch_rows=count_sketch_rows,
     count_sketch_estimator=count_sketch_estimator,
     throughput_items=throughput_items,
@@ -367,6 +369,12 @@ print(
 #   rows are collision-free and the median ignores the few that are not.
 # * **FIFO stores** (dict, Hopfield): exact for the last `capacity` items, accuracy
 #   $\min(1, \text{capacity}/N)$.
+# * **Fly-hash Hebbian**: another item whose code shares $o$ of the key's $k$ units adds
+#   energy $o^2/k^2$; with $\mathbb{E}[o] = \sum_{u \in c_q} p_u$ from the unit usage $p_u$
+#   measured on the codes of `flyhash_theory_keys` written keys, and $\mathbb{E}[o^2]
+#   \approx \mathbb{E}[o]$ (overlaps are rare), $\rho_q = (N-1)\,\mathbb{E}[o]/k^2$, averaged
+#   over those keys (`bbpm.baselines.theory.hebbian_code_prediction`). For uniform codes
+#   $\mathbb{E}[o] = k^2/m$ and $\rho = (N-1)/m$: the first-order law with load $N/m$.
 # * **BBPM**: `bbpm.theory.snr_bounds` (the load model of the theory chapter) gives the
 #   expected cosine; its sampled per-key $(a, s^2)$ fed to the cleanup formula give the
 #   accuracy. That model assumes independent values; here values repeat (a codebook), which
@@ -418,6 +426,20 @@ for budget in budgets_bytes:
         curves["count_sketch_accuracy"] = peer_theory.top1_accuracy_gaussian(
             rho, d, codebook_size
         ).tolist()
+    if "flyhash" in methods and budget <= flyhash_max_bytes:
+        size = sizes["flyhash"][key]
+        fly = build("flyhash", budget)
+        overlap = peer_theory.code_overlap_per_key(
+            fly.codes(written_keys[: min(n_max, flyhash_theory_keys)]), size["m"]
+        )
+        del fly
+        fly_pred = [
+            peer_theory.hebbian_code_prediction(int(n), overlap, size["k"], d, codebook_size)
+            for n in n_grid
+        ]
+        curves["flyhash_cosine"] = [p["cosine"] for p in fly_pred]
+        curves["flyhash_accuracy"] = [p["accuracy"] for p in fly_pred]
+        curves["flyhash_mean_overlap"] = float(overlap.mean())
     for method in ("dict", "hopfield"):
         if method in methods:
             curves[f"{method}_accuracy"] = peer_theory.fifo_accuracy(

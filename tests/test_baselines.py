@@ -324,3 +324,23 @@ def test_gaussian_cleanup_theory_limits():
     assert theory.median_variance_factor(3) == pytest.approx(1.3463, abs=2e-3)  # known: 0.4487 * 3
     assert theory.median_variance_factor(101) == pytest.approx(math.pi / 2, abs=0.02)
     np.testing.assert_allclose(theory.fifo_accuracy([10, 100, 400], 100), [1.0, 1.0, 0.25])
+
+
+def test_flyhash_crosstalk_matches_the_code_overlap_theory():
+    d, m, k = 64, 2048, 8
+    memory = FlyHashHebbianMemory(d=d, m=m, k=k, seed=3)
+    keys = splitmix64(torch.arange(6000))
+    gen = torch.Generator().manual_seed(0)
+    values = torch.nn.functional.normalize(torch.randn(6000, d, generator=gen), dim=1)
+    overlap = theory.code_overlap_per_key(memory.codes(keys), m)
+    # random keys give nearly uniform unit usage here: mean overlap close to k^2/m
+    assert float(overlap.mean()) == pytest.approx(k * k / m, rel=0.1)
+    written = 0
+    for N in (1000, 3000, 6000):
+        memory.write(keys[written:N], values[written:N])
+        written = N
+        measured = torch.nn.functional.cosine_similarity(memory.read(keys[:N]), values[:N]).mean()
+        predicted = theory.hebbian_code_prediction(N, overlap, k, d, 1024)["cosine"]
+        assert float(measured) == pytest.approx(predicted, abs=0.03), N
+    with pytest.raises(ValueError, match="codes must be"):
+        theory.code_overlap_per_key(torch.zeros(1, k, dtype=torch.int64), m)

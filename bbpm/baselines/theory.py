@@ -13,7 +13,11 @@ and top-1 cleanup against C random unit codes in d dimensions (wrong-code scores
 Per memory: FHRR banks, ``rho = n_b / 2`` with ``n_b ~ Binomial(N-1, 1/G)`` other items
 in the key's bank; count sketch, ``rho = f_R (N-1) / (R W)`` with ``f_R = 1`` for the mean
 over rows and ``f_R = R Var(median of R N(0,1))`` for the median (its high-load,
-Gaussian limit); a FIFO store of ``capacity`` items, accuracy ``min(1, capacity / N)``.
+Gaussian limit); a FIFO store of ``capacity`` items, accuracy ``min(1, capacity / N)``;
+Hebbian fast weights read through k-of-m codes (the fly hash), ``rho_q = (N-1) E[o^2] / k^2``
+per key q, with ``o`` the overlap of q's code with another item's, ``E[o] = sum_{u in c_q} p_u``
+from the measured unit usage ``p_u`` (``E[o^2] ~ E[o]`` while overlaps are rare), averaged
+over keys because popular units make some keys noisier than others.
 """
 
 from __future__ import annotations
@@ -110,3 +114,26 @@ def count_sketch_rho(
 def fifo_accuracy(N: int | np.ndarray, capacity: int) -> np.ndarray:
     """An exact store that keeps the last ``capacity`` of N distinct items: ``min(1, capacity/N)``."""
     return np.minimum(1.0, capacity / np.maximum(_as_array(N), 1.0))
+
+
+def code_overlap_per_key(codes: torch.Tensor, m: int) -> np.ndarray:
+    """``codes [n, k]`` (the k-of-m codes of n random keys) -> ``[n]`` expected overlap of
+    each key's code with the code of another random key, ``sum_{u in c_q} p_u``, with the
+    unit usage ``p_u`` estimated from the other ``n - 1`` codes (leave-one-out, unbiased)."""
+    if codes.dim() != 2 or codes.shape[0] < 2:
+        raise ValueError(f"codes must be [n >= 2, k], got shape {tuple(codes.shape)}")
+    usage = torch.bincount(codes.reshape(-1), minlength=m).double()
+    others = (usage[codes] - 1.0).sum(dim=1) / (codes.shape[0] - 1)
+    return others.numpy()
+
+
+def hebbian_code_prediction(
+    N: int, overlap: np.ndarray, k: int, d: int, C: int
+) -> dict[str, float]:
+    """Mean cosine and top-1 accuracy of a read ``c_q W / k`` after N items, averaged over
+    the keys' expected overlaps ``overlap [n]`` (:func:`code_overlap_per_key`)."""
+    rho = max(N - 1, 0) * _as_array(overlap) / float(k) ** 2
+    return {
+        "cosine": float(expected_cosine_gaussian(rho).mean()),
+        "accuracy": float(top1_accuracy_gaussian(rho, d, C).mean()),
+    }
