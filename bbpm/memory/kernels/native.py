@@ -153,6 +153,14 @@ def _load() -> ctypes.CDLL | None:
     return _library
 
 
+def _require_library() -> ctypes.CDLL:
+    """The loaded kernel library; ``RuntimeError`` saying why where it is unavailable."""
+    library = _load()
+    if library is None:
+        raise RuntimeError(f"the native CPU kernel is unavailable: {_reason}")
+    return library
+
+
 def available() -> bool:
     """True when the kernel is built and loaded (building it on the first call)."""
     return _load() is not None
@@ -210,9 +218,7 @@ def write(
 
     Raises ``IndexError`` (table untouched) if a slot id is outside ``[0, D)``, and
     ``RuntimeError`` if the kernel is unavailable or the buffers unsupported."""
-    library = _load()
-    if library is None:
-        raise RuntimeError(f"the native CPU kernel is unavailable: {_reason}")
+    library = _require_library()
     if not supports_write(memory, counts, values):
         raise RuntimeError(
             "the native CPU kernel needs contiguous CPU float32/float64 memory and counts, values "
@@ -266,9 +272,7 @@ def slot_weights(
     """``[B, M]`` read weights ``1 / ((counts[idx] + eps) * M)`` in the counts' dtype, in one
     pass; bitwise equal to :func:`torch_ops.slot_weights`. ``IndexError`` for a slot id
     outside ``[0, D)``."""
-    library = _load()
-    if library is None:
-        raise RuntimeError(f"the native CPU kernel is unavailable: {_reason}")
+    library = _require_library()
     if counts.dtype not in _WEIGHT_FUNCTIONS or counts.device.type != "cpu":
         raise RuntimeError(f"slot_weights needs float32/float64 CPU counts, got {counts.dtype}")
     counts = counts.contiguous()
@@ -295,9 +299,7 @@ def flyhash_topk(
     equal activations the lower unit id wins. O(m * fan_in) adds per key, O(k) extra memory
     (no ``[B, m]`` activation matrix). Used by :class:`bbpm.baselines.FlyHashHebbianMemory`.
     """
-    library = _load()
-    if library is None:
-        raise RuntimeError(f"the native CPU kernel is unavailable: {_reason}")
+    library = _require_library()
     if patterns.dtype != torch.float32 or patterns.dim() != 2 or patterns.device.type != "cpu":
         raise ValueError(
             f"patterns must be a [B, key_dim] float32 CPU tensor, got {patterns.dtype} "
