@@ -29,7 +29,7 @@ import torch
 from bbpm.hashing import GlobalAffineHash
 from bbpm.hashing.base import HashFunction
 from bbpm.memory import kernels
-from bbpm.memory.base import EPS
+from bbpm.memory.base import EPS, counts_dtype_for
 from bbpm.utils.device import zeros_table
 
 DTYPES = {
@@ -227,9 +227,7 @@ def compare_paths(
     # Correctness on a fresh table: canonical and fast write from the same zero state. The
     # table is allocated like BBPMMemoryFloat's buffers (huge pages where Linux grants them).
     memory = zeros_table(D, d, dtype=dtype, device=device)
-    counts = zeros_table(
-        D, 1, dtype=torch.float64 if dtype == torch.float64 else torch.float32, device=device
-    )
+    counts = zeros_table(D, 1, dtype=counts_dtype_for(dtype), device=device)
     kernels.write(memory, counts, idx, values, backend="canonical")
     touched = idx.reshape(-1).unique()
     reference_rows, reference_counts = memory[touched].clone(), counts[touched].clone()

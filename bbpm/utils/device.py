@@ -18,8 +18,8 @@ def advise_huge_pages(tensor: torch.Tensor) -> bool:
     huge pages (``madvise(MADV_HUGEPAGE)``); call it before the pages are first touched.
 
     BBPM reads and writes hit random rows of a table far larger than the TLB covers with
-    4 KiB pages; with 2 MiB pages the address translations stay cached (measured at D=1M,
-    d=64, K=32: the fused read and the C write about 12-15% faster, bench03). Returns True
+    4 KiB pages; with 2 MiB pages the address translations stay cached (bench03 times the
+    fused read and the C write on both kinds of pages). Returns True
     when the advice was taken; False (and nothing changes) on other systems, for non-CPU or
     small tensors, or when the kernel refuses. Purely a performance hint: values are unchanged.
     """
