@@ -1,8 +1,6 @@
 """The fast read/write paths equal the canonical definition (torch_ops.write_index_add /
 read_gather_mean), keep gradients, stay exact in counts, and never build [B, M, d]."""
 
-import os
-
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -16,10 +14,6 @@ EPS = 1e-8
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 needs_cuda_triton = pytest.mark.skipif(
     not (torch.cuda.is_available() and kernels.HAS_TRITON), reason="needs CUDA and triton"
-)
-triton_interpreter = pytest.mark.skipif(
-    not (kernels.HAS_TRITON and os.environ.get("TRITON_INTERPRET") == "1"),
-    reason="runs the Triton kernels on CPU only under TRITON_INTERPRET=1 with triton installed",
 )
 
 
@@ -224,9 +218,9 @@ def test_cpu_tensors_use_the_embedding_bag_read_and_the_native_write():
     assert kernels.write_backend(half, counts, values.half()) == "torch"
 
 
-def test_triton_entry_points_fail_clearly_without_triton():
-    if triton_ops.HAS_TRITON:
-        pytest.skip("triton is installed")
+def test_triton_entry_points_fail_clearly_without_triton(monkeypatch):
+    monkeypatch.setattr(triton_ops, "HAS_TRITON", False)  # as on an install without triton
+    monkeypatch.setattr(kernels, "HAS_TRITON", False)
     memory, counts, idx, values = filled_table()
     assert not triton_ops.supports_read(memory, counts)
     with pytest.raises(RuntimeError, match="triton"):
@@ -260,19 +254,6 @@ def test_bench_cli_prints_speedups_and_errors(capsys):
 
 
 # ------------------------------------------------------------------ Triton / CUDA
-@triton_interpreter
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_triton_kernels_in_interpreter_equal_canonical(dtype):
-    memory, counts, idx, values = filled_table(D=300, d=40, B=20, M=19, dtype=dtype)
-    out = triton_ops.read_fused(memory, counts, idx, EPS)
-    assert rel_err(out, torch_ops.read_gather_mean(memory, counts, idx, EPS)) < 1e-6
-    if dtype == torch.float32:
-        canon_mem, canon_counts = memory.clone(), counts.clone()
-        torch_ops.write_index_add(canon_mem, canon_counts, idx, values)
-        triton_ops.write_fused(memory, counts, idx, values)
-        assert rel_err(memory, canon_mem) < 1e-6 and torch.equal(counts, canon_counts)
-
-
 @needs_cuda_triton
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_triton_read_on_cuda_equals_cpu_canonical(dtype):

@@ -10,10 +10,20 @@ tensors of supported dtypes (see :func:`supports_read` / :func:`supports_write`)
   accumulator and stores ``acc / M``: the canonical read, with no ``[B, M, d]`` tensor.
 * ``_write_kernel``: one program per (item b, block of columns); it loads the value row once
   and ``atomic_add``-s it into the item's M slots (duplicates add up, as ``index_add_``
-  does); the column-block-0 program also adds 1 to each slot's count.
+  does); the column-block-0 program also adds 1 to each slot's count. Relaxed atomics:
+  the sums need atomicity, not ordering.
+
+Both kernels mask slot ids outside ``[0, D)`` (no access outside the table whatever the
+input); the entry points first raise ``IndexError`` for such ids unless
+``check_bounds=False``. ``block_m`` / ``num_warps`` tune the launch (``python -m
+bbpm.gpu_bench`` sweeps them).
 
 Float atomics make the order of additions (hence the last bits of a slot shared by
 several items) vary from run to run; counts are integers and stay exact below 2**24.
+
+Without a GPU the same kernels run on CPU tensors in Triton's interpreter
+(``TRITON_INTERPRET=1`` before triton is imported; :func:`interpreted`), which is how the
+test suite checks them on machines with no CUDA.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ if HAS_TRITON:
         counts_ptr,
         idx_ptr,
         out_ptr,
+        D,
         M,
         d,
         stride_memory,
@@ -62,6 +73,7 @@ if HAS_TRITON:
             slots = tl.load(idx_ptr + item * stride_idx + offs, mask=slot_mask, other=0).to(
                 tl.int64
             )
+            slot_mask = slot_mask & (slots >= 0) & (slots < D)  # never touch memory outside
             slot_counts = tl.load(counts_ptr + slots * stride_counts, mask=slot_mask, other=1.0).to(
                 tl.float32
             )
@@ -79,6 +91,7 @@ if HAS_TRITON:
         counts_ptr,
         idx_ptr,
         values_ptr,
+        D,
         M,
         d,
         stride_memory,
@@ -100,30 +113,112 @@ if HAS_TRITON:
             slots = tl.load(idx_ptr + item * stride_idx + offs, mask=slot_mask, other=0).to(
                 tl.int64
             )
+            slot_mask = slot_mask & (slots >= 0) & (slots < D)  # never touch memory outside
             tl.atomic_add(
                 memory_ptr + slots[:, None] * stride_memory + cols[None, :],
                 tile,
                 mask=slot_mask[:, None] & col_mask[None, :],
+                sem="relaxed",
             )
             if col_block == 0:
                 tl.atomic_add(
                     counts_ptr + slots * stride_counts,
                     tl.full([BLOCK_M], 1.0, dtype=tl.float32),
                     mask=slot_mask,
+                    sem="relaxed",
                 )
 
 
-def _blocks(M: int, d: int) -> tuple[int, int]:
-    """Tile sizes: up to 16 slots x 128 columns per step (powers of two, as tl.arange needs)."""
-    block_m = min(16, triton.next_power_of_2(max(M, 1)))
-    block_d = min(128, triton.next_power_of_2(max(d, 1)))
+#: Largest slot tile (``block_m``) and column tile the kernels take per step.
+MAX_BLOCK_M = 64
+MAX_BLOCK_D = 128
+
+
+def _blocks(M: int, d: int, block_m: int | None) -> tuple[int, int]:
+    """Tile sizes (powers of two, as ``tl.arange`` needs): ``block_m`` slots (default up to
+    16) x up to 128 columns per step."""
+    if block_m is None:
+        block_m = min(16, triton.next_power_of_2(max(M, 1)))
+    elif not (
+        isinstance(block_m, int) and 1 <= block_m <= MAX_BLOCK_M and block_m & (block_m - 1) == 0
+    ):
+        raise ValueError(
+            f"block_m must be a power of two between 1 and {MAX_BLOCK_M}, got {block_m!r}"
+        )
+    block_d = min(MAX_BLOCK_D, triton.next_power_of_2(max(d, 1)))
     return block_m, block_d
+
+
+def _launch_options(num_warps: int | None) -> dict[str, int]:
+    if num_warps is None:
+        return {}
+    if not (isinstance(num_warps, int) and num_warps in (1, 2, 4, 8, 16)):
+        raise ValueError(f"num_warps must be one of 1, 2, 4, 8, 16, got {num_warps!r}")
+    return {"num_warps": num_warps}
 
 
 def _require_triton() -> None:
     if not HAS_TRITON:
         raise RuntimeError(
             "triton is not installed; use bbpm.memory.kernels.read/write, which fall back to torch"
+        )
+
+
+def interpreted() -> bool:
+    """True when this module's kernels were built by Triton's CPU interpreter
+    (``TRITON_INTERPRET=1`` at import): they then run on CPU tensors, slowly, for tests."""
+    return HAS_TRITON and type(_read_kernel).__name__ == "InterpretedFunction"
+
+
+def _check_buffers(
+    op: str,
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    values: torch.Tensor | None = None,
+) -> None:
+    """ValueError naming the argument when the kernels cannot take these buffers."""
+    dtypes = READ_DTYPES if op == "read" else WRITE_DTYPES
+    if memory.dim() != 2 or memory.stride(1) != 1:
+        raise ValueError(
+            f"memory must be a [D, d] tensor with contiguous rows, got shape "
+            f"{tuple(memory.shape)} and strides {memory.stride()}; pass memory.contiguous()"
+        )
+    if memory.dtype not in dtypes:
+        raise ValueError(
+            f"the triton {op} takes memory of dtype {', '.join(map(str, dtypes))}, got "
+            f"{memory.dtype}; use bbpm.memory.kernels.{op}(..., backend='torch')"
+        )
+    if counts.dtype != torch.float32:
+        raise ValueError(f"counts must be float32 for the triton kernels, got {counts.dtype}")
+    if idx.dtype != torch.int64:
+        raise ValueError(f"idx must be int64 slot ids, got {idx.dtype}")
+    if values is not None and values.dtype != memory.dtype:
+        raise ValueError(f"values must have memory's dtype {memory.dtype}, got {values.dtype}")
+    tensors = [memory, counts, idx] + ([] if values is None else [values])
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        raise ValueError(
+            f"memory, counts, idx{', values' if values is not None else ''} must be on one device, got {sorted(map(str, devices))}"
+        )
+    if not memory.is_cuda and not interpreted():
+        raise ValueError(
+            f"the triton kernels need CUDA tensors, got {memory.device}; use "
+            "bbpm.memory.kernels.read/write with backend='auto' (or run under TRITON_INTERPRET=1 for tests)"
+        )
+
+
+def _check_bounds(idx: torch.Tensor, D: int) -> None:
+    """``IndexError`` naming the extreme slot id when one is outside ``[0, D)`` (one
+    reduction and one device sync). The kernels mask such ids anyway, so with the check
+    off a bad id is skipped (never a write outside the table), not reported."""
+    if idx.numel() == 0:
+        return
+    low, high = (int(v) for v in torch.aminmax(idx))
+    if low < 0 or high >= D:
+        bad = low if low < 0 else high
+        raise IndexError(
+            f"idx holds slot id {bad}, outside [0, D={D}); nothing was read or written"
         )
 
 
@@ -155,25 +250,39 @@ def supports_write(memory: torch.Tensor, counts: torch.Tensor, values: torch.Ten
 
 
 def read_fused(
-    memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor, eps: float
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    eps: float,
+    block_m: int | None = None,
+    num_warps: int | None = None,
+    check_bounds: bool = True,
 ) -> torch.Tensor:
     """Fused read on CUDA, ``[B, d]`` float32. ``memory [D, d]``, ``counts [D, 1]``,
     ``idx [B, M]`` int64. Not differentiable (the dispatcher uses ``embedding_bag`` when
-    gradients are needed)."""
+    gradients are needed). ``block_m`` (slots per step, a power of two up to 64) and
+    ``num_warps`` tune the launch; the defaults are 16 (or M's next power of two, if
+    smaller) and Triton's default. ``check_bounds``: raise ``IndexError`` for a slot id
+    outside ``[0, D)`` (costs a reduction and a sync; off, such ids are skipped)."""
     _require_triton()
+    _check_buffers("read", memory, counts, idx)
     idx = idx.contiguous()
     B, M = idx.shape
     d = memory.shape[1]
+    block_m, block_d = _blocks(M, d, block_m)
+    options = _launch_options(num_warps)
+    if check_bounds:
+        _check_bounds(idx, memory.shape[0])
     out = torch.empty(B, d, dtype=torch.float32, device=memory.device)
     if B == 0:
         return out
-    block_m, block_d = _blocks(M, d)
     grid = (B, triton.cdiv(d, block_d))
     _read_kernel[grid](
         memory,
         counts,
         idx,
         out,
+        memory.shape[0],
         M,
         d,
         memory.stride(0),
@@ -183,29 +292,45 @@ def read_fused(
         float(eps),
         BLOCK_M=block_m,
         BLOCK_D=block_d,
+        **options,
     )
     return out
 
 
 def write_fused(
-    memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor, values: torch.Tensor
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    values: torch.Tensor,
+    block_m: int | None = None,
+    num_warps: int | None = None,
+    check_bounds: bool = True,
 ) -> None:
     """Scatter-add write on CUDA: ``memory[idx[b, j]] += values[b]`` and
-    ``counts[idx[b, j]] += 1`` for all b, j, with float atomics (in place)."""
+    ``counts[idx[b, j]] += 1`` for all b, j, with relaxed float atomics (in place; only
+    atomicity is needed, not ordering). ``block_m``, ``num_warps`` and ``check_bounds``
+    as in :func:`read_fused`; with the check on, a bad slot id leaves the table untouched."""
     _require_triton()
+    _check_buffers("write", memory, counts, idx, values)
     idx = idx.contiguous()
     values = values.contiguous()
     B, M = idx.shape
     d = memory.shape[1]
+    if values.shape != (B, d):
+        raise ValueError(f"values must be [B, d] = [{B}, {d}], got shape {tuple(values.shape)}")
+    block_m, block_d = _blocks(M, d, block_m)
+    options = _launch_options(num_warps)
+    if check_bounds:
+        _check_bounds(idx, memory.shape[0])
     if B == 0:
         return
-    block_m, block_d = _blocks(M, d)
     grid = (B, triton.cdiv(d, block_d))
     _write_kernel[grid](
         memory,
         counts,
         idx,
         values,
+        memory.shape[0],
         M,
         d,
         memory.stride(0),
@@ -214,6 +339,7 @@ def write_fused(
         values.stride(0),
         BLOCK_M=block_m,
         BLOCK_D=block_d,
+        **options,
     )
 
 
@@ -221,6 +347,7 @@ __all__ = [
     "HAS_TRITON",
     "READ_DTYPES",
     "WRITE_DTYPES",
+    "interpreted",
     "read_fused",
     "supports_read",
     "supports_write",
