@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The prepared GPU check: CUDA tests, then the Triton benchmark, in one go (~5 min on an
+# H200, most of it Triton compiling the sweep's variants). Run it from the repository root
+# on a CUDA machine with torch and triton installed (no `pip install` needed: the tests and
+# `python -m bbpm.gpu_bench` import bbpm from the checkout).
+#
+#   bash scripts/gpu_check.sh [OUTDIR]      # default OUTDIR: $OUT, else _build/gpu
+#
+# Writes OUTDIR/nvidia_smi.txt, OUTDIR/pytest_cuda.log, OUTDIR/gpu_bench.log and the record
+# OUTDIR/gpu_bench.json; copy the record, unedited, to book/gpu/<device>-<date>.json to have
+# the book draw it. Exit status: non-zero if the tests or the benchmark failed.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+outdir="${1:-${OUT:-_build/gpu}}"
+mkdir -p "$outdir"
+PY="${PYTHON:-python3}"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+nvidia-smi >"$outdir/nvidia_smi.txt" 2>&1 || echo "nvidia-smi failed" >>"$outdir/nvidia_smi.txt"
+"$PY" -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; print(torch.__version__, torch.cuda.get_device_name())" || exit 1
+
+status=0
+# the tests that touch CUDA or the kernels (the notebook tests need papermill: not here)
+timeout 420 "$PY" -m pytest -q -p no:cacheprovider -rs \
+    tests/test_kernels.py tests/test_triton_kernels.py tests/test_gpu_cpu_parity.py \
+    tests/test_gpu_bench.py tests/test_write_read_identity.py tests/test_counts_unbiasedness.py \
+    tests/test_diagnostics_and_utils.py 2>&1 | tee "$outdir/pytest_cuda.log" || status=1
+
+timeout 600 "$PY" -m bbpm.gpu_bench --out "$outdir/gpu_bench.json" 2>&1 \
+    | tee "$outdir/gpu_bench.log" || status=1
+exit $status
