@@ -144,6 +144,23 @@ def test_dict_is_fifo_when_full_and_rewrites_in_place():
     assert memory.nbytes == 3 * (8 + 2 * 4)
 
 
+def test_dict_batch_larger_than_capacity_equals_one_key_at_a_time():
+    """The bulk path for a batch of more new keys than rows leaves the same state (rows,
+    ring pointer, reads) as writing the keys one by one."""
+    keys, values = torch.arange(100, 137), torch.randn(37, 2)
+    bulk, single = ExactDictMemory(d=2, capacity=8), ExactDictMemory(d=2, capacity=8)
+    for memory in (bulk, single):
+        memory.write(torch.tensor([1, 2, 3]), torch.ones(3, 2))  # ring pointer not at 0
+    bulk.write(keys, values)
+    for key, value in zip(keys, values):
+        single.write(key.reshape(1), value.reshape(1, 2))
+    assert bulk._next == single._next and bulk._row_of == single._row_of
+    assert torch.equal(bulk.keys, single.keys) and torch.equal(bulk.values, single.values)
+    probe = torch.cat([torch.tensor([1, 2, 3]), keys])
+    torch.testing.assert_close(bulk.read(probe), single.read(probe))
+    assert len(bulk) == 8 and torch.equal(bulk.read(keys[-8:]), values[-8:])
+
+
 def test_unbounded_dict_grows_and_counts_its_bytes():
     memory = ExactDictMemory(d=4)
     keys, values = torch.arange(1000), torch.randn(1000, 4)

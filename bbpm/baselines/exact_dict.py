@@ -91,6 +91,12 @@ class ExactDictMemory(nn.Module):
         keys, values = check_write(keys, values, self.d, self.device)
         key_list = keys.tolist()
         if self._all_new(key_list):
+            if self.capacity is not None and len(key_list) > self.capacity:
+                # more new keys than rows: only the last `capacity` survive the ring, at the
+                # rows they would reach one by one (the pointer first passes the others)
+                skip = len(key_list) - self.capacity
+                self._next = (self._next + skip) % self.capacity
+                key_list, keys, values = key_list[skip:], keys[skip:], values[skip:]
             self._append_new(key_list, keys, values)
             return
         row_of = self._row_of
@@ -123,10 +129,8 @@ class ExactDictMemory(nn.Module):
             self.values[target] = values[source].to(self.values.dtype)
 
     def _all_new(self, key_list: list[int]) -> bool:
-        """True when the batch's keys are distinct, none is stored, and (bounded) the batch
-        fits in the capacity: then rows can be assigned in bulk."""
-        if self.capacity is not None and len(key_list) > self.capacity:
-            return False
+        """True when the batch's keys are distinct and none is stored: then rows can be
+        assigned in bulk."""
         return len(set(key_list)) == len(key_list) and self._row_of.keys().isdisjoint(key_list)
 
     def _grow(self, rows: int) -> None:
