@@ -57,6 +57,7 @@ grad_K = 4
 grad_N = 512
 grad_steps = 200
 grad_lr = 0.05
+triton_compile_configs = [[16, 4], [32, 4], [32, 8]]
 
 # %%
 import matplotlib.pyplot as plt
@@ -92,6 +93,7 @@ params = dict(
     grad_N=grad_N,
     grad_steps=grad_steps,
     grad_lr=grad_lr,
+    triton_compile_configs=triton_compile_configs,
 )
 exp = Experiment("bench03_kernels", params)
 default_threads = torch.get_num_threads()
@@ -478,6 +480,48 @@ plt.show()
 # in Triton's interpreter (`tests/test_triton_kernels.py`) against the canonical definition:
 # that checks their indexing, tiling, masking and accumulation, not their speed.
 
+# %% [markdown]
+# ### The kernels compiled for Hopper, here
+#
+# Triton can compile without a GPU: `triton_ops.compile_report` builds each kernel for
+# compute capability 9.0 (H100/H200) with the argument specialisation a launch at d = 64,
+# K = 32 would get, and reads the machine code's resource use with the `cuobjdump` that
+# Triton ships. No spills (local bytes 0), 128-bit row loads (`LDG.E.128`) and, in the write,
+# reductions that return nothing (`REDG`) are what the kernels' design counts on; tests
+# (`tests/test_triton_compile.py`) assert them for the pinned triton version.
+
+# %%
+compile_rows = []
+if kernels.HAS_TRITON and not triton_ops.interpreted():
+    stand_in = torch.zeros(1024, 64)
+    stand_in_counts = torch.zeros(1024, 1)
+    stand_in_idx = torch.zeros(4, 32, dtype=torch.int64)
+    for block_m, warps in tqdm(triton_compile_configs, desc="compiling for sm_90"):
+        for op, dtype in (
+            ("read", torch.float32),
+            ("read", torch.float16),
+            ("read", torch.bfloat16),
+            ("write", torch.float32),
+        ):
+            report = triton_ops.compile_report(
+                op,
+                stand_in.to(dtype),
+                stand_in_counts,
+                stand_in_idx,
+                torch.zeros(4, 64, dtype=dtype) if op == "write" else None,
+                block_m=block_m,
+                num_warps=warps,
+            )
+            compile_rows.append(report)
+            memory_ops = ", ".join(f"{k} x{v}" for k, v in sorted(report["sass"].items()))
+            print(
+                f"{op:5s} {report['dtype']:8s} block_m={report['BLOCK_M']:2d} warps={report['num_warps']}: "
+                f"{report['registers']} registers, local (spill) {report['local_bytes']} B, "
+                f"shared {report['shared_bytes']} B | in the code (static counts): {memory_ops}"
+            )
+else:
+    print("triton is not installed (or runs interpreted): nothing compiled.")
+
 # %%
 gpu_records = gpu_bench.load_records(exp.root / "book" / "gpu")
 if not gpu_records:
@@ -493,6 +537,7 @@ for i, record in enumerate(gpu_records):
 exp.save_metrics(
     {
         **exp.load_metrics(),
+        "triton_sm90_compile": compile_rows,
         "gpu_records": [
             {"info": r["info"], "copy": r["copy"], "targets": r["targets"]} for r in gpu_records
         ],

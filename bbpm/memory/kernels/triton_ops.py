@@ -7,7 +7,9 @@ tensors of supported dtypes (see :func:`supports_read` / :func:`supports_write`)
 * ``_read_kernel``: one program per (item b, block of ``BLOCK_D`` columns). It loads the
   item's slot ids ``BLOCK_M`` at a time, gathers their counts and ``[BLOCK_M, BLOCK_D]``
   rows (any float storage, upcast to float32), adds ``rows / (counts + eps)`` into a float32
-  accumulator and stores ``acc / M``: the canonical read, with no ``[B, M, d]`` tensor.
+  ``[BLOCK_M, BLOCK_D]`` accumulator, sums it over slots once at the end (one cross-warp
+  reduction, not one per step) and stores ``sum / M``: the canonical read, with no
+  ``[B, M, d]`` tensor.
 * ``_write_kernel``: one program per (item b, block of columns); it loads the value row once
   and ``atomic_add``-s it into the item's M slots (duplicates add up, as ``index_add_``
   does); the column-block-0 program also adds 1 to each slot's count. Relaxed atomics:
@@ -27,6 +29,10 @@ test suite checks them on machines with no CUDA.
 """
 
 from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
 
 import torch
 
@@ -66,7 +72,7 @@ if HAS_TRITON:
         item = tl.program_id(0).to(tl.int64)
         cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
         col_mask = cols < d
-        acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+        acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)  # reduced over slots once, at the end
         for first in range(0, M, BLOCK_M):
             offs = first + tl.arange(0, BLOCK_M)
             slot_mask = offs < M
@@ -82,8 +88,8 @@ if HAS_TRITON:
                 mask=slot_mask[:, None] & col_mask[None, :],
                 other=0.0,
             ).to(tl.float32)
-            acc += tl.sum(rows / (slot_counts[:, None] + eps), axis=0)
-        tl.store(out_ptr + item * stride_out + cols, acc / M, mask=col_mask)
+            acc += rows / (slot_counts[:, None] + eps)
+        tl.store(out_ptr + item * stride_out + cols, tl.sum(acc, axis=0) / M, mask=col_mask)
 
     @triton.jit
     def _write_kernel(
@@ -149,12 +155,14 @@ def _blocks(M: int, d: int, block_m: int | None) -> tuple[int, int]:
     return block_m, block_d
 
 
-def _launch_options(num_warps: int | None) -> dict[str, int]:
+def _launch_options(num_warps: int | None) -> dict[str, object]:
+    # fp fusion (a*b + c -> fma) stated, not left to triton's default, which changes in 3.10
+    options: dict[str, object] = {"enable_fp_fusion": True}
     if num_warps is None:
-        return {}
+        return options
     if not (isinstance(num_warps, int) and num_warps in (1, 2, 4, 8, 16)):
         raise ValueError(f"num_warps must be one of 1, 2, 4, 8, 16, got {num_warps!r}")
-    return {"num_warps": num_warps}
+    return {**options, "num_warps": num_warps}
 
 
 def _require_triton() -> None:
@@ -176,8 +184,10 @@ def _check_buffers(
     counts: torch.Tensor,
     idx: torch.Tensor,
     values: torch.Tensor | None = None,
+    launch: bool = True,
 ) -> None:
-    """ValueError naming the argument when the kernels cannot take these buffers."""
+    """ValueError naming the argument when the kernels cannot take these buffers
+    (``launch=False``: for :func:`compile_report`, any device)."""
     dtypes = READ_DTYPES if op == "read" else WRITE_DTYPES
     if memory.dim() != 2 or memory.stride(1) != 1:
         raise ValueError(
@@ -201,7 +211,7 @@ def _check_buffers(
         raise ValueError(
             f"memory, counts, idx{', values' if values is not None else ''} must be on one device, got {sorted(map(str, devices))}"
         )
-    if not memory.is_cuda and not interpreted():
+    if launch and not memory.is_cuda and not interpreted():
         raise ValueError(
             f"the triton kernels need CUDA tensors, got {memory.device}; use "
             "bbpm.memory.kernels.read/write with backend='auto' (or run under TRITON_INTERPRET=1 for tests)"
@@ -249,6 +259,40 @@ def supports_write(memory: torch.Tensor, counts: torch.Tensor, values: torch.Ten
     )
 
 
+def _read_plan(memory, counts, idx, eps, block_m, num_warps, launch=True):
+    """Validated launch of the read: (kernel, grid, args, constexprs, options, out)."""
+    _require_triton()
+    _check_buffers("read", memory, counts, idx, launch=launch)
+    idx = idx.contiguous()
+    B, M = idx.shape
+    d = memory.shape[1]
+    block_m, block_d = _blocks(M, d, block_m)
+    out = torch.empty(B, d, dtype=torch.float32, device=memory.device)
+    args = (memory, counts, idx, out, memory.shape[0], M, d)
+    args += (memory.stride(0), counts.stride(0), idx.stride(0), out.stride(0), float(eps))
+    grid = (B, triton.cdiv(d, block_d))
+    constexprs = {"BLOCK_M": block_m, "BLOCK_D": block_d}
+    return _read_kernel, grid, args, constexprs, _launch_options(num_warps), out
+
+
+def _write_plan(memory, counts, idx, values, block_m, num_warps, launch=True):
+    """Validated launch of the write: (kernel, grid, args, constexprs, options)."""
+    _require_triton()
+    _check_buffers("write", memory, counts, idx, values, launch=launch)
+    idx = idx.contiguous()
+    values = values.contiguous()
+    B, M = idx.shape
+    d = memory.shape[1]
+    if values.shape != (B, d):
+        raise ValueError(f"values must be [B, d] = [{B}, {d}], got shape {tuple(values.shape)}")
+    block_m, block_d = _blocks(M, d, block_m)
+    args = (memory, counts, idx, values, memory.shape[0], M, d)
+    args += (memory.stride(0), counts.stride(0), idx.stride(0), values.stride(0))
+    grid = (B, triton.cdiv(d, block_d))
+    constexprs = {"BLOCK_M": block_m, "BLOCK_D": block_d}
+    return _write_kernel, grid, args, constexprs, _launch_options(num_warps)
+
+
 def read_fused(
     memory: torch.Tensor,
     counts: torch.Tensor,
@@ -264,36 +308,13 @@ def read_fused(
     ``num_warps`` tune the launch; the defaults are 16 (or M's next power of two, if
     smaller) and Triton's default. ``check_bounds``: raise ``IndexError`` for a slot id
     outside ``[0, D)`` (costs a reduction and a sync; off, such ids are skipped)."""
-    _require_triton()
-    _check_buffers("read", memory, counts, idx)
-    idx = idx.contiguous()
-    B, M = idx.shape
-    d = memory.shape[1]
-    block_m, block_d = _blocks(M, d, block_m)
-    options = _launch_options(num_warps)
-    if check_bounds:
-        _check_bounds(idx, memory.shape[0])
-    out = torch.empty(B, d, dtype=torch.float32, device=memory.device)
-    if B == 0:
-        return out
-    grid = (B, triton.cdiv(d, block_d))
-    _read_kernel[grid](
-        memory,
-        counts,
-        idx,
-        out,
-        memory.shape[0],
-        M,
-        d,
-        memory.stride(0),
-        counts.stride(0),
-        idx.stride(0),
-        out.stride(0),
-        float(eps),
-        BLOCK_M=block_m,
-        BLOCK_D=block_d,
-        **options,
+    kernel, grid, args, constexprs, options, out = _read_plan(
+        memory, counts, idx, eps, block_m, num_warps
     )
+    if check_bounds:
+        _check_bounds(args[2], memory.shape[0])
+    if grid[0]:
+        kernel[grid](*args, **constexprs, **options)
     return out
 
 
@@ -310,43 +331,125 @@ def write_fused(
     ``counts[idx[b, j]] += 1`` for all b, j, with relaxed float atomics (in place; only
     atomicity is needed, not ordering). ``block_m``, ``num_warps`` and ``check_bounds``
     as in :func:`read_fused`; with the check on, a bad slot id leaves the table untouched."""
-    _require_triton()
-    _check_buffers("write", memory, counts, idx, values)
-    idx = idx.contiguous()
-    values = values.contiguous()
-    B, M = idx.shape
-    d = memory.shape[1]
-    if values.shape != (B, d):
-        raise ValueError(f"values must be [B, d] = [{B}, {d}], got shape {tuple(values.shape)}")
-    block_m, block_d = _blocks(M, d, block_m)
-    options = _launch_options(num_warps)
-    if check_bounds:
-        _check_bounds(idx, memory.shape[0])
-    if B == 0:
-        return
-    grid = (B, triton.cdiv(d, block_d))
-    _write_kernel[grid](
-        memory,
-        counts,
-        idx,
-        values,
-        memory.shape[0],
-        M,
-        d,
-        memory.stride(0),
-        counts.stride(0),
-        idx.stride(0),
-        values.stride(0),
-        BLOCK_M=block_m,
-        BLOCK_D=block_d,
-        **options,
+    kernel, grid, args, constexprs, options = _write_plan(
+        memory, counts, idx, values, block_m, num_warps
     )
+    if check_bounds:
+        _check_bounds(args[2], memory.shape[0])
+    if grid[0]:
+        kernel[grid](*args, **constexprs, **options)
+
+
+_RES_USAGE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
+_SASS_OPS = re.compile(r"\b(LDG|STG|REDG|RED|ATOMG|ATOM|BAR)(?:\.[A-Z0-9_]+)*")
+
+
+def compile_report(
+    op: str,
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    values: torch.Tensor | None = None,
+    eps: float = 1e-8,
+    block_m: int | None = None,
+    num_warps: int | None = None,
+    capability: int = 90,
+) -> dict:
+    """Compile the ``op`` ("read" or "write") kernel for a CUDA GPU of compute capability
+    ``capability`` (90: Hopper, H100/H200) on this machine, no GPU needed, with the argument
+    specialisation a launch on these tensors would get (CPU tensors stand in for device
+    buffers: 16-byte aligned, like CUDA allocations). Returns the machine code's resource
+    use from ``cuobjdump -res-usage`` (registers, stack, shared and local bytes; local bytes
+    are register spills) and counts of its memory instructions (``LDG.E.128``, ``REDG...``).
+
+    Uses Triton's ahead-of-time compile path and its bundled CUDA tools; a compile error
+    here is one the GPU would hit too."""
+    import subprocess
+
+    import triton.backends.nvidia as nvidia_backend
+    from triton._C.libtriton import native_specialize_impl
+    from triton.backends.compiler import GPUTarget
+    from triton.backends.nvidia.compiler import CUDABackend
+    from triton.compiler import ASTSource, make_backend
+
+    if op not in ("read", "write"):
+        raise ValueError(f"op must be 'read' or 'write', got {op!r}")
+    if interpreted():
+        raise RuntimeError("compile_report needs the compiled kernels (TRITON_INTERPRET is set)")
+    if op == "read":
+        kernel, _, args, constexprs, options, _ = _read_plan(
+            memory, counts, idx, eps, block_m, num_warps, launch=False
+        )
+    else:
+        if values is None:
+            raise ValueError("values is required for op='write'")
+        kernel, _, args, constexprs, options = _write_plan(
+            memory, counts, idx, values, block_m, num_warps, launch=False
+        )
+    signature: dict[str, str] = {}
+    constants: dict[str, object] = dict(constexprs)
+    attrs: dict[tuple[int], list] = {}
+    for i, name in enumerate(kernel.arg_names):
+        if name in constexprs:
+            signature[name] = "constexpr"
+            continue
+        kind, key = native_specialize_impl(CUDABackend, args[i], False, True, True)[:2]
+        if kind == "constexpr":  # ints equal to 1 become constants, as at launch
+            signature[name], constants[name] = "constexpr", key
+        else:
+            signature[name] = kind
+            if key == "D":  # 16-divisible ints and 16-aligned pointers
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    target = GPUTarget("cuda", capability, 32)
+    parsed = make_backend(target).parse_options(dict(options))
+    compiled = triton.compile(
+        ASTSource(fn=kernel, signature=signature, constexprs=constants, attrs=attrs),
+        target=target,
+        options=parsed.__dict__,
+    )
+    cubin = compiled.asm["cubin"]
+    report = {
+        "op": op,
+        "capability": capability,
+        "dtype": str(memory.dtype).removeprefix("torch."),
+        "num_warps": parsed.num_warps,
+        **constexprs,
+        "cubin_bytes": len(cubin),
+        "registers": None,
+        "stack_bytes": None,
+        "shared_bytes": None,
+        "local_bytes": None,
+        "sass": {},
+    }
+    cuobjdump = Path(nvidia_backend.__file__).parent / "bin" / "cuobjdump"
+    if cuobjdump.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "kernel.cubin"
+            path.write_bytes(cubin)
+            usage = subprocess.run(
+                [str(cuobjdump), "-res-usage", str(path)], capture_output=True, text=True
+            ).stdout
+            sass = subprocess.run(
+                [str(cuobjdump), "--dump-sass", str(path)], capture_output=True, text=True
+            ).stdout
+        found = _RES_USAGE.search(usage)
+        if found:
+            report.update(
+                zip(
+                    ("registers", "stack_bytes", "shared_bytes", "local_bytes"),
+                    map(int, found.groups()),
+                )
+            )
+        for match in _SASS_OPS.finditer(sass):
+            report["sass"][match.group(0)] = report["sass"].get(match.group(0), 0) + 1
+    return report
 
 
 __all__ = [
     "HAS_TRITON",
     "READ_DTYPES",
     "WRITE_DTYPES",
+    "compile_report",
     "interpreted",
     "read_fused",
     "supports_read",
