@@ -422,20 +422,19 @@ def plot_record(record: dict[str, Any]):
     t = record.get("targets") or targets(record)
     copy = t["copy_gbps"]
     fig, (ax_r, ax_w) = plt.subplots(1, 2, figsize=(11, 4.2))
+
+    def plot_best(ax, key: str) -> None:
+        best = [e for e in t["per_D"] if e[key] is not None]
+        if best:
+            xs, ys = [e["D"] for e in best], [e[key] for e in best]
+            ax.plot(xs, ys, "*-", ms=10, label="triton, best tiles of the sweep")
+
     styles = {"canonical": "s:", "torch": "o--", "triton": "^-", "kernels.read": "v-"}
     for path, style in styles.items():
         rows = _rows(record, "read", path)
         if rows:
             ax_r.plot([r["D"] for r in rows], [r["gbps"] for r in rows], style, label=path)
-    if t["triton_ran"]:
-        best = [e for e in t["per_D"] if e["read_gbps"] is not None]
-        ax_r.plot(
-            [e["D"] for e in best],
-            [e["read_gbps"] for e in best],
-            "*-",
-            ms=10,
-            label="triton, best tiles of the sweep",
-        )
+    plot_best(ax_r, "read_gbps")
     ax_r.axhline(copy, color="k", label=f"copy_ {copy:.0f} GB/s")
     ax_r.axhline(
         READ_TARGET_COPY_FRACTION * copy,
@@ -463,15 +462,7 @@ def plot_record(record: dict[str, Any]):
                 style,
                 label=path,
             )
-    if t["triton_ran"]:
-        best = [e for e in t["per_D"] if e["write_speedup"] is not None]
-        ax_w.plot(
-            [e["D"] for e in best],
-            [e["write_speedup"] for e in best],
-            "*-",
-            ms=10,
-            label="triton, best tiles of the sweep",
-        )
+    plot_best(ax_w, "write_speedup")
     ax_w.axhline(1.0, color="k", lw=0.8)
     ax_w.axhline(
         WRITE_TARGET_SPEEDUP, color="k", ls="--", label=f"{WRITE_TARGET_SPEEDUP:.0f}x (target)"

@@ -120,3 +120,21 @@ def test_cuda_record_runs_the_triton_paths_exactly():
     t = record["targets"]
     assert t["triton_ran"] and all(e["read_gbps"] > 0 for e in t["per_D"])
     assert record["info"]["device_name"] == torch.cuda.get_device_name()
+
+
+def test_cli_writes_the_record(tmp_path, capsys):
+    out = tmp_path / "rec.json"
+    argv = ["--device", "cpu", "--D", "2000", "--d", "4", "--K", "2", "--B", "16"]
+    assert (
+        gpu_bench.main(
+            argv + ["--repeats", "1", "--copy-mib", "1", "--no-sweep", "--out", str(out)]
+        )
+        == 0
+    )
+    record = json.loads(out.read_text())
+    assert (
+        record["settings"]["D_values"] == [2000] and record["version"] == gpu_bench.RECORD_VERSION
+    )
+    assert "record written" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        gpu_bench.main(["--device", "cpu", "--B", "0"])
