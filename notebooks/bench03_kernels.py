@@ -487,8 +487,10 @@ plt.show()
 # compute capability 9.0 (H100/H200) with the argument specialisation a launch at d = 64,
 # K = 32 would get, and reads the machine code's resource use with the `cuobjdump` that
 # Triton ships. No spills (local bytes 0), 128-bit row loads (`LDG.E.128`) and, in the write,
-# reductions that return nothing (`REDG`) are what the kernels' design counts on; tests
-# (`tests/test_triton_compile.py`) assert them for the pinned triton version.
+# vector reductions that return nothing (`REDG.E.ADD.F32x4`: four floats per instruction,
+# no value sent back) are what the kernels' design counts on; tests
+# (`tests/test_triton_compile.py`) assert them for the pinned triton version. These are
+# properties of the code, not timings: how fast it runs needs a GPU (next cell).
 
 # %%
 compile_rows = []

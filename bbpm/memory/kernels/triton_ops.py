@@ -341,7 +341,7 @@ def write_fused(
 
 
 _RES_USAGE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
-_SASS_OPS = re.compile(r"\b(LDG|STG|REDG|RED|ATOMG|ATOM|BAR)(?:\.[A-Z0-9_]+)*")
+_SASS_OPS = re.compile(r"\b(LDG|STG|REDG|RED|ATOMG|ATOM|BAR)(?:\.[A-Za-z0-9_]+)*")
 
 
 def compile_report(
