@@ -21,9 +21,7 @@ from bbpm.memory.kernels import torch_ops, triton_ops
 
 EPS = 1e-8
 pytestmark = pytest.mark.skipif(not triton_ops.HAS_TRITON, reason="needs triton")
-interpreted_only = pytest.mark.skipif(
-    not triton_ops.interpreted(), reason="runs in the TRITON_INTERPRET=1 subprocess"
-)
+interpreted_only = pytest.mark.triton_interpreter  # deselected outside (tests/conftest.py)
 compiled_only = pytest.mark.skipif(
     triton_ops.interpreted(), reason="checks the compiled (not interpreted) kernels"
 )
