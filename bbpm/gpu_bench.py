@@ -16,8 +16,8 @@ bandwidth, and the write against the plain ``index_add_`` path, in one process.
 * for every path its largest relative difference from the canonical result (writes: from
   the same starting table) and whether the counts are equal.
 
-Times are CUDA-event times of single calls, interleaved round-robin across the paths after
-warm-up calls; medians are reported. Effective bandwidth is :func:`bbpm.bench.traffic_bytes`
+Times are CUDA-event times of 5 back-to-back calls (per call: divided by 5), interleaved
+round-robin across the paths after warm-up calls; medians are reported. Effective bandwidth is :func:`bbpm.bench.traffic_bytes`
 (the bytes an op must move at least) over the median time. The record (JSON) names the
 device, the versions and the settings; ``book/gpu/`` keeps the records that the book's
 performance chapter (bench03) draws. On a machine without CUDA, ``--device cpu`` runs the
@@ -57,11 +57,17 @@ RECORD_VERSION = 1
 
 
 def event_times(
-    ops: dict[str, Callable[[], Any]], repeats: int, warmup: int, device: torch.device
+    ops: dict[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int,
+    device: torch.device,
+    inner: int = 1,
 ) -> dict[str, list[float]]:
     """Seconds per call of each op, ``repeats`` samples each, round-robin after ``warmup``
-    rounds: CUDA events around each call on CUDA (no host sync inside a round), else
-    :func:`bbpm.bench.interleaved_times`."""
+    rounds. On CUDA a sample is the CUDA-event time of ``inner`` back-to-back calls divided
+    by ``inner`` (the queue fills after the first launch, so the host's launch cost hides
+    behind the GPU's work as it does in a real loop; no host sync inside a round). Else
+    :func:`bbpm.bench.interleaved_times` (one call per sample)."""
     if device.type != "cuda":
         return cpu_bench.interleaved_times(ops, repeats, warmup, device)
     times: dict[str, list[float]] = {name: [] for name in ops}
@@ -70,13 +76,14 @@ def event_times(
         for name, op in ops.items():
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            op()
+            for _ in range(inner):
+                op()
             end.record()
             events.append((name, start, end))
         torch.cuda.synchronize(device)
         if round_ >= warmup:
             for name, start, end in events:
-                times[name].append(start.elapsed_time(end) / 1e3)
+                times[name].append(start.elapsed_time(end) / 1e3 / inner)
     return times
 
 
@@ -177,6 +184,7 @@ def bench_table(
     sweep: Sequence[tuple[int, int]],
     read_dtypes: Sequence[torch.dtype] = (torch.float32,),
     seed: int = 0,
+    inner: int = 5,
 ) -> list[dict[str, Any]]:
     """Rows of timings for one table size: every read path for each storage dtype in
     ``read_dtypes``, every write path in float32."""
@@ -202,6 +210,7 @@ def bench_table(
                 repeats,
                 warmup,
                 device,
+                inner,
             )
             rows += [_row("read", n, D, B, M, d, dtype, times[n], errors[n]) for n in paths]
             del table
@@ -223,6 +232,7 @@ def bench_table(
             repeats,
             warmup,
             device,
+            inner,
         )
         rows += [_row("write", n, D, B, M, d, torch.float32, times[n], errors[n]) for n in paths]
     return rows
@@ -288,6 +298,7 @@ def run(
     half_dtypes: bool = True,
     seed: int = 0,
     progress: bool = True,
+    inner: int = 5,
 ) -> dict[str, Any]:
     """The whole benchmark; returns the record (see the module docstring)."""
     device = torch.device(device)
@@ -314,6 +325,7 @@ def run(
             "warmup": warmup,
             "sweep": [list(s) for s in sweep],
             "seed": seed,
+            "inner_calls_per_sample": inner if device.type == "cuda" else 1,
         },
         "copy": cpu_bench.copy_bandwidth(copy_bytes, max(repeats // 2, 3), device),
         "rows": [],
@@ -327,7 +339,7 @@ def run(
         read_dtypes = [torch.float32]
         if half_dtypes and i == 0:
             read_dtypes += [torch.float16, torch.bfloat16]
-        rows = bench_table(D, d, K, B, device, repeats, warmup, sweep, read_dtypes, seed)
+        rows = bench_table(D, d, K, B, device, repeats, warmup, sweep, read_dtypes, seed, inner)
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the tables of this D
         record["rows"] += rows
