@@ -239,9 +239,12 @@ def bench_table(
 
 
 def targets(record: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets checked on a record: per D, the best Triton read's bandwidth
-    (absolute and as a fraction of the copy bandwidth) and the best Triton write's speedup
-    over the canonical write; ``None`` entries where no Triton path ran."""
+    """The issue's targets checked on a record: per D, the Triton read's bandwidth (absolute
+    and as a fraction of the copy bandwidth) and the Triton write's speedup over the
+    canonical write, with the default tiles and with the best tiles of the sweep; ``None``
+    entries where no Triton path ran. The ``*_met`` verdicts hold at every D with the
+    default tiles (what ``kernels.read`` / ``write`` launch); ``*_met_best_tiles`` with the
+    best ones (what changing the defaults would give)."""
     copy = record["copy"]["copy_gbps"]
     out: dict[str, Any] = {"per_D": [], "copy_gbps": copy}
     for D in record["settings"]["D_values"]:
@@ -276,12 +279,18 @@ def targets(record: dict[str, Any]) -> dict[str, Any]:
         out["per_D"].append(entry)
     ran = [e for e in out["per_D"] if e["read_gbps"] is not None]
     out["triton_ran"] = bool(ran)
-    if ran:
-        out["read_gbps_met"] = all(e["read_gbps"] >= READ_TARGET_GBPS for e in ran)
-        out["read_copy_fraction_met"] = all(
-            e["read_copy_fraction"] >= READ_TARGET_COPY_FRACTION for e in ran
-        )
-        out["write_speedup_met"] = all(e["write_speedup"] >= WRITE_TARGET_SPEEDUP for e in ran)
+    if ran:  # verdicts on the default tiles (what kernels.read/write launch) and on the best
+        for tiles, read_key, write_key in (
+            ("", "read_default_gbps", "write_default_speedup"),
+            ("_best_tiles", "read_gbps", "write_speedup"),
+        ):
+            out[f"read_gbps_met{tiles}"] = all(e[read_key] >= READ_TARGET_GBPS for e in ran)
+            out[f"read_copy_fraction_met{tiles}"] = all(
+                e[read_key] >= READ_TARGET_COPY_FRACTION * copy for e in ran
+            )
+            out[f"write_speedup_met{tiles}"] = all(
+                e[write_key] >= WRITE_TARGET_SPEEDUP for e in ran
+            )
     return out
 
 
@@ -373,11 +382,13 @@ def format_targets(record: dict[str, Any]) -> str:
     def verdict(flag: bool) -> str:
         return "met" if flag else "NOT met"
 
-    lines.append(
-        f"targets (stated for an H100): read >= {READ_TARGET_GBPS:.0f} GB/s {verdict(t['read_gbps_met'])}; "
-        f"read >= {READ_TARGET_COPY_FRACTION:.0%} of copy {verdict(t['read_copy_fraction_met'])}; "
-        f"write >= {WRITE_TARGET_SPEEDUP:.0f}x index_add_ {verdict(t['write_speedup_met'])} (at every D)"
-    )
+    for tiles, label in (("", "default tiles"), ("_best_tiles", "best tiles of the sweep")):
+        lines.append(
+            f"targets (stated for an H100), {label}: "
+            f"read >= {READ_TARGET_GBPS:.0f} GB/s {verdict(t['read_gbps_met' + tiles])}; "
+            f"read >= {READ_TARGET_COPY_FRACTION:.0%} of copy {verdict(t['read_copy_fraction_met' + tiles])}; "
+            f"write >= {WRITE_TARGET_SPEEDUP:.0f}x index_add_ {verdict(t['write_speedup_met' + tiles])} (at every D)"
+        )
     return "\n".join(lines)
 
 

@@ -89,10 +89,20 @@ def test_targets_arithmetic_on_rows_named_triton(cpu_record):
         assert e["write_speedup"] == pytest.approx(
             canonical_write["median_s"] / (0.5 * torch_write["median_s"])
         )
-    expected = all(e["read_gbps"] >= gpu_bench.READ_TARGET_GBPS for e in t["per_D"])
-    assert t["read_gbps_met"] is expected
+    for tiles, key in (("", "read_default_gbps"), ("_best_tiles", "read_gbps")):
+        expected = all(e[key] >= gpu_bench.READ_TARGET_GBPS for e in t["per_D"])
+        assert t["read_gbps_met" + tiles] is expected
+        share = all(e[key] >= gpu_bench.READ_TARGET_COPY_FRACTION * copy_gbps for e in t["per_D"])
+        assert t["read_copy_fraction_met" + tiles] is share
+    # the default tiles' write is the torch time (x1), the best half of it (x0.5)
+    speedups = [e["write_default_speedup"] for e in t["per_D"]]
+    assert t["write_speedup_met"] is all(x >= gpu_bench.WRITE_TARGET_SPEEDUP for x in speedups)
     text = gpu_bench.format_targets(dict(record, targets=t))
-    assert "best triton read" in text and ("NOT met" in text or "met" in text)
+    assert (
+        "best triton read" in text
+        and "default tiles:" in text
+        and "best tiles of the sweep:" in text
+    )
 
 
 def test_bad_arguments_are_named():
