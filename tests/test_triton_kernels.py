@@ -142,6 +142,20 @@ def test_interpreted_bad_slot_ids(interp):
 
 
 @interpreted_only
+def test_dispatcher_backend_triton_runs_the_kernels(interp):
+    """``kernels.read/write(..., backend="triton")`` reach the same kernels (here
+    interpreted, on CPU tensors); ``"auto"`` keeps CPU tensors on the CPU paths."""
+    memory, counts, idx, values = table(d=16, M=6)
+    assert kernels.read_backend(memory, counts) == "torch"
+    out = kernels.read(memory, counts, idx, EPS, backend="triton")
+    assert rel_err(out, torch_ops.read_gather_mean(memory, counts, idx, EPS)) < 1e-6
+    ref_memory, ref_counts = memory.clone(), counts.clone()
+    torch_ops.write_index_add(ref_memory, ref_counts, idx, values)
+    kernels.write(memory, counts, idx, values, backend="triton")
+    assert rel_err(memory, ref_memory) < 1e-6 and torch.equal(counts, ref_counts)
+
+
+@interpreted_only
 def test_interpreted_empty_batch(interp):
     memory, counts, _, _ = table()
     before = memory.clone()
