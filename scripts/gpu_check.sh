@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The prepared GPU check: CUDA tests, then the Triton benchmark, in one go (~5 min on an
-# H200, most of it Triton compiling the sweep's variants). Run it from the repository root
+# The prepared GPU check: CUDA tests, then the Triton benchmark, in one go (not yet timed on
+# a GPU; Triton compiles each variant of the sweep first). Run it from the repository root
 # on a CUDA machine with torch and triton installed (no `pip install` needed: the tests and
 # `python -m bbpm.gpu_bench` import bbpm from the checkout).
 #
