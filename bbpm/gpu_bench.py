@@ -247,7 +247,7 @@ def targets(record: dict[str, Any]) -> dict[str, Any]:
     best ones (what changing the defaults would give)."""
     copy = record["copy"]["copy_gbps"]
     out: dict[str, Any] = {"per_D": [], "copy_gbps": copy}
-    for D in record["settings"]["D_values"]:
+    for D in sorted({r["D"] for r in record["rows"]}):  # the sizes measured so far
 
         def rows(op, prefix, D=D):
             return [
@@ -308,8 +308,11 @@ def run(
     seed: int = 0,
     progress: bool = True,
     inner: int = 5,
+    checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The whole benchmark; returns the record (see the module docstring)."""
+    """The whole benchmark; returns the record (see the module docstring). With
+    ``checkpoint``, the record so far is written there (JSON) after each table size, so a
+    run cut short still leaves what it measured."""
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
@@ -352,6 +355,8 @@ def run(
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the tables of this D
         record["rows"] += rows
+        if checkpoint is not None:
+            save_record(dict(record, targets=targets(record), complete=False), checkpoint)
         for r in rows:
             if r["path"] in ("canonical", "torch", "triton", "kernels.read", "kernels.write"):
                 say(
@@ -359,7 +364,18 @@ def run(
                     f"{r['median_s'] * 1e3:8.3f} ms {r['gbps']:8.1f} GB/s  rel err {r['rel_error']:.1e}"
                 )
     record["targets"] = targets(record)
+    record["complete"] = True
+    if checkpoint is not None:
+        save_record(record, checkpoint)
     return record
+
+
+def save_record(record: dict[str, Any], path: str | Path) -> Path:
+    """Write ``record`` as JSON to ``path`` (folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
 
 
 def format_targets(record: dict[str, Any]) -> str:
@@ -369,6 +385,9 @@ def format_targets(record: dict[str, Any]) -> str:
     lines = [
         f"{name}: copy_ bandwidth {t['copy_gbps']:.0f} GB/s (read + written), measured in the same run"
     ]
+    if record.get("complete") is False:
+        done = ", ".join(f"{e['D']:,}" for e in t["per_D"])
+        lines.append(f"PARTIAL record: the run stopped after D = {done}")
     if not t["triton_ran"]:
         lines.append("no Triton path ran in this record (needs CUDA and triton)")
         return "\n".join(lines)
@@ -517,7 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--copy-mib", type=int, default=2048, help="copy-bandwidth buffer (MiB)")
     parser.add_argument("--no-sweep", action="store_true", help="only the default Triton tiles")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--out", type=Path, default=None, help="write the record (JSON) here")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="write the record (JSON) here, after each D"
+    )
     args = parser.parse_args(argv)
     try:
         record = run(
@@ -529,13 +550,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             repeats=args.repeats,
             copy_bytes=args.copy_mib * 2**20,
             sweep=() if args.no_sweep else SWEEP,
+            checkpoint=args.out,
         )
     except (RuntimeError, ValueError) as err:
         parser.error(str(err))
     print(format_targets(record))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
         print(f"[gpu_bench] record written to {args.out}")
     return 0
 

@@ -148,3 +148,13 @@ def test_cli_writes_the_record(tmp_path, capsys):
     assert "record written" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         gpu_bench.main(["--device", "cpu", "--B", "0"])
+
+
+def test_partial_record_reports_the_sizes_it_measured(cpu_record):
+    partial = dict(cpu_record, complete=False)
+    partial["rows"] = [r for r in cpu_record["rows"] if r["D"] == 3000]
+    t = gpu_bench.targets(partial)
+    assert [e["D"] for e in t["per_D"]] == [3000]
+    assert "PARTIAL record: the run stopped after D = 3,000" in gpu_bench.format_targets(
+        dict(partial, targets=t)
+    )
