@@ -44,12 +44,6 @@ def test_interpreter_run_of_this_file():
     assert " passed" in proc.stdout and "skipped" in proc.stdout  # this test skips there
 
 
-@pytest.fixture
-def interp():
-    """The kernels module, built by Triton's interpreter (this file's subprocess run)."""
-    return triton_ops
-
-
 def table(D=300, d=40, B=20, M=19, dtype=torch.float32, seed=0):
     """A table after one canonical write of B items, and the next batch's ids and values.
     Every row of ``idx`` repeats one slot id, so duplicates within an item are covered."""
@@ -76,9 +70,9 @@ def rel_err(result, reference):
     "M, d, block_m",
     [(19, 40, None), (32, 64, None), (32, 64, 32), (5, 200, 4), (1, 1, None), (7, 9, 64)],
 )
-def test_interpreted_read_equals_canonical(interp, dtype, M, d, block_m):
+def test_interpreted_read_equals_canonical(dtype, M, d, block_m):
     memory, counts, idx, _ = table(d=d, M=M, dtype=dtype)
-    out = interp.read_fused(memory, counts, idx, EPS, block_m=block_m)
+    out = triton_ops.read_fused(memory, counts, idx, EPS, block_m=block_m)
     assert out.dtype == torch.float32 and out.shape == (idx.shape[0], d)
     assert rel_err(out, torch_ops.read_gather_mean(memory, counts, idx, EPS)) < 1e-6
 
@@ -88,18 +82,18 @@ def test_interpreted_read_equals_canonical(interp, dtype, M, d, block_m):
     "M, d, block_m, num_warps",
     [(19, 40, None, None), (32, 64, 8, 2), (5, 200, 4, None), (1, 1, None, 1), (7, 130, 64, 8)],
 )
-def test_interpreted_write_equals_canonical(interp, M, d, block_m, num_warps):
+def test_interpreted_write_equals_canonical(M, d, block_m, num_warps):
     memory, counts, idx, values = table(d=d, M=M)
     ref_memory, ref_counts = memory.clone(), counts.clone()
     torch_ops.write_index_add(ref_memory, ref_counts, idx, values)
-    interp.write_fused(memory, counts, idx, values, block_m=block_m, num_warps=num_warps)
+    triton_ops.write_fused(memory, counts, idx, values, block_m=block_m, num_warps=num_warps)
     assert rel_err(memory, ref_memory) < 1e-6
     # counts: added once per (item, slot) even when d spans several column blocks
     assert torch.equal(counts, ref_counts)
 
 
 @interpreted_only
-def test_interpreted_kernels_follow_strides(interp):
+def test_interpreted_kernels_follow_strides():
     """Rows of a wider buffer, counts as a column of a [D, 2] tensor, idx a transposed view."""
     memory, counts, idx, values = table(d=24, M=8)
     wide = torch.zeros(memory.shape[0], 40)
@@ -109,18 +103,18 @@ def test_interpreted_kernels_follow_strides(interp):
     strided_counts = counts2[:, :1]
     idx_t = idx.t().contiguous().t()
     assert not idx_t.is_contiguous() and strided_memory.stride(0) == 40
-    out = interp.read_fused(strided_memory, strided_counts, idx_t, EPS)
+    out = triton_ops.read_fused(strided_memory, strided_counts, idx_t, EPS)
     assert rel_err(out, torch_ops.read_gather_mean(memory, counts, idx, EPS)) < 1e-6
     ref_memory, ref_counts = memory.clone(), counts.clone()
     torch_ops.write_index_add(ref_memory, ref_counts, idx, values)
-    interp.write_fused(strided_memory, strided_counts, idx_t, values)
+    triton_ops.write_fused(strided_memory, strided_counts, idx_t, values)
     assert rel_err(strided_memory, ref_memory) < 1e-6
     assert torch.equal(strided_counts, ref_counts)
     assert torch.all(wide[:, 24:] == 0) and torch.all(counts2[:, 1] == 7.0)  # neighbours untouched
 
 
 @interpreted_only
-def test_interpreted_bad_slot_ids(interp):
+def test_interpreted_bad_slot_ids():
     """With the check: IndexError and the table untouched. Without: the bad ids are
     skipped, never a write outside the table (guard rows around a row-slice view)."""
     D, d = 50, 8
@@ -129,20 +123,20 @@ def test_interpreted_bad_slot_ids(interp):
     memory, counts = buffer[1:-1], counts_buffer[1:-1]
     idx = torch.tensor([[0, 3, D], [-1, 4, 4]])
     values = torch.ones(2, d)
-    for fn, args in ((interp.write_fused, (values,)), (interp.read_fused, (EPS,))):
+    for fn, args in ((triton_ops.write_fused, (values,)), (triton_ops.read_fused, (EPS,))):
         with pytest.raises(IndexError, match=r"outside \[0, D=50\)"):
             fn(memory, counts, idx, *args)
     assert torch.all(buffer == 0) and torch.all(counts_buffer == 0)
-    interp.write_fused(memory, counts, idx, values, check_bounds=False)
+    triton_ops.write_fused(memory, counts, idx, values, check_bounds=False)
     assert torch.all(buffer[0] == 0) and torch.all(buffer[-1] == 0)
     assert counts_buffer[0, 0] == 0 and counts_buffer[-1, 0] == 0
     assert counts[[0, 3, 4], 0].tolist() == [1.0, 1.0, 2.0] and counts.sum() == 4
-    out = interp.read_fused(memory, counts, idx, EPS, check_bounds=False)
+    out = triton_ops.read_fused(memory, counts, idx, EPS, check_bounds=False)
     assert torch.isfinite(out).all()
 
 
 @interpreted_only
-def test_dispatcher_backend_triton_runs_the_kernels(interp):
+def test_dispatcher_backend_triton_runs_the_kernels():
     """``kernels.read/write(..., backend="triton")`` reach the same kernels (here
     interpreted, on CPU tensors); ``"auto"`` keeps CPU tensors on the CPU paths."""
     memory, counts, idx, values = table(d=16, M=6)
@@ -156,28 +150,28 @@ def test_dispatcher_backend_triton_runs_the_kernels(interp):
 
 
 @interpreted_only
-def test_interpreted_empty_batch(interp):
+def test_interpreted_empty_batch():
     memory, counts, _, _ = table()
     before = memory.clone()
     empty = torch.zeros(0, 5, dtype=torch.int64)
-    assert interp.read_fused(memory, counts, empty, EPS).shape == (0, memory.shape[1])
-    interp.write_fused(memory, counts, empty, torch.zeros(0, memory.shape[1]))
+    assert triton_ops.read_fused(memory, counts, empty, EPS).shape == (0, memory.shape[1])
+    triton_ops.write_fused(memory, counts, empty, torch.zeros(0, memory.shape[1]))
     assert torch.equal(memory, before)
 
 
 @interpreted_only
-def test_triton_entry_points_reject_bad_arguments_by_name(interp):
+def test_triton_entry_points_reject_bad_arguments_by_name():
     memory, counts, idx, values = table()
     cases = [
-        (lambda: interp.read_fused(memory.double(), counts, idx, EPS), "memory"),
-        (lambda: interp.read_fused(memory, counts.double(), idx, EPS), "counts"),
-        (lambda: interp.read_fused(memory, counts, idx.int(), EPS), "idx"),
-        (lambda: interp.read_fused(memory.t(), counts, idx, EPS), "contiguous rows"),
-        (lambda: interp.read_fused(memory, counts, idx, EPS, block_m=3), "block_m"),
-        (lambda: interp.read_fused(memory, counts, idx, EPS, num_warps=3), "num_warps"),
-        (lambda: interp.write_fused(memory.half(), counts, idx, values.half()), "memory"),
-        (lambda: interp.write_fused(memory, counts, idx, values.half()), "values"),
-        (lambda: interp.write_fused(memory, counts, idx, values[:, :3]), "values"),
+        (lambda: triton_ops.read_fused(memory.double(), counts, idx, EPS), "memory"),
+        (lambda: triton_ops.read_fused(memory, counts.double(), idx, EPS), "counts"),
+        (lambda: triton_ops.read_fused(memory, counts, idx.int(), EPS), "idx"),
+        (lambda: triton_ops.read_fused(memory.t(), counts, idx, EPS), "contiguous rows"),
+        (lambda: triton_ops.read_fused(memory, counts, idx, EPS, block_m=3), "block_m"),
+        (lambda: triton_ops.read_fused(memory, counts, idx, EPS, num_warps=3), "num_warps"),
+        (lambda: triton_ops.write_fused(memory.half(), counts, idx, values.half()), "memory"),
+        (lambda: triton_ops.write_fused(memory, counts, idx, values.half()), "values"),
+        (lambda: triton_ops.write_fused(memory, counts, idx, values[:, :3]), "values"),
     ]
     before = memory.clone(), counts.clone()
     for call, name in cases:
