@@ -249,16 +249,9 @@ def targets(record: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"per_D": [], "copy_gbps": copy}
     for D in sorted({r["D"] for r in record["rows"]}):  # the sizes measured so far
 
-        def rows(op, prefix, D=D):
-            return [
-                r
-                for r in record["rows"]
-                if r["op"] == op and r["D"] == D and r["dtype"] == "float32"
-                if r["path"].startswith(prefix)
-            ]
-
-        reads, writes = rows("read", "triton"), rows("write", "triton")
-        canonical_write = rows("write", "canonical")[0]["median_s"]
+        reads = _rows(record, "read", "triton", D=D, prefix=True)
+        writes = _rows(record, "write", "triton", D=D, prefix=True)
+        canonical_write = _rows(record, "write", "canonical", D=D)[0]["median_s"]
         entry: dict[str, Any] = {"D": D, "read_gbps": None, "write_speedup": None}
         if reads:
             best = max(reads, key=lambda r: r["gbps"])
@@ -418,9 +411,25 @@ def load_records(folder: str | Path) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: r["info"]["date_utc"])
 
 
-def _rows(record: dict[str, Any], op: str, path: str, dtype: str = "float32") -> list[dict]:
+def _rows(
+    record: dict[str, Any],
+    op: str,
+    path: str,
+    dtype: str = "float32",
+    D: int | None = None,
+    prefix: bool = False,
+) -> list[dict]:
+    """The record's rows of ``op``/``dtype`` whose path is ``path`` (or starts with it,
+    ``prefix=True``: a path and its sweep variants), at table size ``D`` or all, by D."""
     return sorted(
-        (r for r in record["rows"] if r["op"] == op and r["path"] == path and r["dtype"] == dtype),
+        (
+            r
+            for r in record["rows"]
+            if r["op"] == op
+            and r["dtype"] == dtype
+            and (r["path"].startswith(path) if prefix else r["path"] == path)
+            and (D is None or r["D"] == D)
+        ),
         key=lambda r: r["D"],
     )
 

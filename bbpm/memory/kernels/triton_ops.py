@@ -259,11 +259,13 @@ def supports_write(memory: torch.Tensor, counts: torch.Tensor, values: torch.Ten
     )
 
 
-def _read_plan(memory, counts, idx, eps, block_m, num_warps, launch=True):
+def _read_plan(memory, counts, idx, eps, block_m, num_warps, launch=True, check_bounds=False):
     """Validated launch of the read: (kernel, grid, args, constexprs, options, out)."""
     _require_triton()
     _check_buffers("read", memory, counts, idx, launch=launch)
     idx = idx.contiguous()
+    if check_bounds:
+        _check_bounds(idx, memory.shape[0])
     B, M = idx.shape
     d = memory.shape[1]
     block_m, block_d = _blocks(M, d, block_m)
@@ -275,11 +277,13 @@ def _read_plan(memory, counts, idx, eps, block_m, num_warps, launch=True):
     return _read_kernel, grid, args, constexprs, _launch_options(num_warps), out
 
 
-def _write_plan(memory, counts, idx, values, block_m, num_warps, launch=True):
+def _write_plan(memory, counts, idx, values, block_m, num_warps, launch=True, check_bounds=False):
     """Validated launch of the write: (kernel, grid, args, constexprs, options)."""
     _require_triton()
     _check_buffers("write", memory, counts, idx, values, launch=launch)
     idx = idx.contiguous()
+    if check_bounds:
+        _check_bounds(idx, memory.shape[0])
     values = values.contiguous()
     B, M = idx.shape
     d = memory.shape[1]
@@ -309,10 +313,8 @@ def read_fused(
     smaller) and Triton's default. ``check_bounds``: raise ``IndexError`` for a slot id
     outside ``[0, D)`` (costs a reduction and a sync; off, such ids are skipped)."""
     kernel, grid, args, constexprs, options, out = _read_plan(
-        memory, counts, idx, eps, block_m, num_warps
+        memory, counts, idx, eps, block_m, num_warps, check_bounds=check_bounds
     )
-    if check_bounds:
-        _check_bounds(args[2], memory.shape[0])
     if grid[0]:
         kernel[grid](*args, **constexprs, **options)
     return out
@@ -332,10 +334,8 @@ def write_fused(
     atomicity is needed, not ordering). ``block_m``, ``num_warps`` and ``check_bounds``
     as in :func:`read_fused`; with the check on, a bad slot id leaves the table untouched."""
     kernel, grid, args, constexprs, options = _write_plan(
-        memory, counts, idx, values, block_m, num_warps
+        memory, counts, idx, values, block_m, num_warps, check_bounds=check_bounds
     )
-    if check_bounds:
-        _check_bounds(args[2], memory.shape[0])
     if grid[0]:
         kernel[grid](*args, **constexprs, **options)
 
