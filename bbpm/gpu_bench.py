@@ -248,7 +248,6 @@ def targets(record: dict[str, Any]) -> dict[str, Any]:
     copy = record["copy"]["copy_gbps"]
     out: dict[str, Any] = {"per_D": [], "copy_gbps": copy}
     for D in sorted({r["D"] for r in record["rows"]}):  # the sizes measured so far
-
         reads = _rows(record, "read", "triton", D=D, prefix=True)
         writes = _rows(record, "write", "triton", D=D, prefix=True)
         canonical_write = _rows(record, "write", "canonical", D=D)[0]["median_s"]

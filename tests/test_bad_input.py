@@ -104,3 +104,104 @@ def test_hash_rejects_bad_K_H_and_keys():
         h.indices(torch.rand(3), 2, 1)
     with pytest.raises(ValueError, match="mode must be"):
         GlobalAffineHash(100, mode="fast")
+
+
+class _ShapeHash:
+    """A custom hash returning the wrong shape/dtype, or an id outside [0, D)."""
+
+    D = 10_000
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def indices(self, keys, K, H):
+        idx = GlobalAffineHash(self.D).indices(keys, K, H)
+        if self.kind == "shape":
+            return idx[:, :1]
+        if self.kind == "dtype":
+            return idx.int()
+        idx[-1, -1] = self.D  # out of range
+        return idx
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "words"),
+    [
+        ("shape", ValueError, r"must return \[B, K\*H\] = \[3, 8\]"),
+        ("dtype", ValueError, "int32"),
+        ("range", IndexError, "outside"),
+    ],
+)
+def test_a_custom_hash_with_bad_output_is_caught_before_writing(kind, error, words):
+    m = BBPMMemoryFloat(10_000, 8, 4, 2, _ShapeHash(kind))
+    before = snapshot(m)
+    with pytest.raises(error, match=words):
+        m.write(torch.arange(3), torch.randn(3, 8))
+    assert all(torch.equal(a, b) for a, b in zip(before, snapshot(m)))
+    with pytest.raises(error, match=words):
+        m.read(torch.arange(3))
+    values = torch.randn(3, 8, requires_grad=True)  # the autograd write checks too
+    with pytest.raises(error, match=words):
+        m.write(torch.arange(3), values)
+    assert all(torch.equal(a, b) for a, b in zip(before, snapshot(m)))
+
+
+@pytest.mark.parametrize("backend", ["auto", "canonical", "torch"])
+def test_kernels_reject_bad_slot_ids_and_values_with_tables_unchanged(backend):
+    from bbpm.memory import kernels
+
+    memory, counts = torch.zeros(64, 3), torch.zeros(64, 1)
+    good = torch.tensor([[0, 1, 2], [5, 6, 7]])
+    for idx in (torch.tensor([[0, 1, 2], [5, 6, 64]]), torch.tensor([[0, 1, 2], [-1, 6, 7]])):
+        with pytest.raises(IndexError, match="outside"):
+            kernels.write(memory, counts, idx, torch.ones(2, 3), backend=backend)
+        with pytest.raises(IndexError, match="outside"):
+            kernels.read(memory, counts, idx, backend=backend)
+    with pytest.raises(ValueError, match=r"values must be \[B, d\]"):
+        kernels.write(memory, counts, good[:1], torch.ones(3), backend=backend)
+    with pytest.raises(TypeError, match="memory's dtype"):
+        kernels.write(memory, counts, good, torch.ones(2, 3, dtype=torch.float64), backend=backend)
+    with pytest.raises(ValueError, match="idx is on meta"):
+        kernels.read(memory, counts, good.to("meta"), backend=backend)
+    assert not memory.any() and not counts.any()
+
+
+def test_multihash_rejects_a_seedless_base_and_float_seeds():
+    from bbpm import MultiHashWrapper
+
+    with pytest.raises(ValueError, match="ignores seed"):
+        MultiHashWrapper(GlobalAffineHash(1000, mode="prototype"))
+    with pytest.raises(TypeError, match="seed must be an int"):
+        MultiHashWrapper(GlobalAffineHash(1000), seed=1.5)
+
+
+def test_global_hash_refuses_more_slots_than_the_table_has():
+    with pytest.raises(ValueError, match="K <= D"):
+        GlobalAffineHash(8).indices(torch.arange(3), 16, 1)
+    assert (
+        GlobalAffineHash(8)
+        .indices(torch.arange(3), 8, 1)
+        .sort(dim=1)
+        .values.eq(torch.arange(8))
+        .all()
+    )
+
+
+def test_numpy_integer_sizes_are_accepted():
+    import numpy as np
+
+    m = BBPMMemoryFloat(np.int64(1024), np.int32(4), 2, 1, GlobalAffineHash(np.int64(1024)))
+    assert (m.D, m.d) == (1024, 4) and type(m.D) is int
+
+
+def test_a_hash_with_only_the_spec_protocol_is_a_hash_function():
+    from bbpm.hashing.base import HashFunction
+
+    class IndicesOnly:
+        def indices(self, keys, K, H):
+            return GlobalAffineHash(256).indices(keys, K, H)
+
+    assert isinstance(IndicesOnly(), HashFunction)
+    m = BBPMMemoryFloat(256, 4, 2, 1, IndicesOnly())
+    m.write(torch.arange(3), torch.eye(4)[:3])
+    assert torch.allclose(m.read(torch.arange(3)), torch.eye(4)[:3], atol=1e-6)

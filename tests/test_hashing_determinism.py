@@ -100,6 +100,10 @@ def test_first_hash_is_a_prefix_when_H_grows():
 def test_property_global_hash_range_and_determinism(keys, D, K, H):
     hash_fn = GlobalAffineHash(D)
     t = torch.tensor(keys, dtype=torch.int64)
+    if K > D:  # K distinct slots do not fit
+        with pytest.raises(ValueError, match="K <= D"):
+            hash_fn.indices(t, K, H)
+        return
     idx = hash_fn.indices(t, K, H)
     assert idx.shape == (len(keys), K * H)
     assert int(idx.min()) >= 0 and int(idx.max()) < D

@@ -198,6 +198,19 @@ def test_gradcheck_read_wrt_written_values():
     assert torch.autograd.gradcheck(write_then_read, (values,))
 
 
+def test_clear_after_a_gradient_write_releases_the_graph():
+    mem = BBPMMemoryFloat(64, 3, 2, 1, GlobalAffineHash(64))
+    values = torch.randn(4, 3, requires_grad=True)
+    mem.write(torch.arange(4), values)
+    assert mem.memory.grad_fn is not None  # the table is a graph output until clear()
+    mem.clear()
+    assert mem.memory.grad_fn is None and not mem.memory.requires_grad
+    assert not mem.memory.any() and not mem.counts.any()
+    assert "memory" in dict(mem.named_buffers())
+    mem.write(torch.arange(4), values.detach())  # a plain write again (fast path)
+    assert torch.allclose(mem.read(torch.arange(4)), values.detach(), atol=1e-6)
+
+
 def test_gradients_reach_exactly_the_addressed_rows():
     memory, counts, idx, _ = filled_table(D=500, d=8, B=5, M=6)
     memory.requires_grad_(True)

@@ -43,3 +43,31 @@ def test_load_state_dict_into_matching_memory():
     twin = BBPMMemoryFloat(4096, 4, 2, 1, GlobalAffineHash(4096))
     twin.load_state_dict(mem.state_dict())
     assert torch.equal(twin.read(torch.arange(100)), mem.read(torch.arange(100)))
+
+
+@pytest.mark.parametrize("other_args", [(4096, 4, 4, 1), (4096, 8, 2, 1)], ids=["K", "d"])
+def test_a_refused_load_leaves_the_tables_unchanged(other_args):
+    # torch copies buffers before set_extra_state; the config check must come first.
+    mem = BBPMMemoryFloat(4096, 4, 2, 1, GlobalAffineHash(4096))
+    mem.write(torch.arange(100), torch.randn(100, 4))
+    D, d, K, H = other_args
+    other = BBPMMemoryFloat(D, d, K, H, GlobalAffineHash(D))
+    other.write(torch.arange(7), torch.randn(7, d))
+    before = other.memory.clone(), other.counts.clone()
+    with pytest.raises(ValueError, match="does not match this memory in"):
+        other.load_state_dict(mem.state_dict())
+    assert torch.equal(other.memory, before[0]) and torch.equal(other.counts, before[1])
+
+
+def test_from_state_dict_explains_a_hash_without_config():
+    class PlainHash:  # the spec's protocol: indices only
+        D = 512
+
+        def indices(self, keys, K, H):
+            return GlobalAffineHash(512).indices(keys, K, H)
+
+    mem = BBPMMemoryFloat(512, 4, 2, 1, PlainHash())
+    with pytest.raises(ValueError, match="has no config"):
+        BBPMMemoryFloat.from_state_dict(mem.state_dict())
+    with pytest.raises(ValueError, match="no BBPM config"):
+        BBPMMemoryFloat.from_state_dict({"memory": mem.memory})

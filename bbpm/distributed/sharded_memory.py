@@ -45,6 +45,7 @@ from bbpm.hashing.base import HashFunction
 from bbpm.memory import kernels
 from bbpm.memory.base import (
     EPS,
+    CheckedExtraState,
     check_hash_and_dtype,
     check_keys_on,
     check_sizes,
@@ -105,7 +106,7 @@ class Traffic:
         return asdict(self)
 
 
-class ShardedBBPMMemory(nn.Module):
+class ShardedBBPMMemory(CheckedExtraState, nn.Module):
     """BBPM float memory sharded by block over a ``torch.distributed`` process group.
 
     Same constructor arguments and ``write`` / ``read`` / ``clear`` / ``state_dict`` API as
@@ -469,7 +470,7 @@ class ShardedBBPMMemory(nn.Module):
     def get_extra_state(self) -> dict[str, Any]:
         return {**self.config(), "sharding": self.sharding()}
 
-    def set_extra_state(self, state: dict[str, Any]) -> None:
+    def check_extra_state(self, state: dict[str, Any]) -> None:
         mine = self.get_extra_state()
         mismatched = [
             k

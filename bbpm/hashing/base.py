@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -14,21 +15,22 @@ class HashFunction(Protocol):
     ``indices(keys, K, H)`` takes ``keys: [B] int64`` and returns ``[B, K*H] int64`` with
     every entry in ``[0, D)``: the K slots of hash 0, then the K slots of hash 1, and so on.
     Implementations are deterministic functions of (key, K, H, their own settings): the same
-    indices in every run, process and device.
+    indices in every run, process and device. This is the spec's protocol, ``indices``
+    alone; the built-in hashes also expose ``D`` (checked against the memory's when present),
+    ``config()`` (for checkpoints) and ``with_seed(seed)``.
     """
-
-    D: int
 
     def indices(self, keys: torch.Tensor, K: int, H: int) -> torch.Tensor: ...
 
 
 def check_positive_int(name: str, value: Any) -> int:
-    """Return ``value`` as int, or raise naming ``name`` when it is not a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """Return ``value`` as int, or raise naming ``name`` when it is not a positive integer
+    (Python or NumPy integers, as from a parameter sweep; not bool, not float)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
+    return int(value)
 
 
 def check_keys(keys: Any) -> torch.Tensor:

@@ -9,13 +9,18 @@ from __future__ import annotations
 import torch
 
 
-def _loads(indices: torch.Tensor, D: int) -> torch.Tensor:
+def _check_indices(indices: torch.Tensor) -> None:
     if (
         not isinstance(indices, torch.Tensor)
         or indices.is_floating_point()
+        or indices.is_complex()
         or indices.dtype == torch.bool
     ):
         raise TypeError("indices must be an integer torch.Tensor of slot ids")
+
+
+def _loads(indices: torch.Tensor, D: int) -> torch.Tensor:
+    _check_indices(indices)
     if isinstance(D, bool) or not isinstance(D, int) or D <= 0:
         raise ValueError(f"D must be a positive int, got {D!r}")
     flat = indices.reshape(-1).to(torch.int64)
@@ -57,6 +62,7 @@ def gini_load(indices: torch.Tensor, D: int) -> float:
 def collision_rate(indices: torch.Tensor) -> float:
     """Within-batch duplicates: the share of indices that repeat an earlier one,
     ``1 - n_unique / n_total`` (0 when all distinct)."""
+    _check_indices(indices)
     flat = indices.reshape(-1)
     if flat.numel() == 0:
         return 0.0
@@ -76,6 +82,7 @@ def estimate_q2(indices: torch.Tensor, D: int) -> float:
 
 def self_collision_rate(indices: torch.Tensor) -> float:
     """Share of rows (keys) whose own K*H slots are not all distinct."""
+    _check_indices(indices)
     if indices.dim() != 2 or indices.shape[0] == 0:
         return 0.0
     sorted_rows = torch.sort(indices, dim=1).values

@@ -76,6 +76,10 @@ class GlobalAffineHash:
         """``keys: [B] int64`` -> ``[B, K*H] int64`` slots in ``[0, D)``."""
         keys = check_keys(keys)
         K, H = check_KH(K, H)
+        if K > self.D:
+            raise ValueError(
+                f"K={K} slots per hash cannot be distinct in D={self.D} slots; use K <= D"
+            )
         if K * self.D >= 2**62:
             raise ValueError(
                 f"K * D must be < 2**62 to avoid int64 overflow, got K={K}, D={self.D}"
@@ -122,6 +126,13 @@ class GlobalAffineHash:
         return {"type": "GlobalAffineHash", "D": self.D, "seed": self.seed, "mode": self.mode}
 
     def with_seed(self, seed: int) -> GlobalAffineHash:
+        """The same hash under another seed (mixed mode only: the prototype formula has no
+        seed, so re-seeding it would return the same slots under a new name)."""
+        if self.mode == "prototype":
+            raise ValueError(
+                "mode='prototype' ignores seed, so with_seed cannot give a new hash; its H hashes "
+                "come from indices(keys, K, H) itself (salt h), or use mode='mixed'"
+            )
         return GlobalAffineHash(self.D, seed=seed, mode=self.mode)
 
     def __repr__(self) -> str:

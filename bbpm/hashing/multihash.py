@@ -17,16 +17,21 @@ class MultiHashWrapper:
     ``[base_0.indices(keys, K, 1), ..., base_{H-1}.indices(keys, K, 1)]``.
 
     Distinct salts approximate independent hash functions; :meth:`diagnostics` measures
-    how well (load skew, collisions, and how often two hashes of one key overlap).
+    how well (load skew, collisions, and how often two hashes of one key overlap). Each
+    member is called with H = 1, so guarantees a base makes across its own H hashes (such
+    as ``BlockPermutationHash(distinct_blocks=True)``) do not carry over to the wrapper.
     """
 
     def __init__(self, base: HashFunction, seed: int = 0) -> None:
         if not hasattr(base, "with_seed"):
             raise TypeError(f"base must provide with_seed(seed), got {type(base).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         self.base = base
-        self.seed = int(seed)
+        self.seed = seed
         self.D = base.D
         self._members: dict[int, HashFunction] = {}
+        self.member(0)  # a base that cannot be re-seeded fails here, not at the first write
 
     def member(self, h: int) -> HashFunction:
         """The base hash used for hash index ``h``."""

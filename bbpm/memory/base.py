@@ -138,3 +138,55 @@ def check_keys_on(keys: object, device: torch.device) -> torch.Tensor:
             f"keys are on {keys.device} but the memory is on {device}; move them with keys.to({str(device)!r})"
         )
     return keys
+
+
+def hashed_slots(
+    hash_fn: Any, keys: torch.Tensor, K: int, H: int, D: int, check_range: bool = False
+) -> torch.Tensor:
+    """``hash_fn.indices(keys, K, H)`` for checked ``keys``, itself checked: a custom hash
+    that returns the wrong shape, dtype or device (or, with ``check_range``, a slot id
+    outside ``[0, D)``) raises ``ValueError`` here instead of touching the wrong slots."""
+    idx = hash_fn.indices(keys, K, H)
+    expected = (keys.shape[0], K * H)
+    if (
+        not isinstance(idx, torch.Tensor)
+        or idx.dtype != torch.int64
+        or tuple(idx.shape) != expected
+        or idx.device != keys.device
+    ):
+        got = (
+            f"{idx.dtype} of shape {tuple(idx.shape)} on {idx.device}"
+            if isinstance(idx, torch.Tensor)
+            else type(idx).__name__
+        )
+        raise ValueError(
+            f"hash_fn.indices(keys, K={K}, H={H}) returned {got}; a HashFunction must return "
+            f"[B, K*H] = [{expected[0]}, {expected[1]}] int64 slot ids on the keys' device"
+        )
+    if check_range and idx.numel():
+        low, high = (int(v) for v in torch.aminmax(idx))
+        if low < 0 or high >= D:
+            raise ValueError(
+                f"hash_fn.indices returned slot id {low if low < 0 else high}, outside [0, D={D}); "
+                "a HashFunction must return ids in [0, D)"
+            )
+    return idx
+
+
+class CheckedExtraState:
+    """Mixin for an ``nn.Module`` whose ``get_extra_state()`` is a config a checkpoint must
+    match. ``check_extra_state(state)`` (raise on a mismatch) runs before torch copies any
+    buffer, so a mismatched ``load_state_dict`` raises with the module unchanged (torch
+    itself calls ``set_extra_state`` only after copying the buffers)."""
+
+    def check_extra_state(self, state: Any) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def set_extra_state(self, state: Any) -> None:
+        self.check_extra_state(state)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        key = prefix + "_extra_state"
+        if key in state_dict:
+            self.check_extra_state(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]

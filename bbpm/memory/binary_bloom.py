@@ -7,7 +7,7 @@ import math
 import torch
 
 from bbpm.hashing.base import HashFunction, check_positive_int
-from bbpm.memory.base import check_keys_on
+from bbpm.memory.base import check_keys_on, hashed_slots
 
 _BIT_VALUES = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.int32)
 
@@ -50,7 +50,8 @@ class BinaryBloomMemory:
         self.n_written = 0
 
     def _split(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.hash_fn.indices(check_keys_on(keys, self.bits.device), self.K, self.H)
+        keys = check_keys_on(keys, self.bits.device)
+        idx = hashed_slots(self.hash_fn, keys, self.K, self.H, self.D, check_range=True)
         return idx >> 3, (idx & 7)
 
     def write(self, keys: torch.Tensor) -> None:
@@ -84,7 +85,9 @@ class BinaryBloomMemory:
         return float(unpacked.reshape(-1)[: self.D].double().mean())
 
     def false_positive_theory(self, n_items: int | None = None) -> float:
-        """``(1 - exp(-k n / D))**k`` with ``k = K*H`` and n items written."""
+        """``(1 - exp(-k n / D))**k`` with ``k = K*H`` and ``n = n_items`` distinct keys,
+        by default ``n_written``: every key written, repeats included (an overestimate of n
+        when keys were written twice; pass the distinct count then)."""
         n = self.n_written if n_items is None else n_items
         k = self.K * self.H
         return (1.0 - math.exp(-k * n / self.D)) ** k

@@ -23,11 +23,13 @@ from bbpm.hashing.base import HashFunction
 from bbpm.memory import kernels
 from bbpm.memory.base import (
     EPS,
+    CheckedExtraState,
     check_hash_and_dtype,
     check_keys_on,
     check_sizes,
     check_values,
     counts_dtype_for,
+    hashed_slots,
     memory_config,
     memory_from_config,
     write_scale_factor,
@@ -35,7 +37,7 @@ from bbpm.memory.base import (
 from bbpm.utils.device import zeros_table
 
 
-class BBPMMemoryFloat(nn.Module):
+class BBPMMemoryFloat(CheckedExtraState, nn.Module):
     """Fixed-size hashed superposition memory with count debiasing.
 
     Args:
@@ -85,12 +87,16 @@ class BBPMMemoryFloat(nn.Module):
     def slots(self, keys: torch.Tensor) -> torch.Tensor:
         """``keys: [B]`` integer -> ``[B, K*H]`` int64 slot ids on the memory's device."""
         keys = check_keys_on(keys, self.memory.device)
-        return self.hash_fn.indices(keys, self.K, self.H)
+        return hashed_slots(self.hash_fn, keys, self.K, self.H, self.D)
 
     @torch.no_grad()
     def clear(self) -> None:
-        """Zero the memory and the counts."""
-        self.memory.zero_()
+        """Zero the memory and the counts. After a gradient-recording write the table is a
+        graph output; it becomes a plain zero buffer again (the graph is released)."""
+        if self.memory.grad_fn is not None:
+            self.memory = torch.zeros_like(self.memory)
+        else:
+            self.memory.zero_()
         self.counts.zero_()
 
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
@@ -98,13 +104,15 @@ class BBPMMemoryFloat(nn.Module):
         Inputs are validated before anything is written (bad input leaves state unchanged).
 
         Autograd: when ``values`` requires grad the write is recorded (out of place), so a
-        later :meth:`read` is differentiable with respect to the written values."""
+        later :meth:`read` is differentiable with respect to the written values. The table
+        then holds that graph (and later writes take the torch path) until :meth:`clear`."""
         keys = check_keys_on(keys, self.memory.device)
         values = check_values(values, keys, self.d, self.check_finite)
-        idx = self.hash_fn.indices(keys, self.K, self.H)
+        idx = hashed_slots(self.hash_fn, keys, self.K, self.H, self.D)
         scaled = (values * self.scale).to(self.memory.dtype)
         if values.requires_grad and torch.is_grad_enabled():
             # Out-of-place so the graph keeps the values; counts never need gradients.
+            kernels.torch_ops.check_slot_range(idx, self.D)  # index_add would stop halfway
             flat = idx.reshape(-1)
             self.memory = self.memory.index_add(
                 0, flat, scaled.repeat_interleave(idx.shape[1], dim=0)
@@ -121,8 +129,7 @@ class BBPMMemoryFloat(nn.Module):
 
     def read(self, keys: torch.Tensor) -> torch.Tensor:
         """Count-debiased mean of the key's K*H slots, divided by the write scale: ``[B, d]``."""
-        keys = check_keys_on(keys, self.memory.device)
-        idx = self.hash_fn.indices(keys, self.K, self.H)
+        idx = self.slots(keys)
         return kernels.read(self.memory, self.counts, idx, self.eps) / self.scale
 
     def forward(self, keys: torch.Tensor) -> torch.Tensor:
@@ -166,7 +173,7 @@ class BBPMMemoryFloat(nn.Module):
     def get_extra_state(self) -> dict[str, Any]:
         return self.config()
 
-    def set_extra_state(self, state: dict[str, Any]) -> None:
+    def check_extra_state(self, state: dict[str, Any]) -> None:
         mine = self.config()
         mismatched = [
             k for k in ("D", "d", "K", "H", "write_scale", "hash") if state.get(k) != mine.get(k)
@@ -185,9 +192,14 @@ class BBPMMemoryFloat(nn.Module):
     ) -> BBPMMemoryFloat:
         """Rebuild a memory (hash settings included) from ``module.state_dict()``."""
         config = state_dict.get("_extra_state")
-        if not isinstance(config, dict) or config.get("hash") is None:
+        if not isinstance(config, dict):
             raise ValueError(
                 "state_dict has no BBPM config (_extra_state); it was not saved by BBPMMemoryFloat.state_dict()"
+            )
+        if config.get("hash") is None:
+            raise ValueError(
+                "the checkpoint's hash_fn has no config() to rebuild it from; build the memory "
+                "with the same hash_fn and call memory.load_state_dict(state_dict)"
             )
         memory = memory_from_config(cls, config, device=device)
         memory.load_state_dict(state_dict)

@@ -31,7 +31,15 @@ BACKENDS = ("auto", "canonical", "torch", "native", "triton")
 READ_BACKENDS = ("auto", "canonical", "torch", "triton")
 
 
-def _check(memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor) -> None:
+def _check(
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    values: torch.Tensor | None = None,
+) -> None:
+    """Validate the buffers (and ``values`` for a write) before any backend touches them, so
+    bad input raises here and leaves ``memory`` and ``counts`` unchanged (slot ranges are
+    checked per backend: the C and Triton paths check their own)."""
     if memory.dim() != 2:
         raise ValueError(f"memory must be [D, d], got shape {tuple(memory.shape)}")
     if counts.shape != (memory.shape[0], 1):
@@ -44,6 +52,21 @@ def _check(memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor) -> Non
         )
     if idx.shape[1] == 0:
         raise ValueError("idx must have at least one slot per item (M = K*H >= 1)")
+    for name, tensor in (("counts", counts), ("idx", idx), ("values", values)):
+        if tensor is not None and tensor.device != memory.device:
+            raise ValueError(
+                f"{name} is on {tensor.device} but memory is on {memory.device}; move it with .to(memory.device)"
+            )
+    if values is not None:
+        if values.shape != (idx.shape[0], memory.shape[1]):
+            raise ValueError(
+                f"values must be [B, d] = [{idx.shape[0]}, {memory.shape[1]}], got shape {tuple(values.shape)}"
+            )
+        if values.dtype != memory.dtype:
+            raise TypeError(
+                f"values must have the memory's dtype {memory.dtype}, got {values.dtype}; "
+                "convert with values.to(memory.dtype)"
+            )
 
 
 def _check_backend(backend: str) -> None:
@@ -78,21 +101,31 @@ def write(
     idx: torch.Tensor,
     values: torch.Tensor,
     backend: str = "auto",
+    check_bounds: bool = True,
 ) -> None:
     """Add ``values [B, d]`` (in ``memory.dtype``) into the ``idx [B, M]`` slots of
-    ``memory [D, d]`` and add 1 to those slots of ``counts [D, 1]``, in place."""
-    _check(memory, counts, idx)
+    ``memory [D, d]`` and add 1 to those slots of ``counts [D, 1]``, in place.
+
+    Bad input raises before anything is written: ``ValueError``/``TypeError`` for shapes,
+    dtypes and devices, ``IndexError`` for a slot id outside ``[0, D)``. ``check_bounds=False``
+    skips that range check (one reduction; a device sync on CUDA): for ids known to be in
+    range, such as a :class:`~bbpm.hashing.HashFunction`'s. The C paths (``"native"``
+    and the CPU read's weights) check in their own pass whatever ``check_bounds`` says."""
+    _check(memory, counts, idx, values)
     _check_backend(backend)
     if backend == "auto":
         backend = write_backend(memory, counts, values)
-    if backend == "canonical":
-        torch_ops.write_index_add(memory, counts, idx, values)
-    elif backend == "triton":
-        triton_ops.write_fused(memory, counts, idx, values)
+    if backend == "triton":
+        triton_ops.write_fused(memory, counts, idx, values, check_bounds=check_bounds)
     elif backend == "native":
         native.write(memory, counts, idx, values)
     else:
-        torch_ops.write_columns(memory, counts, idx, values)
+        if check_bounds:
+            torch_ops.check_slot_range(idx, memory.shape[0])
+        if backend == "canonical":
+            torch_ops.write_index_add(memory, counts, idx, values)
+        else:
+            torch_ops.write_columns(memory, counts, idx, values)
 
 
 def read(
@@ -101,22 +134,25 @@ def read(
     idx: torch.Tensor,
     eps: float = EPS,
     backend: str = "auto",
+    check_bounds: bool = True,
 ) -> torch.Tensor:
     """Count-debiased mean over the ``idx [B, M]`` slots, ``[B, d]``, in
-    ``promote_types(memory.dtype, counts.dtype)`` (float32 for fp16/bf16 storage)."""
+    ``promote_types(memory.dtype, counts.dtype)`` (float32 for fp16/bf16 storage).
+    Input checks and ``check_bounds`` as in :func:`write`."""
     _check(memory, counts, idx)
     if backend == "native":
         raise ValueError(f"backend='native' is write-only; read backends: {READ_BACKENDS}")
     _check_backend(backend)
     if backend == "auto":
         backend = read_backend(memory, counts)
+    if backend == "triton":
+        return triton_ops.read_fused(memory, counts, idx, eps, check_bounds=check_bounds)
+    native_weights = backend == "torch" and idx.shape[0] and native.supports_weights(memory, counts)
+    if check_bounds and not native_weights:
+        torch_ops.check_slot_range(idx, memory.shape[0])
     if backend == "canonical":
         return torch_ops.read_gather_mean(memory, counts, idx, eps)
-    if backend == "triton":
-        return triton_ops.read_fused(memory, counts, idx, eps)
-    weights = None
-    if idx.shape[0] and native.supports_weights(memory, counts):
-        weights = native.slot_weights(counts, idx, eps)  # one pass instead of four
+    weights = native.slot_weights(counts, idx, eps) if native_weights else None  # one pass, checked
     return torch_ops.read_embedding_bag(memory, counts, idx, eps, weights)
 
 

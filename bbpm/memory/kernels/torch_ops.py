@@ -37,6 +37,19 @@ GROUP_ROWS = 8192
 
 
 # ---------------------------------------------------------------------------- canonical
+def check_slot_range(idx: torch.Tensor, D: int) -> None:
+    """``IndexError`` naming the extreme slot id when one of ``idx`` is outside ``[0, D)``
+    (one reduction; on CUDA one device sync). Run before anything is read or written."""
+    if idx.numel() == 0:
+        return
+    low, high = (int(v) for v in torch.aminmax(idx))
+    if low < 0 or high >= D:
+        bad = low if low < 0 else high
+        raise IndexError(
+            f"idx holds slot id {bad}, outside [0, D={D}); nothing was read or written"
+        )
+
+
 def write_index_add(
     memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor, values: torch.Tensor
 ) -> None:

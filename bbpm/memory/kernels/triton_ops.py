@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from bbpm.memory.kernels import torch_ops
+
 try:  # triton is optional: CPU installs and macOS have none
     import triton
     import triton.language as tl
@@ -218,20 +220,6 @@ def _check_buffers(
         )
 
 
-def _check_bounds(idx: torch.Tensor, D: int) -> None:
-    """``IndexError`` naming the extreme slot id when one is outside ``[0, D)`` (one
-    reduction and one device sync). The kernels mask such ids anyway, so with the check
-    off a bad id is skipped (never a write outside the table), not reported."""
-    if idx.numel() == 0:
-        return
-    low, high = (int(v) for v in torch.aminmax(idx))
-    if low < 0 or high >= D:
-        bad = low if low < 0 else high
-        raise IndexError(
-            f"idx holds slot id {bad}, outside [0, D={D}); nothing was read or written"
-        )
-
-
 def supports_read(memory: torch.Tensor, counts: torch.Tensor) -> bool:
     """True when :func:`read_fused` handles these buffers: CUDA, rows contiguous,
     fp32/fp16/bf16 storage with float32 counts."""
@@ -265,7 +253,7 @@ def _read_plan(memory, counts, idx, eps, block_m, num_warps, launch=True, check_
     _check_buffers("read", memory, counts, idx, launch=launch)
     idx = idx.contiguous()
     if check_bounds:
-        _check_bounds(idx, memory.shape[0])
+        torch_ops.check_slot_range(idx, memory.shape[0])
     B, M = idx.shape
     d = memory.shape[1]
     block_m, block_d = _blocks(M, d, block_m)
@@ -283,7 +271,7 @@ def _write_plan(memory, counts, idx, values, block_m, num_warps, launch=True, ch
     _check_buffers("write", memory, counts, idx, values, launch=launch)
     idx = idx.contiguous()
     if check_bounds:
-        _check_bounds(idx, memory.shape[0])
+        torch_ops.check_slot_range(idx, memory.shape[0])
     values = values.contiguous()
     B, M = idx.shape
     d = memory.shape[1]
