@@ -576,15 +576,68 @@ if m["projection"]:
             for gbit, v in m["projection"][op]["break_even_items_per_s_per_rank"].items()
             if v < one_rank
         ]
-        verdict = (
-            "so ranks as fast as this one are compute-bound at every link speed above; ranks that compute faster "
-            "(e.g. GPUs, not measured here) move the bottleneck to the network"
+        transfer_verdict = (
+            "so for ranks as fast as this one transfer alone stays below compute at every link speed above"
             if not slower_links
-            else f"so ranks as fast as this one are network-bound on {', '.join(slower_links)} Gbit/s links"
+            else f"so for ranks as fast as this one transfer alone exceeds compute on {', '.join(slower_links)} Gbit/s links"
         )
         print(
             f"PROJECTED {op}: transfer time equals compute time once a rank handles (items/s) {break_even}; "
-            f"one rank here handles {one_rank:,.0f} items/s, {verdict}."
+            f"one rank here handles {one_rank:,.0f} items/s, {transfer_verdict}."
+        )
+        # The largest of the three terms of the projected time per call, per world size (over link speeds).
+        largest = {}
+        for gbit in hp["link_gbit_per_s"]:
+            for W, p in zip(
+                hp["cluster_world_sizes"], m["projection"][op][f"{gbit:g}"], strict=True
+            ):
+                terms = {
+                    "transfer": p["network_seconds"],
+                    "latency": p["latency_seconds"],
+                    "compute": p["compute_seconds"],
+                }
+                term = max(terms, key=terms.get)
+                largest.setdefault(W, []).append((gbit, term, terms[term] / p["seconds_per_call"]))
+        parts = []
+        for W, cases in largest.items():
+            names_W = {term for _, term, _ in cases}
+            if len(names_W) == 1:
+                shares_W = [share for _, _, share in cases]
+                span = (
+                    f"{min(shares_W):.0%}"
+                    if f"{min(shares_W):.0%}" == f"{max(shares_W):.0%}"
+                    else f"{min(shares_W):.0%}-{max(shares_W):.0%}"
+                )
+                parts.append(f"W={W}: {names_W.pop()} ({span} of the time at every link speed)")
+            else:
+                parts.append(
+                    f"W={W}: "
+                    + ", ".join(
+                        f"{term} at {gbit:g} Gbit/s ({share:.0%})" for gbit, term, share in cases
+                    )
+                )
+        latency_Ws = [W for W, cases in largest.items() if any(t == "latency" for _, t, _ in cases)]
+        transfer_Ws = [
+            W for W, cases in largest.items() if any(t == "transfer" for _, t, _ in cases)
+        ]
+        notes = []
+        if latency_Ws:
+            notes.append(
+                f"where latency is largest (W = {', '.join(map(str, latency_Ws))}), a call waits longer on the "
+                f"{cost_model.COLLECTIVES_PER_CALL[op]} collectives x (W-1) per-peer latencies "
+                f"({hp['latency_us']:g} us each, independent of the link speed) than it "
+                f"computes its {hp['batch']} keys per rank; in the model more keys per call amortise it"
+            )
+        if transfer_Ws:
+            notes.append(
+                f"the links themselves are the bottleneck at W = {', '.join(map(str, transfer_Ws))}"
+            )
+        print(
+            f"PROJECTED {op}: largest term of the time per call, "
+            + "; ".join(parts)
+            + (". " + "; ".join(notes)[0].upper() + "; ".join(notes)[1:] if notes else "")
+            + ". Ranks that compute faster (e.g. GPUs, not measured here) shift the time further to "
+            "latency and transfer."
         )
 print(
     f"Measured: throughput and bytes on {cores} shared cores with gloo over loopback. Projected (model only): the cluster numbers above."

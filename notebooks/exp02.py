@@ -354,6 +354,8 @@ print(f"Runtime: whole notebook {m['runtime_seconds']:.0f} s.")
 # Written as LaTeX to `results/exp02_ablation_K_H/exp02_ablation_K_H.tex`.
 
 # %%
+table_metrics = exp.load_metrics()
+table_hp = table_metrics["hyperparameters"]
 table_rows = [
     [
         e["K"],
@@ -364,13 +366,17 @@ table_rows = [
         e["mixed_share_above_0.9"],
         e["theory"]["share_above_0.9"],
     ]
-    for e in exp.load_metrics()["configs"]
+    for e in table_metrics["configs"]
 ]
 print(
     exp.save_latex_table(
         "exp02_ablation_K_H.tex",
         ["K", "H", "load", "mean cos", "theory", "share cos > 0.9", "theory"],
         table_rows,
-        caption="Ablation of K and H at D = 100k, N = 5k (exp02): measurement beside theory.",
+        caption=(
+            f"Ablation of K and H at D = {table_hp['D']:,}, N = {table_hp['N']:,}, "
+            f"d = {table_hp['d']}, mean over {table_hp['n_seeds']} seed(s) (exp02): "
+            "measurement beside theory."
+        ),
     ).read_text()
 )

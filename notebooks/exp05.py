@@ -43,10 +43,11 @@
 # $W$ set to the number of exact items (a float32 $d$-vector plus an int64 key each) that fit
 # in the bytes of the BBPM table (memory plus counts).
 #
-# **Setup.** $D = 2^{18}$ slots, $d = 64$, $K = 32$, $H = 1$, block hashing
-# (`BlockPermutationHash`, $L = 4096$), $C = 1024$, $N$ from $10^3$ to $10^6$ (load up to
-# $\lambda \approx 122$). The prototype used $D = 10^8$; a smaller table keeps the run short
-# on a CPU and makes the failure regime visible within $10^6$ items. The stream is
+# **Setup.** Defaults in `params/exp05.yaml`; the cell after the parameters prints this run's
+# settings: $D$ slots, value dimension $d$, $K$ slots per hash, $H$ hashes, block hashing
+# (`BlockPermutationHash`, block size $L$), codebook size $C$, window $W$, the checkpoints $N$
+# and the load they reach. The prototype used $D = 10^8$; a much smaller table keeps the run
+# short on a CPU and makes the failure regime visible within the streamed $N$. The stream is
 # written once, incrementally, and queried at each checkpoint $N$.
 
 # %% tags=["parameters"]
@@ -117,6 +118,14 @@ codebooks = {
 }
 memories = {name: BBPMMemoryFloat(D, d, K, H, hash_fn) for name in codebooks}
 memory = memories["centred"]
+print(
+    f"D = {D:,} slots, d = {d}, K = {K}, H = {H}, block size L = {block_size}, C = {n_values} value ids, "
+    f"window W = {window:,}"
+)
+print(
+    f"N = {N_values}; queries per checkpoint {n_queries} random + {n_needles} oldest keys, "
+    f"{n_position_queries} age-sampled at N = {N_values[-1]:,}"
+)
 print(
     "norm of the mean codeword: "
     + ", ".join(f"{name} {float(book.mean(dim=0).norm()):.4f}" for name, book in codebooks.items())

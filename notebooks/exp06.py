@@ -38,14 +38,15 @@
 # write-side mitigation, re-writing every tracked item under its current key every
 # `refresh_every` steps, is measured too.
 #
-# **Setup.** $n$ tracked items, each with $x_0 \in \mathbb R^{32}$ standard normal and a random
-# value id out of $C$ (the value written is row `id` of a random unit codebook, centred as in
-# exp05), are written
-# at $t = 0$ under `ProjectionKeys` ($b$ sign bits of a fixed Gaussian projection, packed and
-# mixed into an int64 key). At every step `fill_per_step` new unrelated items (integer ids,
-# random values) are written, so the load grows the same way in every mode. The memory:
-# $D = 2^{17}$, $d = 64$, $K = 32$, $H = 1$, block hashing ($L = 4096$). Recall = top-1 decode of
-# the read vector against the codebook equals the true id.
+# **Setup.** Defaults in `params/exp06.yaml`; the cell after the parameters prints this run's
+# settings. $n$ tracked items, each with $x_0 \in \mathbb R^m$ standard normal ($m$ = `x_dim`)
+# and a random value id out of $C$ (the value written is row `id` of a random unit codebook,
+# centred as in exp05), are written at $t = 0$ under `ProjectionKeys` ($b$ sign bits of a
+# fixed Gaussian projection, packed and mixed into an int64 key). At every step
+# `fill_per_step` new unrelated items (integer ids, random values) are written, so the load
+# grows the same way in every mode. The memory: $D$ slots, value dimension $d$, $K$ slots per
+# hash, $H$ hashes, block hashing (block size $L$). Recall = top-1 decode of the read vector
+# against the codebook equals the true id.
 
 # %% tags=["parameters"]
 seed = 0
@@ -103,6 +104,19 @@ if main_bits not in bits_values:
     raise ValueError(f"main_bits must be one of bits_values={bits_values}, got {main_bits}")
 if refresh_sigma not in sigmas:
     raise ValueError(f"refresh_sigma must be one of sigmas={sigmas}, got {refresh_sigma}")
+print(
+    f"memory: D = {D:,} slots, d = {d}, K = {K}, H = {H}, block size L = {block_size}, "
+    f"C = {n_values} value ids"
+)
+print(
+    f"n = {n_items} tracked items, x_dim m = {x_dim}, key bits b in {bits_values} (main {main_bits}), "
+    f"drift sigma in {sigmas}"
+)
+print(
+    f"{n_steps} steps of {fill_per_step:,} filler items: load lambda = N*K*H/D from "
+    f"{n_items * K * H / D:.2f} to {(n_items + n_steps * fill_per_step) * K * H / D:.1f}; "
+    f"refresh every {refresh_every} steps at sigma = {refresh_sigma}"
+)
 
 # Centred codebook: the mean row of a raw random codebook piles up in every slot at high load
 # and biases every read (measured in exp05), so the rows are centred and renormalised.
