@@ -520,7 +520,13 @@ print(
 print(
     f"Small blocks L={hp['small_block_size']}: mean cosine {at('mean_cos', s):.4f}, share > {hp['cos_threshold']} "
     f"{at('share_above_threshold', s):.3f}; a colliding neighbour shares {at('shared_slots_per_neighbour', s):.2f} slots "
-    f"on average (largest {at('max_shared_slots', s):.1f} of {hp['K'] * hp['H']}), so its crosstalk does not average out."
+    f"on average (largest {at('max_shared_slots', s):.1f} of {hp['K'] * hp['H']}; global mixed: "
+    f"{at('shared_slots_per_neighbour', g):.2f}), "
+    + (
+        "so a neighbour's crosstalk is spread over fewer independent slots and averages out less."
+        if at("shared_slots_per_neighbour", s) > at("shared_slots_per_neighbour", g)
+        else "no more than under global hashing."
+    )
 )
 print(
     f"Prototype formula at N = {m['N'][0]:,}: {per['neighbours_per_item'][p]['mean'][0]:.1f} colliding neighbours per "
@@ -529,8 +535,10 @@ print(
 )
 print(
     f"Prototype formula: mean cosine {at('mean_cos', p):.4f}, share > {hp['cos_threshold']} {at('share_above_threshold', p):.3f}, "
-    f"largest overlap with one neighbour {at('max_shared_slots', p):.1f} slots, although its occupancy is more even than "
-    f"random hashing (gini {at('gini_load', p):.3f} vs {at('gini_load', g):.3f} for global mixed, max load {at('max_load', p):.0f} vs {at('max_load', g):.0f})."
+    f"largest overlap with one neighbour {at('max_shared_slots', p):.1f} slots; its occupancy is "
+    + ("more" if at("gini_load", p) < at("gini_load", g) else "not more")
+    + " even than random hashing "
+    f"(gini {at('gini_load', p):.3f} vs {at('gini_load', g):.3f} for global mixed, max load {at('max_load', p):.0f} vs {at('max_load', g):.0f})."
 )
 occ_err = {
     name: max(
