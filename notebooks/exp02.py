@@ -356,6 +356,7 @@ print(f"Runtime: whole notebook {m['runtime_seconds']:.0f} s.")
 # %%
 table_metrics = exp.load_metrics()
 table_hp = table_metrics["hyperparameters"]
+table_tau = table_hp["taus"][0]
 table_rows = [
     [
         e["K"],
@@ -363,15 +364,15 @@ table_rows = [
         e["load_factor"],
         e["mixed_mean_cos"],
         e["theory"]["mean_cosine"],
-        e["mixed_share_above_0.9"],
-        e["theory"]["share_above_0.9"],
+        e[f"mixed_share_above_{table_tau:g}"],
+        e["theory"][f"share_above_{table_tau:g}"],
     ]
     for e in table_metrics["configs"]
 ]
 print(
     exp.save_latex_table(
         "exp02_ablation_K_H.tex",
-        ["K", "H", "load", "mean cos", "theory", "share cos > 0.9", "theory"],
+        ["K", "H", "load", "mean cos", "theory", f"share cos > {table_tau:g}", "theory"],
         table_rows,
         caption=(
             f"Ablation of K and H at D = {table_hp['D']:,}, N = {table_hp['N']:,}, "
