@@ -337,7 +337,7 @@ def run(
     say = print if progress else (lambda *a, **k: None)
     say(
         f"[gpu_bench] {record['info']['device_name']} ({device}): copy_ "
-        f"{record['copy']['copy_gbps']:.0f} GB/s over {copy_bytes / 2**20:.0f} MiB"
+        f"{record['copy']['copy_gbps']:.0f} GB/s over {record['copy']['n_bytes'] / 2**20:.0f} MiB"
     )
     for i, D in enumerate(D_values):
         read_dtypes = [torch.float32]

@@ -18,7 +18,8 @@
 # like independent uniform draws, so a slot's load is Binomial$(NH, K/D) \approx$
 # Poisson$(\lambda)$ with $\lambda = NKH/D$. We check how close each hash family of
 # `bbpm.hashing` comes to that, on the two kinds of keys a user meets — consecutive integer
-# ids ($0..N-1$, the prototype's setting) and random 62-bit ids — at three load factors:
+# ids ($0..N-1$, the prototype's setting) and random 62-bit ids — at each load factor of the
+# `load_factors` parameter (this run's are printed with the results):
 #
 # * `GlobalAffineHash` `mixed` (default): splitmix64-mixed start and stride per key;
 # * `GlobalAffineHash` `prototype`: the prototype's `(key * salt + k * 1337) mod D`;
@@ -133,6 +134,9 @@ print({name: repr(h) for name, (h, _, _) in HASHES.items()})
 # total-variation distance $\tfrac12 \sum_j |h_j/D - p_j|$ to the binomial prediction $p$.
 
 # %%
+print(
+    f"{len(load_factors)} load factors {load_factors}, key kinds {key_kinds}, {len(HASHES)} hashes"
+)
 rows = []
 histograms = {}
 for name, (hash_fn, k_per_hash, n_hashes) in tqdm(HASHES.items(), desc="hashes"):

@@ -176,8 +176,7 @@ def write_columns(
     duplicate slots, so repeated keys and self-collisions add up as in the canonical write.
     Counts get ``+1`` per entry via :func:`add_counts`.
 
-    Every ``index_add_`` call has a fixed cost (on CPU it sorts its indices in parallel
-    before adding), so batches smaller than ``group_rows`` add ``g = group_rows // B``
+    Every ``index_add_`` call has a fixed cost, so batches smaller than ``group_rows`` add ``g = group_rows // B``
     columns per call, with the values tiled g times (a buffer of about ``group_rows`` rows).
     Larger ``group_rows`` means fewer calls, which also helps when several torch threads
     compete with other processes for the cores (bench03); ``group_rows=1`` is one column
