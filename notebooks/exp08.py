@@ -59,6 +59,7 @@ write_batch = 8192
 stop_accuracy = 0.1
 hit_keep = 0.95
 capacity_accuracy = 0.9
+capacity_rel_tol = 0.02
 flyhash_max_bytes = 67108864
 bbpm_K = 4
 bbpm_H = 1
@@ -81,6 +82,7 @@ k_ablation_load = 3.0
 theory_points = 60
 
 # %%
+import copy
 import math
 import time
 
@@ -93,7 +95,7 @@ from bbpm.baselines import bbpm_from_budget, decode_top1, make_memory, random_co
 from bbpm.baselines import theory as peer_theory
 from bbpm.hashing import diagnostics as hash_diagnostics
 from bbpm.hashing.mixing import splitmix64
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, format_bytes
 
 params = dict(
     seed=seed,
@@ -107,6 +109,7 @@ params = dict(
     stop_accuracy=stop_accuracy,
     hit_keep=hit_keep,
     capacity_accuracy=capacity_accuracy,
+    capacity_rel_tol=capacity_rel_tol,
     flyhash_max_bytes=flyhash_max_bytes,
     bbpm_K=bbpm_K,
     bbpm_H=bbpm_H,
@@ -177,14 +180,6 @@ COLORS = {
 }
 
 
-def fmt_bytes(nbytes: float) -> str:
-    """1048576 -> '1 MiB', 65536 -> '64 KiB'."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if nbytes >= size:
-            return f"{nbytes / size:g} {unit}"
-    return f"{nbytes:g} B"
-
-
 unknown = [m for m in methods if m not in METHOD_OPTIONS]
 if unknown:
     raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_OPTIONS)}")
@@ -226,7 +221,7 @@ value_ids = torch.randint(
 sizes = {m: {str(b): size_info(build(m, b), m) for b in budgets_bytes} for m in methods}
 for b in budgets_bytes:
     print(
-        f"budget {fmt_bytes(b)} = {value_slots[b]:,} value vectors: "
+        f"budget {format_bytes(b)} = {value_slots[b]:,} value vectors: "
         + ", ".join(f"{m} {sizes[m][str(b)]['nbytes']:,} B" for m in methods)
     )
 
@@ -256,6 +251,25 @@ for b in budgets_bytes:
 # adds per key and no $[B, m]$ activation matrix), so its sweep at the largest budget is the
 # slowest part of this notebook; budgets above `flyhash_max_bytes` (none in the full run)
 # would be skipped. Its throughput is measured at every budget below.
+#
+# **Capacity, measured.** The capacity of a method at a budget is where its top-1 accuracy
+# falls below `capacity_accuracy`. The grid brackets that point only to within one grid
+# step of $N$, and interpolating between its points is wrong for the FIFO stores, whose
+# accuracy $\min(1, \text{capacity}/N)$ is flat and then falls like $1/N$. So the crossing is
+# refined by bisection, with more runs of the same evaluation: starting from the last grid
+# point at or above the target and the first below it, a copy of the memory state at the
+# lower end receives the next items up to the geometric midpoint, whose accuracy is measured
+# on `n_queries` written keys drawn uniformly from the $N$ written (a draw fixed by $N$, the
+# same for every method); the midpoint replaces the end of the bracket on its side of the
+# target. This stops once the bracket $[N_{lo}, N_{hi}]$ is narrower than
+# `capacity_rel_tol` $\cdot N_{lo}$ (or one item). Both ends are measurements:
+# accuracy $\ge$ target at $N_{lo}$, below it at $N_{hi}$; the capacity reported is the
+# midpoint $(N_{lo}+N_{hi})/2$, with the bracket beside it. The bisection writes at most the
+# items of the grid interval once more, plus one read of `n_queries` keys per probe; its
+# time is recorded apart (`capacity_seconds`, printed below with its share of the sweep's).
+# Each accuracy is itself a sample of `n_queries` keys;
+# its sampling error near the target, printed below, can move a crossing by more than the
+# bracket's width.
 
 
 # %%
@@ -298,10 +312,75 @@ def evaluate(memory, query_rows: torch.Tensor) -> dict:
     }
 
 
+def write_items(memory, start: int, stop: int) -> float:
+    """Write items start..stop-1 (in order, batches of write_batch); seconds spent in write."""
+    seconds = 0.0
+    for s in range(start, stop, write_batch):
+        e = min(stop, s + write_batch)
+        values = codebook[value_ids[s:e]]
+        t0 = time.perf_counter()
+        memory.write(written_keys[s:e], values)
+        seconds += time.perf_counter() - t0
+    return seconds
+
+
+def top1_accuracy(memory, query_rows: torch.Tensor) -> float:
+    """The sweep's top-1 accuracy (as in `evaluate`), without the unseen keys and diagnostics."""
+    with torch.no_grad():
+        reads = memory.read(written_keys[query_rows])
+    decoded, _, _ = decode_top1(reads, codebook)
+    return float((decoded == value_ids[query_rows]).double().mean())
+
+
+def probe_queries(bi: int, N: int) -> torch.Tensor:
+    """n_queries written rows, uniform over the first N: fixed by (budget, N), like the grid's."""
+    generator = torch.Generator().manual_seed(seed * 7919 + bi * 101 + 1_000_003 * N)
+    return torch.randperm(N, generator=generator)[:n_queries]
+
+
+def refine_capacity(lo_state, lo_n: int, lo_acc, hi_n: int, hi_acc: float, bi: int) -> dict:
+    """Bisect (in log N) between measured N = lo_n (accuracy >= target; lo_n = 0: an empty
+    memory, nothing measured) and hi_n (accuracy < target), on copies of lo_state."""
+    probes = []
+    while hi_n - lo_n > max(1.0, capacity_rel_tol * lo_n):
+        mid = min(hi_n - 1, max(lo_n + 1, round(math.sqrt(max(lo_n, 1) * hi_n))))
+        state = copy.deepcopy(lo_state)
+        write_items(state, lo_n, mid)
+        accuracy = top1_accuracy(state, probe_queries(bi, mid))
+        probes.append({"N": mid, "accuracy": accuracy})
+        if accuracy >= capacity_accuracy:
+            lo_state, lo_n, lo_acc = state, mid, accuracy
+        else:
+            hi_n, hi_acc = mid, accuracy
+            del state
+    if lo_n == 0:  # not even one item decodes at the target
+        return {
+            "N": None,
+            "censored": f"below target at N = {hi_n}",
+            "smallest_N": hi_n,
+            "N_lo": None,
+            "accuracy_lo": None,
+            "N_hi": hi_n,
+            "accuracy_hi": hi_acc,
+            "probes": probes,
+        }
+    return {
+        "N": (lo_n + hi_n) / 2,
+        "censored": None,
+        "N_lo": lo_n,
+        "accuracy_lo": lo_acc,
+        "N_hi": hi_n,
+        "accuracy_hi": hi_acc,
+        "probes": probes,
+    }
+
+
 rows = []
 hash_stats = {}
 skipped = {}
+capacity = {m: {} for m in methods}
 method_seconds = {m: 0.0 for m in methods}
+capacity_seconds = {m: 0.0 for m in methods}
 for bi, budget in enumerate(budgets_bytes):
     grid = sorted({max(1, round(load * value_slots[budget])) for load in load_grid})
     queries = {
@@ -313,18 +392,17 @@ for bi, budget in enumerate(budgets_bytes):
     for method in methods:
         if method == "flyhash" and budget > flyhash_max_bytes:
             skipped.setdefault(method, []).append(budget)
+            capacity[method][str(budget)] = None
             continue
         started = time.perf_counter()
         memory = build(method, budget)
         n_written = 0
-        for N in tqdm(grid, desc=f"{method} @ {fmt_bytes(budget)}", mininterval=5.0, leave=False):
-            write_seconds = 0.0
-            for s in range(n_written, N, write_batch):
-                e = min(N, s + write_batch)
-                values = codebook[value_ids[s:e]]
-                t0 = time.perf_counter()
-                memory.write(written_keys[s:e], values)
-                write_seconds += time.perf_counter() - t0
+        # last grid point at/above the target (state copied) and first below it, if any
+        passed, crossed = (0, None, build(method, budget)), None
+        for N in tqdm(
+            grid, desc=f"{method} @ {format_bytes(budget)}", mininterval=5.0, leave=False
+        ):
+            write_seconds = write_items(memory, n_written, N)
             new_items, n_written = N - n_written, N
             row = {
                 "method": method,
@@ -336,6 +414,11 @@ for bi, budget in enumerate(budgets_bytes):
                 "write_items_per_s": new_items / max(write_seconds, 1e-9),
             }
             rows.append(row)
+            if crossed is None:
+                if row["accuracy"] >= capacity_accuracy:
+                    passed = (N, row["accuracy"], copy.deepcopy(memory))
+                else:
+                    crossed = (N, row["accuracy"])
             if row["accuracy"] < stop_accuracy:
                 break
         if method.startswith("bbpm"):
@@ -345,11 +428,33 @@ for bi, budget in enumerate(budgets_bytes):
                 **hash_diagnostics.summarize(slots, memory.D),
                 "load_factor": memory.load_factor,
             }
-        method_seconds[method] += time.perf_counter() - started
         del memory
+        method_seconds[method] += time.perf_counter() - started
+        started = time.perf_counter()
+        lo_n, lo_acc, lo_state = passed
+        if crossed is None:  # the target was never crossed on the grid
+            entry = {
+                "N": float(lo_n),
+                "censored": "never below target",
+                "N_lo": lo_n,
+                "accuracy_lo": lo_acc,
+                "N_hi": None,
+                "accuracy_hi": None,
+                "probes": [],
+            }
+        else:
+            entry = refine_capacity(lo_state, lo_n, lo_acc, *crossed, bi)
+        entry["grid_bracket"] = [lo_n, None if crossed is None else crossed[0]]
+        capacity[method][str(budget)] = entry
+        del passed, lo_state
+        capacity_seconds[method] += time.perf_counter() - started
 print(
     f"{len(rows)} sweep points; seconds per method: "
     + ", ".join(f"{m} {s:.1f}" for m, s in method_seconds.items())
+)
+print(
+    f"{sum(len(e['probes']) for per in capacity.values() for e in per.values() if e)} capacity "
+    "probes; seconds per method: " + ", ".join(f"{m} {s:.1f}" for m, s in capacity_seconds.items())
 )
 
 # %% [markdown]
@@ -490,34 +595,77 @@ print({k: round(v["max_abs"], 3) for k, v in theory_error.items()})
 # %% [markdown]
 # ## Capacity at the accuracy target
 #
-# The capacity of a method at a budget is the largest $N$ whose top-1 accuracy is still at
-# least `capacity_accuracy`, interpolated linearly in $\log N$ between the last sweep
-# point above the target and the first below it. A method that never drops below the
-# target on the grid is marked as censored (capacity at least the largest $N$ tried).
+# The brackets found by the bisection in the sweep (see *Capacity, measured* above): per
+# method and budget, $N_{lo}$ (largest measured $N$ with accuracy $\ge$ `capacity_accuracy`
+# before the first grid point below it) and $N_{hi}$ (the bracket's upper end, measured
+# below the target), their accuracies, the number of bisection probes, and
+# the midpoint used as the capacity in every ratio, figure and table below. A method that
+# never drops below the target on the grid is censored (capacity at least the largest $N$
+# tried). For the FIFO stores the expected accuracy is known exactly, $\min(1, c/N)$ for a
+# store of $c$ items, so their crossing $c/a$ (for target $a$) checks the method: it should
+# lie in the bracket up to the sampling error of the accuracies.
 
 
 # %%
-def capacity_at(method: str, budget: int) -> dict | None:
-    points = sorted(
-        (r["N"], r["accuracy"])
-        for r in rows
-        if r["method"] == method and r["budget_bytes"] == budget
+def bracket_text(entry: dict | None) -> str:
+    if entry is None:
+        return "not run"
+    if entry["censored"]:
+        return entry["censored"]
+    return (
+        f"{entry['N']:,.1f} in [{entry['N_lo']:,}, {entry['N_hi']:,}] "
+        f"(acc {entry['accuracy_lo']:.3f} / {entry['accuracy_hi']:.3f}, {len(entry['probes'])} probes)"
     )
-    if not points:
-        return None
-    if points[0][1] < capacity_accuracy:
-        return {"N": None, "censored": "below target at the smallest N", "smallest_N": points[0][0]}
-    for (n0, a0), (n1, a1) in zip(points, points[1:], strict=False):
-        if a1 < capacity_accuracy:
-            frac = (a0 - capacity_accuracy) / (a0 - a1)
-            return {
-                "N": float(math.exp(math.log(n0) + frac * (math.log(n1) - math.log(n0)))),
-                "censored": None,
-            }
-    return {"N": float(points[-1][0]), "censored": "never below target"}
 
 
-capacity = {m: {str(b): capacity_at(m, b) for b in budgets_bytes} for m in methods}
+for budget in budgets_bytes:
+    print(f"{format_bytes(budget)}:")
+    for method in methods:
+        print(f"  {method:<13} {bracket_text(capacity[method][str(budget)])}")
+sampling_error = math.sqrt(capacity_accuracy * (1 - capacity_accuracy) / n_queries)
+widths = [
+    (e["N_hi"] - e["N_lo"]) / e["N_lo"]
+    for per_budget in capacity.values()
+    for e in per_budget.values()
+    if e and not e["censored"]
+]
+print(
+    f"Sampling error of one accuracy at the target ({n_queries} queries): +-{sampling_error:.3f}; "
+    f"for a FIFO store (accuracy c/N) that is +-{sampling_error / capacity_accuracy:.1%} in N, "
+    + (
+        f"against brackets {min(widths):.1%} to {max(widths):.1%} wide (relative to N_lo)."
+        if widths
+        else "(no bracket: no method crossed the target)."
+    )
+)
+print(
+    f"Bisection time {sum(capacity_seconds.values()):.1f} s, "
+    f"{sum(capacity_seconds.values()) / max(sum(method_seconds.values()), 1e-9):.0%} of the sweep's "
+    f"{sum(method_seconds.values()):.1f} s."
+)
+fifo_check = {}
+for method in ("dict", "hopfield"):
+    if method not in methods:
+        continue
+    for budget in budgets_bytes:
+        entry = capacity[method][str(budget)]
+        if entry is None or entry["censored"]:
+            continue
+        exact = sizes[method][str(budget)]["capacity"] / capacity_accuracy
+        fifo_check.setdefault(method, {})[str(budget)] = {
+            "exact_N": exact,
+            "relative_error": entry["N"] / exact - 1,
+            "in_bracket": entry["N_lo"] <= exact <= entry["N_hi"],
+        }
+for method, per_budget in fifo_check.items():
+    print(
+        f"{method}: FIFO law c/{capacity_accuracy:g} vs measured midpoint: "
+        + "; ".join(
+            f"{format_bytes(int(b))} {c['exact_N']:,.1f} vs {capacity[method][b]['N']:,.1f} "
+            f"({c['relative_error']:+.1%}, {'inside' if c['in_bracket'] else 'outside'} the bracket)"
+            for b, c in per_budget.items()
+        )
+    )
 
 # %% [markdown]
 # ## Throughput
@@ -622,6 +770,9 @@ exp.save_metrics(
         "theory_error": theory_error,
         "bbpm_theory_available": snr_bounds is not None,
         "capacity": capacity,
+        "capacity_sampling_error": sampling_error,
+        "capacity_fifo_check": fifo_check,
+        "capacity_seconds": capacity_seconds,
         "throughput": throughput,
         "k_ablation": {"budget": k_ablation_budget, "N": n_ablation, "rows": k_ablation},
         "hash_diagnostics": hash_stats,
@@ -633,8 +784,9 @@ exp.save_metrics(
 # ## Accuracy and fidelity against $N$
 #
 # One column per budget. Markers: measurements; dashed lines: the predictions above, in the
-# method's colour. The x axis is the number of items written; the top axis of each panel
-# gives the same as the load $N\cdot 4d/b$.
+# method's colour; crosses: the capacity bisection's extra measurements, around the dotted
+# line at `capacity_accuracy`. The x axis is the number of items written; the top axis of
+# each panel gives the same as the load $N\cdot 4d/b$.
 
 # %%
 m = exp.load_metrics()
@@ -676,10 +828,23 @@ for col, budget in enumerate(budgets):
                     color=COLORS[method],
                     alpha=0.7,
                 )
+            entry = m["capacity"][method][str(budget)]
+            if row_i == 0 and entry and entry["probes"]:
+                ax.plot(
+                    [p["N"] for p in entry["probes"]],
+                    [p["accuracy"] for p in entry["probes"]],
+                    "x",
+                    ms=4,
+                    color=COLORS[method],
+                )
+        if row_i == 0:
+            ax.axhline(hp["capacity_accuracy"], ls=":", color="grey", lw=1)
         ax.set_xscale("log")
         ax.grid(True, which="both", alpha=0.3)
         if row_i == 0:
-            ax.set_title(f"{fmt_bytes(budget)} ({m['value_slots'][str(budget)]:,} value vectors)")
+            ax.set_title(
+                f"{format_bytes(budget)} ({m['value_slots'][str(budget)]:,} value vectors)"
+            )
             top = ax.secondary_xaxis(
                 "top",
                 functions=(
@@ -695,7 +860,9 @@ for col, budget in enumerate(budgets):
 handles, labels = axes[0, 0].get_legend_handles_labels()
 handles.append(plt.Line2D([], [], ls="--", color="grey"))
 labels.append("theory (same colour)")
-fig.legend(handles, labels, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.07))
+handles.append(plt.Line2D([], [], ls="none", marker="x", color="grey"))
+labels.append(f"capacity bisection (target {hp['capacity_accuracy']:.0%}, dotted)")
+fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9, bbox_to_anchor=(0.5, -0.07))
 fig.suptitle(
     f"Peer memories at equal bytes: d={hp['d']}, {hp['codebook_size']} codes, top-1 cleanup", y=1.0
 )
@@ -730,7 +897,7 @@ for col, budget in enumerate(budgets):
         ax.set_ylim(-0.03, 1.03)
         ax.grid(True, which="both", alpha=0.3)
         if row_i == 0:
-            ax.set_title(fmt_bytes(budget))
+            ax.set_title(format_bytes(budget))
         else:
             ax.set_xlabel("items written N")
         if col == 0:
@@ -747,28 +914,43 @@ plt.show()
 # %% [markdown]
 # ## Capacity against budget
 #
-# Items held at ≥ `capacity_accuracy` top-1 accuracy, per budget (open markers: censored,
-# the target was not crossed on the grid). The grey line is the dict's stored capacity
-# $b/(8+4d)$; a FIFO store keeps accuracy $a$ up to capacity/$a$ items. Where lines
-# overlap, the numbers are in the discussion below.
+# Items held at ≥ `capacity_accuracy` top-1 accuracy, per budget: the midpoint of the
+# measured bracket, whose ends are the error bar (open markers: censored, the target was not
+# crossed on the grid). The grey line is the dict's stored capacity $b/(8+4d)$; a FIFO store
+# keeps accuracy $a$ up to capacity/$a$ items. Where lines overlap, the numbers are in the
+# discussion below.
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
 for method in hp["methods"]:
-    xs, ys, open_x, open_y = [], [], [], []
+    xs, ys, lo_err, hi_err, open_x, open_y = [], [], [], [], [], []
     for budget in budgets:
         entry = m["capacity"][method][str(budget)]
         if entry is None or entry["N"] is None:
             continue
-        (open_x if entry["censored"] else xs).append(budget / 2**20)
-        (open_y if entry["censored"] else ys).append(entry["N"])
+        if entry["censored"]:
+            open_x.append(budget)
+            open_y.append(entry["N"])
+        else:
+            xs.append(budget)
+            ys.append(entry["N"])
+            lo_err.append(entry["N"] - entry["N_lo"])
+            hi_err.append(entry["N_hi"] - entry["N"])
     if xs:
-        ax.plot(xs, ys, "o-", color=COLORS[method], label=LABELS[method])
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=[lo_err, hi_err],
+            fmt="o-",
+            capsize=2,
+            color=COLORS[method],
+            label=LABELS[method],
+        )
     if open_x:
         ax.plot(open_x, open_y, "o", mfc="none", color=COLORS[method])
 bx = np.array(budgets, dtype=float)
 ax.plot(
-    bx / 2**20,
+    bx,
     bx / (8 + 4 * hp["d"]),
     "-",
     color="grey",
@@ -778,7 +960,9 @@ ax.plot(
 )
 ax.set_xscale("log", base=2)
 ax.set_yscale("log")
-ax.set_xlabel("memory budget (MiB)")
+ax.set_xticks(budgets, [format_bytes(b) for b in budgets])
+ax.xaxis.set_minor_locator(plt.NullLocator())
+ax.set_xlabel("memory budget")
 ax.set_ylabel(f"items at ≥ {hp['capacity_accuracy']:.0%} top-1 accuracy")
 ax.grid(True, which="both", alpha=0.3)
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
@@ -803,7 +987,7 @@ for ax, column, title in zip(
             np.arange(len(hp["methods"])) + (j - (len(budgets) - 1) / 2) * width,
             heights,
             width,
-            label=fmt_bytes(budget),
+            label=format_bytes(budget),
             color=plt.cm.viridis(j / max(1, len(budgets) - 1)),
         )
     ax.set_xticks(np.arange(len(hp["methods"])))
@@ -857,7 +1041,7 @@ ax.set_xscale("log", base=2)
 ax.set_xlabel("K (slots per item, H = 1)")
 ax.set_ylabel("cosine / accuracy")
 ax.set_title(
-    f"BBPM at {fmt_bytes(ablation['budget'])}, N = {ablation['N']:,} (load {hp['k_ablation_load']:g})"
+    f"BBPM at {format_bytes(ablation['budget'])}, N = {ablation['N']:,} (load {hp['k_ablation_load']:g})"
 )
 ax.grid(True, which="both", alpha=0.3)
 ax.legend(fontsize=8)
@@ -875,18 +1059,25 @@ def fmt_n(x) -> str:
     return "n/a" if x is None else f"{x:,.0f}"
 
 
+def cap_entry(method: str, budget: int) -> dict | None:
+    return m["capacity"][method][str(budget)]
+
+
 def cap_n(method: str, budget: int) -> float | None:
-    entry = m["capacity"][method][str(budget)]
-    return None if entry is None else entry["N"]
+    """Bracket midpoint, only where the target was crossed (censored entries give None)."""
+    entry = cap_entry(method, budget)
+    return None if entry is None or entry["censored"] else entry["N"]
 
 
 def cap_text(method: str, budget: int) -> str:
-    entry = m["capacity"][method][str(budget)]
+    entry = cap_entry(method, budget)
     if entry is None:
         return "not run"
     if entry["N"] is None:
         return f"< {entry['smallest_N']:,}"
-    return (">= " if entry["censored"] else "") + fmt_n(entry["N"])
+    if entry["censored"]:
+        return f">= {entry['N']:,.0f}"
+    return f"{entry['N']:,.0f} [{entry['N_lo']:,}-{entry['N_hi']:,}]"
 
 
 def point(method: str, budget: int, load: float) -> dict | None:
@@ -899,13 +1090,28 @@ big = budgets[-1]
 superposition = [
     mm for mm in ("fhrr", "count_sketch", "flyhash", "bbpm_global", "bbpm_block") if mm in ran
 ]
+target = hp["capacity_accuracy"]
 
-print(f"1. Capacity (items at >= {hp['capacity_accuracy']:.0%} top-1 accuracy) per budget:")
-for budget in budgets:
-    print(f"   {fmt_bytes(budget)}: " + "; ".join(f"{mm} {cap_text(mm, budget)}" for mm in ran))
-ranked = sorted(((cap_n(mm, big) or 0.0), mm) for mm in ran)
 print(
-    f"   Largest at {fmt_bytes(big)}: {ranked[-1][1]} ({fmt_n(ranked[-1][0])} items), then {ranked[-2][1]} ({fmt_n(ranked[-2][0])})."
+    f"1. Capacity (items at >= {target:.0%} top-1 accuracy): midpoint [measured bracket: largest N at or above "
+    f"the target - smallest N above it below the target], bisected to {hp['capacity_rel_tol']:.0%}; "
+    f"'>=': never below the target on the grid. One accuracy has a sampling error of "
+    f"+-{m['capacity_sampling_error']:.3f} at the target ({hp['n_queries']} queries)."
+)
+width = max(len(format_bytes(b)) for b in budgets) + 24
+print("   " + f"{'method':<13}" + "".join(f"{format_bytes(b):>{width}}" for b in budgets))
+for mm in ran:
+    print("   " + f"{mm:<13}" + "".join(f"{cap_text(mm, b):>{width}}" for b in budgets))
+ranked = sorted(
+    (cap_entry(mm, big)["N"] or 0.0, mm) for mm in ran if cap_entry(mm, big) is not None
+)
+print(
+    f"   Largest at {format_bytes(big)}: {ranked[-1][1]} ({cap_text(ranked[-1][1], big)} items), "
+    f"then {ranked[-2][1]} ({cap_text(ranked[-2][1], big)})."
+)
+print(
+    "   Capacity ratios, midpoint over midpoint (in parentheses the range the two brackets allow), per budget "
+    "where both crossed the target:"
 )
 for mm in ("bbpm_global", "bbpm_block"):
     if mm not in ran:
@@ -913,13 +1119,28 @@ for mm in ("bbpm_global", "bbpm_block"):
     for peer in ("fhrr", "count_sketch", "flyhash", "dict", "hopfield"):
         if peer not in ran:
             continue
-        ratios = [cap_n(mm, b) / cap_n(peer, b) for b in budgets if cap_n(mm, b) and cap_n(peer, b)]
-        if ratios:
-            print(
-                f"   {mm} / {peer} capacity: "
-                + ", ".join(f"{r:.2f}" for r in ratios)
-                + " (per budget run)"
-            )
+        parts = []
+        for b in budgets:
+            if cap_n(mm, b) and cap_n(peer, b):
+                e, f = cap_entry(mm, b), cap_entry(peer, b)
+                parts.append(
+                    f"{format_bytes(b)} {e['N'] / f['N']:.2f} ({e['N_lo'] / f['N_hi']:.2f}-{e['N_hi'] / f['N_lo']:.2f})"
+                )
+        if parts:
+            print(f"   {mm} / {peer}: " + ", ".join(parts))
+
+
+def fifo_text(method: str, budget: int) -> str:
+    """The FIFO law's target point beside the measured capacity (computed check)."""
+    check = m["capacity_fifo_check"].get(method, {}).get(str(budget))
+    if check is None:
+        return ""
+    return (
+        f"; at >= {target:.0%} it holds {cap_text(method, budget)} items, the FIFO law capacity/{target:g} giving "
+        f"{check['exact_N']:,.1f} ({'inside' if check['in_bracket'] else 'outside'} the measured bracket; "
+        f"midpoint {check['relative_error']:+.1%}, sampling error +-{m['capacity_sampling_error'] / target:.1%} in N)"
+    )
+
 
 if "dict" in ran:
     dict_cap = m["sizes"]["dict"][str(big)]["capacity"]
@@ -936,7 +1157,7 @@ if "dict" in ran:
         if r["budget_bytes"] == big and r["N"] == n_held and r["method"] in superposition
     ]
     print(
-        f"\n2. Exact dict: 100% accurate while N <= its capacity ({dict_cap:,} items at {fmt_bytes(big)}), so it wins on "
+        f"\n2. Exact dict: 100% accurate while N <= its capacity ({dict_cap:,} items at {format_bytes(big)}), so it wins on "
         f"accuracy whenever its bytes suffice"
         + (
             f" (at N = {n_held:,}, the superposition memories decode "
@@ -945,21 +1166,25 @@ if "dict" in ran:
             if at_held
             else ""
         )
-        + f". Past it FIFO forgets: accuracy = capacity/N ({p4['accuracy']:.3f} at N = {p4['N']:,}). Unbounded, it would "
-        f"need {fmt_bytes(m['n_max'] * (8 + 4 * hp['d']))} for the largest N of the run ({m['n_max']:,} items). "
+        + f". Past it FIFO forgets: accuracy = capacity/N ({p4['accuracy']:.3f} at N = {p4['N']:,})"
+        + fifo_text("dict", big)
+        + ". Unbounded, it would "
+        f"need {format_bytes(m['n_max'] * (8 + 4 * hp['d']))} for the largest N of the run ({m['n_max']:,} items). "
         f"Storing a 2-byte code id instead of the value vector, as a task with a known codebook allows, it would hold "
-        f"{big // 10:,} items in {fmt_bytes(big)}: more than any memory here, because those all store d floats per value."
+        f"{big // 10:,} items in {format_bytes(big)}: more than any memory here, because those all store d floats per value."
     )
 if "hopfield" in ran:
     hop_cap = m["sizes"]["hopfield"][str(big)]["capacity"]
     print(
-        f"3. Hopfield: exact up to its {hop_cap:,} stored patterns at {fmt_bytes(big)} ({hp['hopfield_key_dim']}-float key "
-        f"pattern + value per item, half the dict's items), then FIFO like the dict; its reads score every query against "
-        f"every stored pattern ({m['throughput']['hopfield'][str(big)]['read_items_per_s']:,.0f} reads/s at {fmt_bytes(big)})."
+        f"3. Hopfield: exact up to its {hop_cap:,} stored patterns at {format_bytes(big)} ({hp['hopfield_key_dim']}-float key "
+        f"pattern + value per item, half the dict's items), then FIFO like the dict"
+        + fifo_text("hopfield", big)
+        + "; its reads score every query against "
+        f"every stored pattern ({m['throughput']['hopfield'][str(big)]['read_items_per_s']:,.0f} reads/s at {format_bytes(big)})."
     )
 
 print(
-    f"4. Superposition memories at {fmt_bytes(budgets[0])} (first-order law cos = 1/sqrt(1 + load)):"
+    f"4. Superposition memories at {format_bytes(budgets[0])} (first-order law cos = 1/sqrt(1 + load)):"
 )
 for load in (1.0, 4.0):
     parts = []
@@ -971,7 +1196,7 @@ for load in (1.0, 4.0):
 if "fhrr" in ran and "bbpm_global" in ran:
     f4, b4 = point("fhrr", big, 4.0), point("bbpm_global", big, 4.0)
     print(
-        f"   At load 4 and {fmt_bytes(big)}, FHRR decodes {f4['accuracy']:.3f} vs BBPM (global) {b4['accuracy']:.3f} with "
+        f"   At load 4 and {format_bytes(big)}, FHRR decodes {f4['accuracy']:.3f} vs BBPM (global) {b4['accuracy']:.3f} with "
         f"nearly the same mean cosine ({f4['mean_cosine']:.3f} vs {b4['mean_cosine']:.3f}). Decoded among fresh codes "
         f"instead (diagnostic), they reach {f4['accuracy_fresh_codes']:.3f} and {b4['accuracy_fresh_codes']:.3f}: "
         "FHRR's unbinding turns other items into phase-scrambled noise, while BBPM's crosstalk is a sum of other "
@@ -992,12 +1217,12 @@ if "count_sketch" in ran:
         "variance of their mean (its theory line)."
     )
 if "flyhash" in ran:
-    fly_runs = [b for b in budgets if cap_n("flyhash", b)]
+    fly_runs = [b for b in budgets if cap_n("flyhash", b) and cap_n("bbpm_global", b)]
     if fly_runs and "bbpm_global" in ran:
         print(
             "   Fly-hash Hebbian capacity vs BBPM (global): "
             + ", ".join(
-                f"{fmt_bytes(b)} {cap_n('flyhash', b) / cap_n('bbpm_global', b):.2f}x"
+                f"{format_bytes(b)} {cap_n('flyhash', b) / cap_n('bbpm_global', b):.2f}x"
                 for b in fly_runs
             )
             + "."
@@ -1022,7 +1247,7 @@ print(
 )
 
 print(
-    f"\n6. Throughput at {fmt_bytes(big)} (items/s, write / read; best of >= {min(t[str(big)]['runs'] for t in m['throughput'].values())} runs):"
+    f"\n6. Throughput at {format_bytes(big)} (items/s, write / read; best of >= {min(t[str(big)]['runs'] for t in m['throughput'].values())} runs):"
 )
 for mm in ran:
     t = m["throughput"][mm][str(big)]
@@ -1036,7 +1261,7 @@ if "flyhash" in ran:
     )
     if m["skipped"].get("flyhash"):
         print(
-            f"   Its accuracy sweep was skipped at {', '.join(fmt_bytes(b) for b in m['skipped']['flyhash'])} for that cost."
+            f"   Its accuracy sweep was skipped at {', '.join(format_bytes(b) for b in m['skipped']['flyhash'])} for that cost."
         )
 
 print("\n7. Theory vs measurement (max |difference| over the sweep points):")
@@ -1050,7 +1275,7 @@ if not m["bbpm_theory_available"]:
 rows_k = ablation["rows"]
 best_k = max(rows_k, key=lambda r: r["accuracy_codebook"])
 print(
-    f"\n8. BBPM K ablation ({fmt_bytes(ablation['budget'])}, N = {ablation['N']:,}): best accuracy at K = {best_k['K']} "
+    f"\n8. BBPM K ablation ({format_bytes(ablation['budget'])}, N = {ablation['N']:,}): best accuracy at K = {best_k['K']} "
     f"({best_k['accuracy_codebook']:.3f}); mean cosine with codebook vs independent values: "
     + ", ".join(
         f"K={r['K']} {r['cosine_codebook']:.3f} vs {r['cosine_independent']:.3f}" for r in rows_k
@@ -1062,28 +1287,45 @@ print(f"\nRun time: {m['runtime_seconds']:.0f} s.")
 # %% [markdown]
 # ## Table for the paper
 #
-# Capacity (items at 90% top-1 accuracy) per method and budget, written as LaTeX to
-# `results/exp08_peer_memories/exp08_peer_memories.tex`.
+# Capacity (items at `capacity_accuracy` top-1 accuracy: the midpoint of the measured
+# bracket) per method and budget, written as LaTeX to
+# `results/exp08_peer_memories/exp08_peer_memories.tex`; the caption gives the target and
+# the widest bracket of the run.
 
 # %%
-capacity = exp.load_metrics()["capacity"]
+metrics = exp.load_metrics()
+capacity = metrics["capacity"]
 budget_keys = sorted({b for per_budget in capacity.values() for b in per_budget}, key=int)
+bracketed = [
+    e for per_budget in capacity.values() for e in per_budget.values() if e and not e["censored"]
+]
+widest = max(((e["N_hi"] - e["N_lo"]) / e["N_lo"] for e in bracketed), default=None)
 
 
 def capacity_cell(entry) -> str:
-    if not entry or entry.get("N") is None:
+    if not entry:
         return "not run"
-    return f"{entry['N']:,.0f}" + (" (censored)" if entry.get("censored") else "")
+    if entry["N"] is None:
+        return f"$<$ {entry['smallest_N']:,}"
+    return (r"$\geq$ " if entry["censored"] else "") + f"{entry['N']:,.0f}"
 
 
+n_entries = sum(1 for per_budget in capacity.values() for e in per_budget.values() if e)
+caption = (
+    f"Items stored at {metrics['hyperparameters']['capacity_accuracy']:.0%} top-1 decode accuracy, "
+    "at equal bytes (exp08): midpoint of a measured bracket (bisection on N)"
+    + (f", each at most {widest:.1%} wide" if widest is not None else "")
+    + (r"; $\geq$: the target was not crossed" if len(bracketed) < n_entries else "")
+    + "."
+)
 print(
     exp.save_latex_table(
         "exp08_peer_memories.tex",
-        ["method", *[f"{int(b) / 2**20:g} MiB" for b in budget_keys]],
+        ["method", *[format_bytes(int(b)) for b in budget_keys]],
         [
             [method, *[capacity_cell(per_budget.get(b)) for b in budget_keys]]
             for method, per_budget in capacity.items()
         ],
-        caption="Items stored at 90% top-1 decode accuracy, at equal bytes (exp08).",
+        caption=caption,
     ).read_text()
 )

@@ -17,7 +17,7 @@ import json
 import matplotlib.pyplot as plt
 import yaml
 
-from bbpm.utils import Experiment, repo_root
+from bbpm.utils import Experiment, format_bytes, repo_root
 
 params = dict(seed=seed, results_root=results_root)
 exp = Experiment("summary", params)
@@ -59,6 +59,66 @@ def fmt(value, spec=".3f"):
     return "n/a" if value is None else format(value, spec)
 
 
+def bench02_headline(m: dict) -> str:
+    """Worst total-variation distance of the seeded hashes from the binomial occupancy, the
+    prototype formula's on consecutive keys, and the hashing cost range."""
+    rows = m["rows"]
+    seeded = [r["tv_distance"] for r in rows if "prototype" not in r["hash"]]
+    proto = [r for r in rows if "prototype" in r["hash"] and r["keys"] == "consecutive"]
+    parts = [
+        f"seeded hashes within TV {fmt(max(seeded) if seeded else None, '.4f')} of the binomial occupancy "
+        f"({len(seeded)} settings, D = {m['hyperparameters']['D']:,})"
+    ]
+    if proto:
+        top = max(proto, key=lambda r: r["load_factor"])
+        parts.append(
+            f"prototype formula on consecutive keys TV {fmt(top['tv_distance'], '.3f')} at load {top['load_factor']:g}"
+        )
+    cost = {name: c.get("ns_per_index") for name, c in m.get("hash_cost", {}).items()}
+    cost = {name: v for name, v in cost.items() if v is not None}
+    if cost:
+        parts.append(
+            f"hashing {fmt(min(cost.values()), '.1f')}-{fmt(max(cost.values()), '.1f')} ns/index"
+        )
+    return "; ".join(parts)
+
+
+def bench03_headline(m: dict) -> str:
+    """At the largest CPU batch: the default fast read and write paths over the canonical ops,
+    their effective bandwidth against the measured copy bandwidth; the gradient check."""
+    cpu = [r for r in m["rows"] if r.get("device") == "cpu"]
+    B = max(r["B"] for r in cpu)
+    at = {r["path"]: r for r in cpu if r["B"] == B}
+    copy_gbps = m.get("roofs", {}).get("cpu", {}).get("copy_gbps")
+
+    def gain(slow: str, fasts: tuple[str, ...]) -> str | None:
+        fast = next((f for f in fasts if f in at), None)
+        if slow not in at or fast is None:
+            return None
+        r = at[fast]
+        share = f", {r['effective_gbps'] / copy_gbps:.0%} of copy" if copy_gbps else ""
+        return (
+            f"{fast} {at[slow]['median_s'] / r['median_s']:.1f}x canonical "
+            f"({fmt(r['effective_gbps'], '.2f')} GB/s{share})"
+        )
+
+    parts = [
+        g
+        for g in (
+            gain("read canonical", ("read embedding_bag (auto weights)", "read embedding_bag")),
+            gain("write canonical", ("write C kernel", "write columns (default)")),
+        )
+        if g is not None
+    ]
+    grad = m.get("gradient", {}).get("exact_match")
+    return (
+        f"CPU, B = {B:,}: "
+        + ("; ".join(parts) if parts else "n/a (no fast path timed)")
+        + f"; copy bandwidth {fmt(copy_gbps, '.2f')} GB/s"
+        + ("" if grad is None else f"; gradient rows = addressed rows: {grad}")
+    )
+
+
 def headline(exp_id: str, m: dict) -> str:  # noqa: C901 - one branch per experiment
     try:
         if exp_id.startswith("exp01"):
@@ -98,14 +158,19 @@ def headline(exp_id: str, m: dict) -> str:  # noqa: C901 - one branch per experi
                 parts
             )
         if exp_id.startswith("exp08"):
-            budget = max(m["capacity"]["dict"], key=int)
-            caps = {
-                k: v[budget]["N"]
+            budget = max((b for v in m["capacity"].values() for b in v), key=int)
+            entries = {
+                k: v[budget]
                 for k, v in m["capacity"].items()
                 if (v.get(budget) or {}).get("N") is not None
             }
-            return f"items at >= 90% top-1 with {int(budget) / 2**20:.0f} MiB: " + ", ".join(
-                f"{k} {v:,.0f}" for k, v in sorted(caps.items(), key=lambda kv: -kv[1])
+            target = m["hyperparameters"]["capacity_accuracy"]
+            return (
+                f"items at >= {target:.0%} top-1 with {format_bytes(int(budget))} (bisection midpoints): "
+                + ", ".join(
+                    f"{k} {'>= ' if e.get('censored') else ''}{e['N']:,.0f}"
+                    for k, e in sorted(entries.items(), key=lambda kv: -kv[1]["N"])
+                )
             )
         if exp_id.startswith("bench01"):
             t = m["targets"]
@@ -113,6 +178,10 @@ def headline(exp_id: str, m: dict) -> str:  # noqa: C901 - one branch per experi
                 f"fast read {fmt(t['read_speedup'], '.1f')}x, fast write {fmt(t['write_speedup'], '.1f')}x the prototype's ops "
                 f"(targets 10x / 3x at the benchmark's target size; max rel. error {fmt(t['max_rel_error_fp32'], '.1e')})"
             )
+        if exp_id.startswith("bench02"):
+            return bench02_headline(m)
+        if exp_id.startswith("bench03"):
+            return bench03_headline(m)
         if exp_id.startswith("bench04"):
             last = m["per_world"][-1]
             return (

@@ -139,3 +139,13 @@ def test_zeros_table_is_zero_filled_and_asks_for_huge_pages_only_where_it_can():
     if sys.platform == "linux" and os.path.exists(thp) and "[never]" not in open(thp).read():
         assert advise_huge_pages(torch.empty(2**22)) is True
     assert zeros_table(5, 1, dtype=torch.float64).sum() == 0
+
+
+def test_format_bytes_uses_binary_units_at_three_digits():
+    from bbpm.utils import format_bytes
+
+    assert format_bytes(65536) == "64 KiB"
+    assert format_bytes(2**20) == "1 MiB"
+    assert format_bytes(1081344) == "1.03 MiB"
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(3 * 2**30) == "3 GiB"

@@ -2,6 +2,7 @@
 
 from bbpm.utils.device import device_name, get_device, rss_bytes
 from bbpm.utils.experiment import Experiment, environment_info, repo_root, to_jsonable
+from bbpm.utils.formatting import format_bytes
 from bbpm.utils.logging import get_logger
 from bbpm.utils.seed import set_global_seed
 from bbpm.utils.timing import Timer
@@ -11,6 +12,7 @@ __all__ = [
     "Timer",
     "device_name",
     "environment_info",
+    "format_bytes",
     "get_device",
     "get_logger",
     "repo_root",
