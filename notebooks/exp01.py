@@ -63,7 +63,7 @@ from tqdm.auto import tqdm
 
 from bbpm import BBPMMemoryFloat, GlobalAffineHash
 from bbpm.hashing import diagnostics
-from bbpm.theory import collision_model, snr_bounds
+from bbpm.theory import collision_model, sanity_checks, snr_bounds
 from bbpm.theory.sanity_checks import unit_gaussian_values
 from bbpm.utils import Experiment
 
@@ -528,25 +528,6 @@ first_bad = next(
 )
 
 
-def student_t_quantile(q: float, dof: int) -> float:
-    """Quantile ``q`` (> 0.5) of Student's t with ``dof`` degrees of freedom (bisection on
-    the CDF, integrated by the trapezoid rule; accurate to ~1e-6)."""
-    log_c = math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
-
-    def cdf(x: float) -> float:
-        grid = np.linspace(0.0, x, 20001)
-        pdf = np.exp(log_c - (dof + 1) / 2 * np.log1p(grid**2 / dof))
-        return 0.5 + float((pdf[:-1] + pdf[1:]).sum()) * (grid[1] - grid[0]) / 2
-
-    lo, hi = 0.0, 1.0
-    while cdf(hi) < q:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) < q else (lo, mid)
-    return (lo + hi) / 2
-
-
 n_seeds_run = m["hyperparameters"]["n_seeds"]
 worst_abs = max(comp, key=lambda c: abs(c["error"]))
 worst_rel = max(comp, key=lambda c: abs(c["error"]) / max(1 - c["theory_mean_cos"], 1e-12))
@@ -569,7 +550,7 @@ line = (
 if n_seeds_run < 2:
     line += " With one seed there is no standard error, so this run cannot say whether the gap is noise."
 else:
-    t_bound = student_t_quantile(0.975, n_seeds_run - 1)
+    t_bound = sanity_checks.student_t_quantile(0.975, n_seeds_run - 1)
     worst_se = max(comp, key=in_se)
     beyond = [c for c in comp if in_se(c) > t_bound]
     beyond_N = ", ".join(f"{c['N']:,}" for c in beyond)

@@ -253,3 +253,25 @@ def test_bad_settings_raise_clear_errors():
         cm.pairwise_collision_probability([0.5, 0.2])
     with pytest.raises(ValueError, match="block_size"):
         sb.expected_cosine(100, 1000, 4, 1, 16, block_size=300)
+
+
+@pytest.mark.parametrize(
+    ("q", "dof", "expected"),
+    [
+        (0.975, 1, math.tan(math.pi * 0.475)),  # Cauchy: tan(pi (q - 1/2))
+        (0.975, 2, 0.95 * math.sqrt(2 / (4 * 0.975 * 0.025))),  # (2q-1) sqrt(2 / (4q(1-q)))
+        (0.9, 2, 0.8 * math.sqrt(2 / (4 * 0.9 * 0.1))),
+    ],
+)
+def test_student_t_quantile_matches_closed_forms(q, dof, expected):
+    assert sc.student_t_quantile(q, dof) == pytest.approx(expected, rel=1e-4)
+
+
+def test_student_t_quantile_tends_to_the_normal_and_rejects_bad_q():
+    t = [sc.student_t_quantile(0.975, dof) for dof in (3, 10, 100, 10_000)]
+    assert t == sorted(t, reverse=True)
+    assert t[-1] == pytest.approx(1.959964, rel=1e-3)  # the normal's 97.5% quantile
+    with pytest.raises(ValueError, match="q must lie"):
+        sc.student_t_quantile(0.4, 3)
+    with pytest.raises(ValueError, match="dof"):
+        sc.student_t_quantile(0.975, 0)

@@ -161,6 +161,30 @@ def _stderr(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / math.sqrt(values.size))
 
 
+def student_t_quantile(q: float, dof: int) -> float:
+    """Quantile ``q`` (0.5 < q < 1) of Student's t with ``dof`` degrees of freedom: the
+    bound a mean over ``dof + 1`` seeds may differ from the truth by, in standard errors,
+    with probability ``2q - 1``. Bisection on the CDF, integrated by the trapezoid rule
+    (20,001 points; accurate to about 1e-6 for the quantiles used here)."""
+    if not 0.5 < q < 1.0:
+        raise ValueError(f"q must lie in (0.5, 1), got {q}")
+    dof = check_positive_int("dof", dof)
+    log_c = math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
+
+    def cdf(x: float) -> float:
+        grid = np.linspace(0.0, x, 20001)
+        pdf = np.exp(log_c - (dof + 1) / 2 * np.log1p(grid**2 / dof))
+        return 0.5 + float((pdf[:-1] + pdf[1:]).sum()) * (grid[1] - grid[0]) / 2
+
+    lo, hi = 0.0, 1.0
+    while cdf(hi) < q:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < q else (lo, mid)
+    return (lo + hi) / 2
+
+
 def compare_mean_cosine(
     N: int,
     D: int,
