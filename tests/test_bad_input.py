@@ -56,11 +56,13 @@ def test_nan_check_can_be_switched_off_for_speed():
     assert torch.isnan(m.read(torch.tensor([1]))).any()
 
 
-def test_negative_and_extreme_int64_keys_hash_fine(mem):
-    keys = torch.tensor([-1, -(2**63), 2**63 - 1, 0])
-    mem.write(keys, torch.ones(4, 8))
-    assert mem.read(keys).shape == (4, 8)
-    assert mem.read(torch.tensor([-1], dtype=torch.int32)).shape == (1, 8)
+def test_negative_and_extreme_int64_keys_are_distinct_items():
+    keys = torch.tensor([-1, 1, -(2**63), 2**63 - 1, 0, -7919, 7919])
+    m = BBPMMemoryFloat(1 << 20, 8, 8, 2, GlobalAffineHash(1 << 20))
+    values = torch.eye(8)[: keys.numel()]
+    m.write(keys, values)  # k and -k (and the int64 extremes) must not share slots
+    torch.testing.assert_close(m.read(keys), values, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(m.read(torch.tensor([-1], dtype=torch.int32)), m.read(keys[:1]))
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,8 @@ def test_clip_bounds_the_debiased_slot_norm():
     norms = mem.memory.norm(dim=1) / (mem.counts[:, 0] + mem.eps)
     assert float(norms.max()) <= 1.0 + 1e-5
     torch.testing.assert_close(mem.read(torch.tensor([2])), torch.tensor([[0.3, 0.4]]))
+    # the clipped item is rescaled to norm 1 with its direction kept (not zeroed)
+    torch.testing.assert_close(mem.read(torch.tensor([1])), torch.tensor([[0.6, 0.8]]))
 
 
 def test_ttl_evicts_slots_not_rewritten():

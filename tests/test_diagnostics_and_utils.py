@@ -149,3 +149,19 @@ def test_format_bytes_uses_binary_units_at_three_digits():
     assert format_bytes(1081344) == "1.03 MiB"
     assert format_bytes(512) == "512 B"
     assert format_bytes(3 * 2**30) == "3 GiB"
+
+
+def test_memory_diagnostics_report_its_real_load_and_occupancy():
+    from bbpm import BBPMMemoryFloat, GlobalAffineHash
+    from bbpm.theory import collision_model
+
+    D, K, H, N = 20_000, 4, 2, 3_000
+    mem = BBPMMemoryFloat(D, 4, K, H, GlobalAffineHash(D))
+    mem.write(torch.arange(N), torch.randn(N, 4))
+    stats = mem.diagnostics(torch.arange(N))
+    assert stats["load_factor"] == pytest.approx(N * K * H / D)
+    assert stats["memory_max_count"] == float(mem.counts.max())
+    assert stats["memory_max_count"] == dg.max_load(mem.slots(torch.arange(N)), D)
+    expected = collision_model.expected_occupied_fraction(N, D, K, H)  # ~ 1 - exp(-1.2)
+    sd = (expected * (1 - expected) / D) ** 0.5
+    assert abs(stats["memory_occupied_fraction"] - expected) < 5 * sd

@@ -1,5 +1,6 @@
 """Hashing: range, shape, determinism (runs, processes), prototype exactness, block offsets."""
 
+import math
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bbpm.hashing import BlockPermutationHash, GlobalAffineHash, MultiHashWrapper, hash_from_config
+from bbpm.hashing import diagnostics as dg
 from bbpm.hashing.mixing import splitmix64, splitmix64_int
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -154,6 +156,18 @@ def test_multihash_members_use_distinct_salts_and_report_diagnostics():
     ):
         assert name in stats
     assert 0.0 <= stats["cross_hash_overlap"] < 0.05
+    assert (idx[:, :8] == idx[:, 8:16]).double().mean() < 0.01  # not just one slot apart
+    # values, not only keys: within one hash the 8 slots are distinct, so every repeated
+    # slot of a key is a cross-hash overlap; per-hash max loads are those of each block
+    small = MultiHashWrapper(GlobalAffineHash(5_000), seed=1)
+    small_idx = small.indices(keys, 8, 3)
+    small_stats = small.diagnostics(keys, 8, 3)
+    assert small_stats["cross_hash_overlap"] == dg.self_collision_rate(small_idx)
+    assert small_stats["per_hash_max_load"] == [
+        dg.max_load(small_idx[:, 8 * h : 8 * h + 8], 5_000) for h in range(3)
+    ]
+    p = 1 - (1 - 64 / 5_000) ** 3  # P(some of hash g's 8 slots hit hash h's 8), 3 pairs
+    assert abs(small_stats["cross_hash_overlap"] - p) < 4 * math.sqrt(p * (1 - p) / 2000)
     assert len(stats["per_hash_max_load"]) == 3
 
 
@@ -171,3 +185,56 @@ def test_stride_by_prime_factors_equals_the_gcd_reference(D, monkeypatch):
     fast = GlobalAffineHash(D).indices(keys, 2, 2)
     monkeypatch.setattr("bbpm.hashing.global_hash.prime_factors", lambda n: None)
     assert torch.equal(fast, GlobalAffineHash(D).indices(keys, 2, 2))
+
+
+# Pinned outputs: checkpoints store the hash's config, not its slots, so a change to any
+# hash formula (a salt, a mixing step, the sign handling) would silently scramble every
+# saved memory. These lists were produced by this code; a deliberate formula change must
+# update them (and say so: old checkpoints then read wrongly).
+PINNED_KEYS = [0, 1, -1, 2**63 - 1]
+PINNED = {
+    "GlobalAffineHash(99991, seed=7)": (
+        lambda: GlobalAffineHash(99991, seed=7),
+        [
+            [8107, 4323, 539, 96746, 44151, 56169, 68187, 80205],
+            [1299, 15172, 29045, 42918, 89151, 41525, 93890, 46264],
+            [37304, 30410, 23516, 16622, 11821, 66084, 20356, 74619],
+            [2147, 62789, 23440, 84082, 44182, 91926, 39679, 87423],
+        ],
+    ),
+    "BlockPermutationHash(12288, 4096, seed=7)": (
+        lambda: BlockPermutationHash(12288, 4096, seed=7),
+        [
+            [165, 2460, 659, 2954, 5703, 7862, 5925, 8084],
+            [8614, 9807, 11000, 12193, 7141, 6322, 5503, 4684],
+            [5584, 5449, 5314, 5179, 1215, 3850, 2389, 928],
+            [6386, 4673, 7056, 5343, 2624, 705, 2882, 963],
+        ],
+    ),
+    "GlobalAffineHash(99991, mode='prototype')": (
+        lambda: GlobalAffineHash(99991, mode="prototype"),
+        [
+            [0, 1337, 2674, 4011, 0, 1337, 2674, 4011],
+            [43214, 44551, 45888, 47225, 11118, 12455, 13792, 15129],
+            [56777, 58114, 59451, 60788, 88873, 90210, 91547, 92884],
+            [87454, 88791, 90128, 91465, 88873, 90210, 91547, 92884],
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PINNED))
+def test_hash_outputs_are_pinned_across_versions(name):
+    make, expected = PINNED[name]
+    assert make().indices(torch.tensor(PINNED_KEYS), 4, 2).tolist() == expected
+
+
+def test_prototype_pinned_values_follow_its_formula():
+    # (key * salt_h + k * 1337) mod D with salt_h = h * 123456789 + 987654321, computed in
+    # Python integers (no int64 wrap-around) for the keys that do not overflow int64 products
+    D = 99991
+    for row, key in zip(PINNED["GlobalAffineHash(99991, mode='prototype')"][1], PINNED_KEYS[:3]):
+        formula = [
+            (key * (h * 123456789 + 987654321) + k * 1337) % D for h in range(2) for k in range(4)
+        ]
+        assert row == formula

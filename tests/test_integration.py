@@ -194,6 +194,14 @@ def test_fusion_is_near_identity_at_init_and_differentiable_through_memory() -> 
         fusion(h, torch.randn(5, 9))
 
 
+def test_fusion_output_is_h_plus_gate_times_projected_memory() -> None:
+    fusion = GatedResidualFusion(d_model=6, d_mem=4, gate_bias=-1.0)
+    torch.nn.init.zeros_(fusion.gate.weight)  # gate = sigmoid(bias) = sigmoid(-1) everywhere
+    h, m = torch.randn(3, 6), torch.randn(3, 4)
+    expected = h + torch.sigmoid(torch.tensor(-1.0)) * fusion.proj(m)
+    torch.testing.assert_close(fusion(h, m), expected)
+
+
 def test_fusion_with_zero_projection_is_the_identity() -> None:
     fusion = GatedResidualFusion(d_model=6, d_mem=4, gate_bias=3.0, per_unit_gate=False)
     torch.nn.init.zeros_(fusion.proj.weight)

@@ -222,13 +222,13 @@ def test_gradients_reach_exactly_the_addressed_rows():
 # ------------------------------------------------------------------ dispatch and imports
 def test_cpu_tensors_use_the_embedding_bag_read_and_the_native_write():
     memory, counts, idx, values = filled_table()
-    assert isinstance(kernels.HAS_TRITON, bool)
+    import importlib.util
+
+    assert kernels.HAS_TRITON == (importlib.util.find_spec("triton") is not None)
     assert kernels.read_backend(memory, counts) == "torch"
     expected = "native" if kernels.native.available() else "torch"
     assert kernels.write_backend(memory, counts, values) == expected
     assert kernels.write_backend(memory.half(), counts, values.half()) == "torch"
-    half = memory.half()
-    assert kernels.write_backend(half, counts, values.half()) == "torch"
 
 
 def test_triton_entry_points_fail_clearly_without_triton(monkeypatch):

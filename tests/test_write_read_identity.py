@@ -61,3 +61,29 @@ def test_read_is_differentiable_with_respect_to_written_values():
     mem.write(torch.arange(5), values)
     mem.read(torch.arange(5)).sum().backward()
     torch.testing.assert_close(values.grad, torch.ones_like(values))
+
+
+def test_read_gradient_equals_the_by_hand_crosstalk_coefficients():
+    # With collisions, d read(x) / d v_y = c_xy = (1/M) sum_j [y hits slot j of x] / counts_j
+    # (write scale and 1/s cancel). A read without the count division, or over fewer slots,
+    # has other coefficients.
+    D, d, K, H, N = 40, 3, 3, 2, 12
+    mem = BBPMMemoryFloat(D, d, K, H, GlobalAffineHash(D), dtype=torch.float64)
+    keys = torch.arange(N)
+    values = torch.randn(N, d, dtype=torch.float64, requires_grad=True)
+    mem.write(keys, values)
+    mem.read(keys[:1]).sum().backward()
+    idx = mem.slots(keys)
+    counts = torch.zeros(D, dtype=torch.float64).index_add_(
+        0, idx.reshape(-1), torch.ones(idx.numel(), dtype=torch.float64)
+    )
+    M = K * H
+    coefficients = torch.tensor(
+        [
+            sum(float((idx[y] == slot).sum()) / float(counts[slot]) for slot in idx[0]) / M
+            for y in range(N)
+        ],
+        dtype=torch.float64,
+    )
+    assert int((coefficients[1:] > 0).sum()) > 0  # the setting does collide
+    torch.testing.assert_close(values.grad, coefficients[:, None].expand(N, d))
