@@ -71,3 +71,17 @@ def test_from_state_dict_explains_a_hash_without_config():
         BBPMMemoryFloat.from_state_dict(mem.state_dict())
     with pytest.raises(ValueError, match="no BBPM config"):
         BBPMMemoryFloat.from_state_dict({"memory": mem.memory})
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_round_trip_keeps_storage_dtype_and_default_scale(dtype):
+    mem = BBPMMemoryFloat(4096, 8, 4, 2, GlobalAffineHash(4096, seed=5), dtype=dtype)
+    keys = torch.arange(500)
+    mem.write(keys, torch.randn(500, 8, dtype=dtype))
+    buffer = io.BytesIO()
+    torch.save(mem.state_dict(), buffer)
+    buffer.seek(0)
+    restored = BBPMMemoryFloat.from_state_dict(torch.load(buffer, weights_only=False))
+    assert restored.memory.dtype == dtype and restored.write_scale == "1/sqrt(KH)"
+    assert torch.equal(restored.memory, mem.memory) and torch.equal(restored.counts, mem.counts)
+    assert torch.equal(restored.read(keys), mem.read(keys))

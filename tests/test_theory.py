@@ -237,6 +237,33 @@ def test_prob_slot_shared_matches_measurement():
     assert shared == pytest.approx(cm.prob_slot_shared(N, D, K, H), abs=0.01)
 
 
+def test_prob_key_collides_and_other_load_match_measurement():
+    N, D, K, H = 4_000, 1_000_000, 8, 2  # about half the keys share some slot
+    idx = GlobalAffineHash(D).indices(torch.arange(N), K, H)
+    counts = torch.bincount(idx.reshape(-1), minlength=D)
+    collides = (counts[idx] > 1).any(dim=1).double().mean().item()
+    expected = cm.prob_key_collides(N, D, K, H)
+    assert 0.3 < expected < 0.7  # a setting where the share is informative
+    assert collides == pytest.approx(expected, abs=4 * math.sqrt(expected * (1 - expected) / N))
+    # the other items' load in a key's slot: counts - 1, histogram against Binomial((N-1)H, K/D)
+    others = (counts[idx] - 1).reshape(-1)
+    pmf = cm.other_load_pmf(N, D, K, H, max_load=3)
+    measured = torch.bincount(others, minlength=4)[:4].double() / others.numel()
+    np.testing.assert_allclose(measured.numpy(), pmf, atol=0.01)
+
+
+def test_predict_bundles_the_individual_predictions():
+    N, D, K, H, d = 20_000, 100_000, 8, 1, 32
+    p = sb.predict(N, D, K, H, d, taus=(0.9, 0.95))
+    assert p["mean_cosine"] == pytest.approx(sb.expected_cosine(N, D, K, H, d))
+    assert p["std_cosine"] == pytest.approx(sb.cosine_std(N, D, K, H, d))
+    assert p["load_factor"] == pytest.approx(N * K * H / D)
+    assert p["share_below_0.9_bound"] >= 1 - p["share_above_0.9"] - 1e-9  # a bound, not an estimate
+    for tau in (0.9, 0.95):
+        assert p[f"share_above_{tau:g}"] == pytest.approx(sb.share_above(tau, N, D, K, H, d))
+    assert p["share_above_0.9"] >= p["share_above_0.95"]
+
+
 # ---------------------------------------------------------------------------- input checks
 
 
