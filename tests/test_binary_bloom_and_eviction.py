@@ -63,3 +63,17 @@ def test_ttl_evicts_slots_not_rewritten():
     torch.testing.assert_close(mem.read(torch.tensor([2])), torch.ones(1, 4))
     with pytest.raises(ValueError, match="ttl"):
         TTLEviction(mem, ttl=0)
+
+
+def test_bloom_rejects_a_hash_returning_ids_outside_the_bits():
+    class OutOfRange:
+        D = 64
+
+        def indices(self, keys, K, H):
+            return torch.full((keys.shape[0], K * H), 64, dtype=torch.int64)
+
+    bloom = BinaryBloomMemory(64, 2, 1, OutOfRange())
+    before = bloom.bits.clone()
+    with pytest.raises(ValueError, match=r"slot id 64, outside \[0, D=64\)"):
+        bloom.write(torch.arange(3))
+    assert torch.equal(bloom.bits, before) and bloom.n_written == 0

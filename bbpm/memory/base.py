@@ -163,14 +163,24 @@ def hashed_slots(
             f"hash_fn.indices(keys, K={K}, H={H}) returned {got}; a HashFunction must return "
             f"[B, K*H] = [{expected[0]}, {expected[1]}] int64 slot ids on the keys' device"
         )
-    if check_range and idx.numel():
-        low, high = (int(v) for v in torch.aminmax(idx))
-        if low < 0 or high >= D:
-            raise ValueError(
-                f"hash_fn.indices returned slot id {low if low < 0 else high}, outside [0, D={D}); "
-                "a HashFunction must return ids in [0, D)"
-            )
+    bad = out_of_range_slot(idx, D) if check_range else None
+    if bad is not None:
+        raise ValueError(
+            f"hash_fn.indices returned slot id {bad}, outside [0, D={D}); "
+            "a HashFunction must return ids in [0, D)"
+        )
     return idx
+
+
+def out_of_range_slot(idx: torch.Tensor, D: int) -> int | None:
+    """The extreme slot id of ``idx`` outside ``[0, D)`` (the most negative, else the
+    largest), or None when all are in range: one reduction (one device sync on CUDA)."""
+    if idx.numel() == 0:
+        return None
+    low, high = (int(v) for v in torch.aminmax(idx))
+    if low < 0:
+        return low
+    return high if high >= D else None
 
 
 class CheckedExtraState:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bbpm.memory.base import EPS
+from bbpm.memory.base import EPS, out_of_range_slot
 
 #: Largest write count per slot that float32 / float64 counts hold exactly.
 EXACT_COUNT_LIMIT = {torch.float32: 2**24, torch.float64: 2**53}
@@ -40,11 +40,8 @@ GROUP_ROWS = 8192
 def check_slot_range(idx: torch.Tensor, D: int) -> None:
     """``IndexError`` naming the extreme slot id when one of ``idx`` is outside ``[0, D)``
     (one reduction; on CUDA one device sync). Run before anything is read or written."""
-    if idx.numel() == 0:
-        return
-    low, high = (int(v) for v in torch.aminmax(idx))
-    if low < 0 or high >= D:
-        bad = low if low < 0 else high
+    bad = out_of_range_slot(idx, D)
+    if bad is not None:
         raise IndexError(
             f"idx holds slot id {bad}, outside [0, D={D}); nothing was read or written"
         )
