@@ -165,3 +165,24 @@ def test_memory_diagnostics_report_its_real_load_and_occupancy():
     expected = collision_model.expected_occupied_fraction(N, D, K, H)  # ~ 1 - exp(-1.2)
     sd = (expected * (1 - expected) / D) ** 0.5
     assert abs(stats["memory_occupied_fraction"] - expected) < 5 * sd
+
+
+def test_experiment_records_numbers_by_name(tmp_path):
+    exp = Experiment("exp_rec", {"seed": 1}, root=tmp_path)
+    assert exp.record("capacity_90", 1234.5678, ",.0f", "items at 90%", glue=False) == "1,235"
+    assert exp.record("share_exact", 0.91234, ".1%", glue=False) == "91.2%"
+    assert exp.record("verdict", "holds", glue=False) == "holds"
+    assert exp.record("missing", float("nan"), ".3f", glue=False) == "n/a"
+    saved = json.loads((tmp_path / "results" / "exp_rec" / "records.json").read_text())
+    assert saved["experiment"] == "exp_rec"
+    assert saved["records"]["capacity_90"] == {
+        "value": 1234.5678,
+        "text": "1,235",
+        "description": "items at 90%",
+    }
+    assert saved["records"]["missing"]["value"] is None
+    exp.save_metrics({"x": 1})
+    assert exp.load_metrics()["records"]["share_exact"]["text"] == "91.2%"
+    for bad in ("Capacity", "9lives", "a-b", "", 3):
+        with pytest.raises(ValueError, match="record name"):
+            exp.record(bad, 1.0, glue=False)

@@ -3,6 +3,11 @@
 An :class:`Experiment` knows where its outputs go (``results/<exp_id>/`` and
 ``figures/<exp_id>/`` under the repository root), seeds everything, logs to
 ``results/<exp_id>/log.txt`` and writes ``metrics.json`` / ``raw.csv`` / figures.
+
+Headline numbers are recorded once, by name, with :meth:`Experiment.record`: the value and its
+formatted text go to ``results/<exp_id>/records.json`` (read by the summary chapter and the
+paper's number generator) and, inside a notebook, are glued with myst-nb so that markdown
+prose shows them with ``{glue:text}`name```.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -23,6 +29,9 @@ import torch
 
 from bbpm.utils.logging import get_logger
 from bbpm.utils.seed import set_global_seed
+
+
+_RECORD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def repo_root(start: str | Path | None = None) -> Path:
@@ -104,6 +113,7 @@ class Experiment:
         seed = self.params.get("seed") if seed is None else seed
         self.seed = set_global_seed(int(seed)) if seed is not None else None
         self.started = time.perf_counter()
+        self.records: dict[str, dict[str, Any]] = {}
         self.logger.info(
             "run %s seed=%s params=%s", exp_id, self.seed, json.dumps(to_jsonable(self.params))
         )
@@ -118,6 +128,7 @@ class Experiment:
             "environment": environment_info(),
             "runtime_seconds": time.perf_counter() - self.started,
             **dict(metrics),
+            "records": self.records,
         }
         path = self.results_dir / "metrics.json"
         path.write_text(
@@ -126,6 +137,48 @@ class Experiment:
         self.logger.info(
             "wrote %s", path.relative_to(self.root) if path.is_relative_to(self.root) else path
         )
+        return path
+
+    def record(
+        self, name: str, value: Any, fmt: str = "", description: str = "", glue: bool = True
+    ) -> str:
+        """Record one headline number (or short verdict) under ``name`` and return its text.
+
+        ``name`` is lower-case ``[a-z0-9_]`` starting with a letter and unique within the
+        experiment; ``fmt`` is a format spec applied to ``value`` (``".3f"``, ``",d"``,
+        ``".1%"``; empty: ``str(value)``). The record is written to
+        ``results/<exp_id>/records.json`` at once, and glued (myst-nb, not displayed) when
+        ``glue`` is true and myst-nb is importable.
+        """
+        if not isinstance(name, str) or not _RECORD_NAME.fullmatch(name):
+            raise ValueError(
+                f"record name must match {_RECORD_NAME.pattern} (lower-case letters, digits and "
+                f"underscores, starting with a letter); got {name!r}"
+            )
+        plain = to_jsonable(value)
+        if isinstance(plain, float | int) and not isinstance(plain, bool) and fmt:
+            text = format(plain, fmt)
+        elif plain is None:
+            text = "n/a"
+        else:
+            text = format(plain, fmt) if fmt else str(plain)
+        self.records[name] = {"value": plain, "text": text, "description": description}
+        self._write_records()
+        if glue:
+            try:
+                from myst_nb import glue as _glue
+            except ImportError:  # pragma: no cover - myst-nb comes with the book extra
+                pass
+            else:
+                _glue(name, text, display=False)
+        return text
+
+    def _write_records(self) -> Path:
+        path = self.results_dir / "records.json"
+        payload = {"experiment": self.exp_id, "records": self.records}
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(to_jsonable(payload), indent=2, allow_nan=False), encoding="utf-8")
+        os.replace(tmp, path)
         return path
 
     def save_raw(self, rows: Iterable[Mapping[str, Any]], name: str = "raw.csv") -> Path:
