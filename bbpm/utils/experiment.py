@@ -30,7 +30,6 @@ import torch
 from bbpm.utils.logging import get_logger
 from bbpm.utils.seed import set_global_seed
 
-
 _RECORD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -177,7 +176,9 @@ class Experiment:
         path = self.results_dir / "records.json"
         payload = {"experiment": self.exp_id, "records": self.records}
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(to_jsonable(payload), indent=2, allow_nan=False), encoding="utf-8")
+        tmp.write_text(
+            json.dumps(to_jsonable(payload), indent=2, allow_nan=False), encoding="utf-8"
+        )
         os.replace(tmp, path)
         return path
 
