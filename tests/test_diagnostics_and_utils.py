@@ -73,15 +73,24 @@ def test_get_device_and_load_config(tmp_path):
         load_config(path)
 
 
-def test_logger_writes_console_and_log_file(tmp_path, capsys):
+def test_logger_with_a_log_dir_writes_the_file_only(tmp_path, capsys):
     logger = get_logger("bbpm.test_logger", tmp_path)
     logger.info("hello %d", 7)
     for handler in logger.handlers:
         handler.flush()
     assert "hello 7" in (tmp_path / "log.txt").read_text()
-    assert "hello 7" in capsys.readouterr().out
+    assert capsys.readouterr().out == ""
     logger.handlers.clear()
-    logging.getLogger("bbpm.test_logger").handlers.clear()
+
+
+def test_logger_prints_to_the_console_without_a_log_dir_or_on_request(tmp_path, capsys):
+    get_logger("bbpm.test_console").info("plain %d", 1)
+    get_logger("bbpm.test_both", tmp_path, console=True).info("both %d", 2)
+    out = capsys.readouterr().out
+    assert "plain 1" in out and "both 2" in out
+    assert "both 2" in (tmp_path / "log.txt").read_text()
+    for name in ("bbpm.test_console", "bbpm.test_both"):
+        logging.getLogger(name).handlers.clear()
 
 
 def test_experiment_writes_metrics_raw_and_figures(tmp_path):
@@ -186,3 +195,17 @@ def test_experiment_records_numbers_by_name(tmp_path):
     for bad in ("Capacity", "9lives", "a-b", "", 3):
         with pytest.raises(ValueError, match="record name"):
             exp.record(bad, 1.0, glue=False)
+
+
+def test_progress_bar_counts_and_is_switched_off_by_the_environment(monkeypatch, capsys):
+    from bbpm.utils import progress
+
+    monkeypatch.setenv("BBPM_PROGRESS", "1")
+    bar = progress(range(3), desc="items")
+    assert not bar.disable and not bar.leave
+    assert list(bar) == [0, 1, 2] and bar.n == 3
+    assert "items" in capsys.readouterr().err
+    monkeypatch.setenv("BBPM_PROGRESS", "0")
+    quiet = progress(range(4), desc="items")
+    assert list(quiet) == [0, 1, 2, 3] and quiet.disable
+    assert capsys.readouterr().err == ""

@@ -4,6 +4,7 @@ from bbpm.utils.device import device_name, get_device, rss_bytes
 from bbpm.utils.experiment import Experiment, environment_info, repo_root, to_jsonable
 from bbpm.utils.formatting import format_bytes
 from bbpm.utils.logging import get_logger
+from bbpm.utils.progress import progress
 from bbpm.utils.seed import set_global_seed
 from bbpm.utils.timing import Timer
 
@@ -15,6 +16,7 @@ __all__ = [
     "format_bytes",
     "get_device",
     "get_logger",
+    "progress",
     "repo_root",
     "rss_bytes",
     "set_global_seed",
