@@ -1,0 +1,249 @@
+"""The built book, opened in a real browser without a network.
+
+Headless Chromium opens every page of ``_build/html`` from ``file://`` and dumps the DOM after
+its scripts ran. A page fails when it has math but MathJax rendered none (no ``mjx-container``),
+when raw ``\\(`` or ``$$`` is left in its text, when an image does not decode, or when an
+internal link points to a missing file or anchor.
+
+The browser tests are marked ``browser``: the default pytest run deselects them (the book is built after pytest);
+``scripts/build_book.sh`` runs it after each build. It skips when the book or Chromium is
+missing, unless ``BBPM_REQUIRE_BROWSER=1`` (set by ``.ci/run``), which makes that a failure.
+``BBPM_BOOK_HTML`` points it at another build folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = Path(os.environ.get("BBPM_BOOK_HTML", ROOT / "_build" / "html")).resolve()
+REQUIRED = os.environ.get("BBPM_REQUIRE_BROWSER", "0") == "1"
+#: Pages Sphinx writes for itself (search needs its index at run time, genindex is empty).
+SKIPPED_PAGES = {"search.html", "genindex.html"}
+#: Chromium flags: no sandbox (root in CI), no GPU, and no background network traffic.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--no-first-run",
+    "--virtual-time-budget=8000",
+    "--dump-dom",
+]
+#: Text inside these elements is code or rendered math, not prose.
+NON_PROSE = {"script", "style", "pre", "code", "textarea", "mjx-container", "svg", "math"}
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def book_pages() -> list[Path]:
+    if not (BOOK / "index.html").is_file():
+        return []
+    return sorted(
+        p
+        for p in BOOK.rglob("*.html")
+        if "_static" not in p.parts
+        and "_sources" not in p.parts
+        and p.relative_to(BOOK).as_posix() not in SKIPPED_PAGES
+    )
+
+
+class Page(HTMLParser):
+    """Collects what the checks need from one HTML document."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.prose: list[str] = []
+        self.mjx = 0
+        self.math_spans = 0
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        for key in ("id", "name"):
+            if a.get(key):
+                self.ids.add(a[key])
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
+        if tag == "img" and "src" in a:
+            self.images.append(a["src"])
+        if tag == "mjx-container":
+            self.mjx += 1
+        if "math" in a.get("class", "").split():
+            self.math_spans += 1
+        if tag in NON_PROSE:
+            self._skip_depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in NON_PROSE and self._skip_depth:
+            self._skip_depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.prose.append(data)
+
+
+def parse(html: str) -> Page:
+    page = Page()
+    page.feed(html)
+    page.close()
+    return page
+
+
+def dump_dom(browser: str, page: Path) -> str:
+    with tempfile.TemporaryDirectory(prefix="bbpm-chromium-") as profile:
+        done = subprocess.run(
+            [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    if done.returncode != 0 or "<html" not in done.stdout:
+        raise AssertionError(
+            f"chromium could not render {page} (exit {done.returncode}): {done.stderr[-2000:]}"
+        )
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[Path, Page]:
+    pages = book_pages()
+    browser = chromium()
+    if not pages or browser is None:
+        why = (
+            f"no built book at {BOOK} (run scripts/build_book.sh)"
+            if not pages
+            else "chromium is not installed (apt-get install chromium)"
+        )
+        if REQUIRED:
+            pytest.fail(why + "; BBPM_REQUIRE_BROWSER=1 asks for the browser check")
+        pytest.skip(why)
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        doms = list(pool.map(lambda p: dump_dom(browser, p), pages))
+    return {page: parse(dom) for page, dom in zip(pages, doms)}
+
+
+def label(page: Path) -> str:
+    return page.relative_to(BOOK).as_posix()
+
+
+@pytest.mark.browser
+def test_every_page_with_math_shows_rendered_math_and_no_raw_tex(rendered):
+    problems = []
+    for page, dom in rendered.items():
+        static = parse(page.read_text(encoding="utf-8"))
+        if static.math_spans and dom.mjx == 0:
+            problems.append(f"{label(page)}: {static.math_spans} math elements, none rendered")
+        text = " ".join(dom.prose)
+        for raw in ("\\(", "$$"):
+            at = text.find(raw)
+            if at >= 0:
+                problems.append(
+                    f"{label(page)}: raw {raw} in text: ...{text[at - 40 : at + 40]}..."
+                )
+    assert not problems, "\n".join(problems)
+
+
+def check_image(data: bytes, svg: bool) -> None:
+    if svg:
+        ET.fromstring(data)
+        return
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.verify()
+
+
+@pytest.mark.browser
+def test_every_image_loads(rendered):
+    problems = []
+    for page, dom in rendered.items():
+        for src in dom.images:
+            where = f"{label(page)}: image {src[:60]}"
+            try:
+                if src.startswith("data:"):
+                    header, _, payload = src.partition(",")
+                    data = (
+                        base64.b64decode(payload)
+                        if ";base64" in header
+                        else unquote(payload).encode()
+                    )
+                    check_image(data, "svg" in header)
+                    continue
+                parts = urlsplit(src)
+                if parts.scheme not in ("", "file"):
+                    problems.append(f"{where} needs the network")
+                    continue
+                target = (page.parent / unquote(parts.path)).resolve()
+                check_image(target.read_bytes(), target.suffix == ".svg")
+            except Exception as error:  # any decode or read error is a broken image
+                problems.append(f"{where} does not load: {type(error).__name__}: {error}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.browser
+def test_every_internal_link_reaches_its_page_and_anchor(rendered):
+    ids_of: dict[Path, set[str]] = {page: dom.ids for page, dom in rendered.items()}
+    problems = []
+    for page, dom in rendered.items():
+        for href in dom.links:
+            parts = urlsplit(href)
+            if parts.scheme or href.startswith(("//", "javascript:", "mailto:")):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_file():
+                problems.append(f"{label(page)}: link {href} -> missing file")
+                continue
+            fragment = unquote(parts.fragment)
+            if fragment and target.suffix == ".html":
+                if target not in ids_of:
+                    ids_of[target] = parse(target.read_text(encoding="utf-8")).ids
+                if fragment not in ids_of[target]:
+                    problems.append(f"{label(page)}: link {href} -> no anchor #{fragment}")
+    assert not problems, "\n".join(problems)
+
+
+def test_checks_catch_raw_tex_broken_images_and_links(tmp_path):
+    """The parser sees what the checks look for (runs without a browser)."""
+    page = parse(
+        '<p id="top">See \\(x\\) and <code>$$ not prose</code></p>'
+        '<mjx-container>\\(y\\)</mjx-container><span class="math">z</span>'
+        '<img src="missing.png"><a href="other.html#sec">x</a>'
+    )
+    assert "\\(x\\)" in " ".join(page.prose) and "$$" not in " ".join(page.prose)
+    assert page.mjx == 1 and page.math_spans == 1 and page.ids == {"top"}
+    assert page.images == ["missing.png"] and page.links == ["other.html#sec"]
+    with pytest.raises(OSError):
+        check_image(b"not a png", svg=False)
+    png = tmp_path / "one.png"
+    from PIL import Image
+
+    Image.new("RGB", (2, 2)).save(png)
+    check_image(png.read_bytes(), svg=False)
