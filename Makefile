@@ -3,7 +3,8 @@
 #   make test      install, pytest, every notebook with smoke parameters, the book
 #   make smoke     every notebook with smoke parameters (params/smoke/*.yaml)
 #   make exp       every notebook with full parameters (params/*.yaml)
-#   make book      install, every notebook with full parameters, the book (_build/html)
+#   make book      install, every notebook with full parameters, the book (_build/html);
+#                  notebooks whose inputs did not change are re-used, FORCE=1 re-runs all
 #   make lint      ruff check + ruff format --check
 #   make reproduce full notebooks, then copy the figures/tables into paper/icml2026/
 #   make paper     compile paper/icml2026/main.tex with latexmk

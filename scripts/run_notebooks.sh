@@ -9,6 +9,12 @@
 # with the venv's papermill. The first failing notebook (any failing cell) stops the run with
 # a non-zero exit; its partial notebook, with the traceback, stays in _build/notebooks/.
 # BBPM_LOG_OUTPUT=1 also streams every cell's output to the console.
+#
+# Cached execution (bbpm/notebook_cache.py): a notebook runs again only when its source, its
+# params file, the bbpm package source or the installed environment changed since its last
+# successful run (recorded in _build/notebooks/NAME.stamp.json); otherwise the stored notebook
+# is re-used. The summary notebook always runs (it reports this build). FORCE=1 runs every
+# notebook (`make book FORCE=1`).
 set -euo pipefail
 # On a machine shared with other jobs, spinning OpenMP threads wait for descheduled peers and
 # can make torch ops 10-100x slower (bench01-03); `export OMP_WAIT_POLICY=PASSIVE` avoids that,
@@ -28,6 +34,10 @@ case "$mode" in
     full) params_dir="params" ;;
     *) usage ;;
 esac
+
+if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON="$(command -v python3)"; fi
+# The stored notebooks carry no progress bars (bbpm.utils.progress reads this).
+export BBPM_PROGRESS=0
 
 if [ -x "$ROOT/.venv/bin/papermill" ]; then
     PAPERMILL="$ROOT/.venv/bin/papermill"
@@ -68,14 +78,25 @@ mkdir -p _build/notebooks
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 seconds_since() { local ms=$(( $(now_ms) - $1 )); printf '%d.%d' $(( ms / 1000 )) $(( ms % 1000 / 100 )); }
 total_start=$(now_ms)
+cache() { "$PYTHON" "$ROOT/bbpm/notebook_cache.py" --root "$ROOT" "$@"; }
+reused=0
 for name in "${names[@]}"; do
-    echo "[$mode] $name: papermill notebooks/$name.py _build/notebooks/$name.ipynb -f $params_dir/$name.yaml"
+    params="$params_dir/$name.yaml"
+    if [ "${FORCE:-0}" != "1" ] && [ "$name" != "summary" ] && cache fresh "$name" "$params"; then
+        echo "[$mode] $name: inputs unchanged since its last run, re-using _build/notebooks/$name.ipynb (FORCE=1 runs it)"
+        reused=$((reused + 1))
+        continue
+    fi
+    cache forget "$name"
+    echo "[$mode] $name: papermill notebooks/$name.py _build/notebooks/$name.ipynb -f $params"
     start=$(now_ms)
     if ! "$PAPERMILL" "notebooks/$name.py" "_build/notebooks/$name.ipynb" \
-        -f "$params_dir/$name.yaml" --cwd "$ROOT" --start-timeout 180 ${extra[@]+"${extra[@]}"}; then
+        -f "$params" --cwd "$ROOT" --start-timeout 180 ${extra[@]+"${extra[@]}"}; then
         echo "[$mode] FAILED: $name (the executed cells and the traceback are in _build/notebooks/$name.ipynb)" >&2
         exit 1
     fi
-    echo "[$mode] $name: done in $(seconds_since "$start") s"
+    seconds="$(seconds_since "$start")"
+    cache stamp "$name" "$params" --seconds "$seconds"
+    echo "[$mode] $name: done in $seconds s"
 done
-echo "[$mode] ${#names[@]} notebook(s) in $(seconds_since "$total_start") s"
+echo "[$mode] ${#names[@]} notebook(s), $reused re-used, in $(seconds_since "$total_start") s"
