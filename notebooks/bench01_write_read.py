@@ -64,13 +64,12 @@ threads = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bbpm import GlobalAffineHash
 from bbpm import bench as bbpm_bench
 from bbpm.hashing import diagnostics
 from bbpm.memory.base import counts_dtype_for
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, progress
 
 params = dict(
     seed=seed,
@@ -140,7 +139,7 @@ configs = [("base", None, dict(base))] + [
 ]
 cache: dict[tuple, dict] = {}
 rows = []
-for sweep, value, cfg in tqdm(configs, desc="configurations"):
+for sweep, value, cfg in progress(configs, desc="configurations"):
     key = tuple(sorted(cfg.items()))
     if key not in cache:
         cache[key] = bbpm_bench.compare_paths(

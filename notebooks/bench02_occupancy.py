@@ -50,13 +50,12 @@ threads = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bbpm import BlockPermutationHash, GlobalAffineHash, MultiHashWrapper
 from bbpm import bench as bbpm_bench
 from bbpm.hashing import diagnostics
 from bbpm.theory import expected_load_histogram, occupancy_prediction
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, progress
 
 params = dict(
     seed=seed,
@@ -139,7 +138,7 @@ print(
 )
 rows = []
 histograms = {}
-for name, (hash_fn, k_per_hash, n_hashes) in tqdm(HASHES.items(), desc="hashes"):
+for name, (hash_fn, k_per_hash, n_hashes) in progress(HASHES.items(), desc="hashes"):
     for kind in key_kinds:
         for lam in load_factors:
             N = max(1, round(lam * D / K))

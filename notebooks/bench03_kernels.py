@@ -71,7 +71,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from bbpm import GlobalAffineHash, gpu_bench
 from bbpm import bench as bbpm_bench
@@ -79,7 +78,7 @@ from bbpm.hashing import diagnostics
 from bbpm.memory import kernels
 from bbpm.memory.base import EPS
 from bbpm.memory.kernels import native, torch_ops, triton_ops
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, progress
 from bbpm.utils.device import zeros_table
 
 params = dict(
@@ -281,7 +280,7 @@ def run_device(device: str) -> list[dict]:
     )
     paths = path_table(device)
     out = []
-    for B in tqdm(B_values, desc=f"batch sizes ({device})"):
+    for B in progress(B_values, desc=f"batch sizes ({device})"):
         idx = idx_all[:B]
         repeated_share = diagnostics.collision_rate(idx)
         ops, reference = {}, {}
@@ -366,7 +365,7 @@ if not has_cuda:
 
 # %%
 thread_rows = []
-for n_threads in tqdm(threads_values, desc="thread counts"):
+for n_threads in progress(threads_values, desc="thread counts"):
     torch.set_num_threads(n_threads if n_threads > 0 else default_threads)
     thread_rows.append(
         bbpm_bench.compare_paths(D=D, d=d, K=K, H=H, B=B_threads, repeats=repeats, seed=seed)
@@ -404,7 +403,7 @@ table = torch.nn.Parameter(torch.zeros(grad_D, grad_d))
 ones = torch.ones(grad_D, 1)  # counts of 1: the read is the plain mean of the K rows
 optimizer = torch.optim.Adam([table], lr=grad_lr)
 losses = []
-for step in tqdm(range(grad_steps), desc="training"):
+for step in progress(range(grad_steps), desc="training"):
     optimizer.zero_grad()
     loss = F.mse_loss(kernels.read(table, ones, grad_idx), targets)
     loss.backward()
@@ -641,7 +640,7 @@ if kernels.HAS_TRITON and not triton_ops.interpreted():
     stand_in = torch.zeros(1024, 64)
     stand_in_counts = torch.zeros(1024, 1)
     stand_in_idx = torch.zeros(4, 32, dtype=torch.int64)
-    for block_m, warps in tqdm(triton_compile_configs, desc="compiling for sm_90"):
+    for block_m, warps in progress(triton_compile_configs, desc="compiling for sm_90"):
         for op, dtype in (
             ("read", torch.float32),
             ("read", torch.float16),

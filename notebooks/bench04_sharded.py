@@ -64,13 +64,12 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bbpm import BlockPermutationHash
 from bbpm.distributed import BlockAssignment, cost_model
 from bbpm.distributed.bench import rank_batches
 from bbpm.hashing import diagnostics
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, progress
 
 params = dict(
     seed=seed,
@@ -108,7 +107,7 @@ print(f"{cpu_cores} CPU cores available to this process; world sizes {list(world
 
 # %%
 runs = {}
-for W in tqdm(world_sizes, desc="world sizes"):
+for W in progress(world_sizes, desc="world sizes"):
     out_file = exp.results_dir / f"ranks_W{W}.json"
     command = [
         sys.executable,

@@ -59,13 +59,12 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bbpm import BBPMMemoryFloat, GlobalAffineHash
 from bbpm.hashing import diagnostics
 from bbpm.theory import collision_model, sanity_checks, snr_bounds
 from bbpm.theory.sanity_checks import unit_gaussian_values
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, progress
 
 params = dict(
     seed=seed,
@@ -102,7 +101,7 @@ print(
 
 # %%
 rows = []
-progress = tqdm(total=len(seeds) * len(HASHES) * len(N_values), desc="seed x hash x N")
+bar = progress(total=len(seeds) * len(HASHES) * len(N_values), desc="seed x hash x N")
 for s in seeds:
     values = unit_gaussian_values(N_values[-1], d, seed=s)
     for hash_name, make_hash in HASHES.items():
@@ -137,9 +136,9 @@ for s in seeds:
             }
             row.update({f"share_above_{tau:g}": float((cos > tau).mean()) for tau in taus})
             rows.append(row)
-            progress.update()
+            bar.update()
         del memory
-progress.close()
+bar.close()
 exp.save_raw(rows)
 
 # %% [markdown]
@@ -186,7 +185,7 @@ def uniform_max_load_range(
 diag = {name: [] for name in HASHES}
 for hash_name, make_hash in HASHES.items():
     hash_fn = make_hash(seed)
-    for N in tqdm(N_values, desc=f"diagnostics {hash_name}"):
+    for N in progress(N_values, desc=f"diagnostics {hash_name}"):
         idx = hash_fn.indices(torch.arange(N, dtype=torch.int64), K, H)
         eval_rows = torch.arange(min(N, n_eval), dtype=torch.int64)
         overlap = collision_model.key_overlap_statistics(idx, eval_rows, D)

@@ -54,13 +54,12 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bbpm import BBPMMemoryFloat, GlobalAffineHash
 from bbpm.hashing import diagnostics
 from bbpm.theory import collision_model, snr_bounds
 from bbpm.theory.sanity_checks import unit_gaussian_values
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, progress
 
 params = dict(
     seed=seed,
@@ -97,7 +96,7 @@ rows = []
 values_by_seed = {s: unit_gaussian_values(N, d, seed=s) for s in seeds}
 keys = torch.arange(N, dtype=torch.int64)
 eval_keys = keys[: min(N, n_eval)]
-for (K, H), hash_name, s in tqdm(
+for (K, H), hash_name, s in progress(
     list(itertools.product(configs, HASHES, seeds)), desc="config x hash x seed"
 ):
     memory = BBPMMemoryFloat(D, d, K, H, HASHES[hash_name](s), check_finite=False)

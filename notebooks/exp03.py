@@ -65,13 +65,12 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash, GlobalAffineHash, Timer
 from bbpm.hashing import diagnostics
 from bbpm.theory.collision_model import expected_load_histogram, expected_max_load
 from bbpm.theory.snr_bounds import expected_cosine
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, progress
 
 params = dict(
     seed=seed,
@@ -189,7 +188,7 @@ def neighbour_overlap(idx: torch.Tensor, eval_rows: torch.Tensor, D: int) -> dic
 rows = []
 occupancy = {}
 memories = {}
-progress = tqdm(total=len(HASHES) * len(hash_seeds) * len(N_values), desc="seed x N x hash")
+bar = progress(total=len(HASHES) * len(hash_seeds) * len(N_values), desc="seed x N x hash")
 for hash_seed in hash_seeds:
     gen = torch.Generator().manual_seed(seed * 1_000_003 + hash_seed)
     values = torch.randn(max(N_values), d, generator=gen)
@@ -226,9 +225,9 @@ for hash_seed in hash_seeds:
             )
             if N == hist_N and hash_seed == hash_seeds[0]:
                 occupancy[name] = diagnostics.occupancy_hist(idx, D)
-            progress.update(1)
+            bar.update(1)
         written = N
-progress.close()
+bar.close()
 
 # %% [markdown]
 # ## Write and read speed
@@ -243,7 +242,7 @@ progress.close()
 # %%
 timing = {name: {"write": [], "read": []} for name in HASHES}
 read_keys = torch.arange(min(batch_size, max(N_values)), dtype=torch.int64)
-for round_ in tqdm(range(timing_rounds), desc="timing rounds"):
+for round_ in progress(range(timing_rounds), desc="timing rounds"):
     new_keys = max(N_values) + round_ * batch_size + torch.arange(batch_size, dtype=torch.int64)
     new_values = torch.nn.functional.normalize(torch.randn(batch_size, d, generator=gen), dim=1)
     for name, memory in memories.items():

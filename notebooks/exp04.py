@@ -55,10 +55,9 @@ import gc
 
 import matplotlib.pyplot as plt
 import torch
-from tqdm import tqdm
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash
-from bbpm.utils import Experiment, rss_bytes
+from bbpm.utils import Experiment, progress, rss_bytes
 
 params = dict(
     seed=seed,
@@ -189,7 +188,7 @@ print(f"BBPM storage {bbpm_bytes_storage / GB:.3f} GB, RSS growth {bbpm_rss_grow
 cap_bytes = measure_cap_gb * GB
 rows = []
 for T, kv_analytic in zip(
-    tqdm(T_grid, desc="KV cache per T", mininterval=5.0), kv_bytes_analytic, strict=True
+    progress(T_grid, desc="KV cache per T", mininterval=5.0), kv_bytes_analytic, strict=True
 ):
     row = {"T": T, "kv_bytes_analytic": kv_analytic, "bbpm_bytes_analytic": bbpm_bytes_analytic}
     if kv_analytic <= cap_bytes:

@@ -72,14 +72,13 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash, Timer
 from bbpm.baselines.decode import decode_top1, random_codebook
 from bbpm.hashing import diagnostics
 from bbpm.integration.keying import ProjectionKeys
 from bbpm.theory.snr_bounds import expected_cosine
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, progress
 
 params = dict(
     seed=seed,
@@ -199,7 +198,7 @@ drift_gen = torch.Generator().manual_seed(seed + 2)
 x_t = {sigma: x0.clone() for sigma in sigmas}
 rows = []
 write_seconds, writes_timed = 0.0, 0
-for t in tqdm(range(n_steps + 1), desc="time steps"):
+for t in progress(range(n_steps + 1), desc="time steps"):
     if t > 0:
         filler_keys, filler_values = filler_batch(t)
         for memory in [*memories.values(), refresh_memory]:

@@ -47,13 +47,14 @@ fi
 # --all: rebuild every page, so a warning in an unchanged page still fails the build.
 "$JUPYTER_BOOK" build book --path-output . -W -n --keep-going --all
 
-# Open every page in headless Chromium: rendered math, images, internal links
+# Check what the book shows: clean notebook outputs (tests/test_notebook_outputs.py), and every
+# page opened in headless Chromium for rendered math, images and internal links
 # (tests/test_book_browser.py; skipped without chromium unless BBPM_REQUIRE_BROWSER=1).
 if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON="$(command -v python3)"; fi
 if "$PYTHON" -c "import pytest" 2>/dev/null; then
-    echo "[build_book] browser check: pytest -m browser tests/test_book_browser.py"
-    "$PYTHON" -m pytest -q -m browser tests/test_book_browser.py
+    echo "[build_book] checks: pytest -m book tests/test_notebook_outputs.py tests/test_book_browser.py"
+    "$PYTHON" -m pytest -q -m book tests/test_notebook_outputs.py tests/test_book_browser.py
 else
-    echo "[build_book] pytest not installed: browser check skipped (pip install -e '.[dev]')"
+    echo "[build_book] pytest not installed: book checks skipped (pip install -e '.[dev]')"
 fi
 echo "[build_book] open _build/html/index.html"

@@ -5,9 +5,9 @@ its scripts ran. A page fails when it has math but MathJax rendered none (no ``m
 when raw ``\\(`` or ``$$`` is left in its text, when an image does not decode, or when an
 internal link points to a missing file or anchor.
 
-The browser tests are marked ``browser``: the default pytest run deselects them (the book is built after pytest);
-``scripts/build_book.sh`` runs it after each build. It skips when the book or Chromium is
-missing, unless ``BBPM_REQUIRE_BROWSER=1`` (set by ``.ci/run``), which makes that a failure.
+The browser tests are marked ``book``: the default pytest run deselects them (the book is
+built after pytest); ``scripts/build_book.sh`` runs them after each build. They skip when the
+book or Chromium is missing, unless ``BBPM_REQUIRE_BROWSER=1`` (set by ``.ci/run``), which makes that a failure.
 ``BBPM_BOOK_HTML`` points it at another build folder.
 """
 
@@ -152,7 +152,7 @@ def label(page: Path) -> str:
     return page.relative_to(BOOK).as_posix()
 
 
-@pytest.mark.browser
+@pytest.mark.book
 def test_every_page_with_math_shows_rendered_math_and_no_raw_tex(rendered):
     problems = []
     for page, dom in rendered.items():
@@ -179,7 +179,7 @@ def check_image(data: bytes, svg: bool) -> None:
         image.verify()
 
 
-@pytest.mark.browser
+@pytest.mark.book
 def test_every_image_loads(rendered):
     problems = []
     for page, dom in rendered.items():
@@ -206,7 +206,7 @@ def test_every_image_loads(rendered):
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.browser
+@pytest.mark.book
 def test_every_internal_link_reaches_its_page_and_anchor(rendered):
     ids_of: dict[Path, set[str]] = {page: dom.ids for page, dom in rendered.items()}
     problems = []
