@@ -118,6 +118,8 @@ class _ShapeHash:
 
     def indices(self, keys, K, H):
         idx = GlobalAffineHash(self.D).indices(keys, K, H)
+        if self.kind == "good":
+            return idx
         if self.kind == "shape":
             return idx[:, :1]
         if self.kind == "dtype":
@@ -135,7 +137,11 @@ class _ShapeHash:
     ],
 )
 def test_a_custom_hash_with_bad_output_is_caught_before_writing(kind, error, words):
-    m = BBPMMemoryFloat(10_000, 8, 4, 2, _ShapeHash(kind))
+    with pytest.raises(ValueError, match=r"a HashFunction must return"):
+        BBPMMemoryFloat(10_000, 8, 4, 2, _ShapeHash(kind))  # one probe call at construction
+    hash_fn = _ShapeHash("good")
+    m = BBPMMemoryFloat(10_000, 8, 4, 2, hash_fn)
+    hash_fn.kind = kind  # a hash that goes bad later is caught on every call
     before = snapshot(m)
     with pytest.raises(error, match=words):
         m.write(torch.arange(3), torch.randn(3, 8))

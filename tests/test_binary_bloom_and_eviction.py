@@ -68,11 +68,17 @@ def test_ttl_evicts_slots_not_rewritten():
 def test_bloom_rejects_a_hash_returning_ids_outside_the_bits():
     class OutOfRange:
         D = 64
+        slot = 64
 
         def indices(self, keys, K, H):
-            return torch.full((keys.shape[0], K * H), 64, dtype=torch.int64)
+            return torch.full((keys.shape[0], K * H), self.slot, dtype=torch.int64)
 
-    bloom = BinaryBloomMemory(64, 2, 1, OutOfRange())
+    with pytest.raises(ValueError, match=r"slot id 64, outside \[0, D=64\)"):
+        BinaryBloomMemory(64, 2, 1, OutOfRange())  # one probe call at construction
+    hash_fn = OutOfRange()
+    hash_fn.slot = 0
+    bloom = BinaryBloomMemory(64, 2, 1, hash_fn)
+    hash_fn.slot = 64  # a hash that goes bad later is caught on every call
     before = bloom.bits.clone()
     with pytest.raises(ValueError, match=r"slot id 64, outside \[0, D=64\)"):
         bloom.write(torch.arange(3))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import torch
@@ -13,7 +15,7 @@ from bbpm.memory.base import check_keys_on, check_values
 def check_budget(nbytes: Any, minimum: int, what: str) -> int:
     """Return the byte budget as int, or raise when it cannot hold ``minimum`` bytes (``what``
     names the smallest unit, e.g. "one bank of 8*d bytes")."""
-    if isinstance(nbytes, bool) or not isinstance(nbytes, int):
+    if isinstance(nbytes, bool) or not isinstance(nbytes, numbers.Integral):
         raise TypeError(
             f"nbytes must be an int number of bytes, got {type(nbytes).__name__} {nbytes!r}"
         )
@@ -21,7 +23,19 @@ def check_budget(nbytes: Any, minimum: int, what: str) -> int:
         raise ValueError(
             f"nbytes={nbytes} is too small: the memory needs at least {minimum} bytes ({what}); raise the budget"
         )
-    return nbytes
+    return int(nbytes)
+
+
+def check_positive_finite(name: str, value: Any) -> float:
+    """Return ``value`` as float, or raise naming ``name`` unless it is a finite number > 0
+    (Python or NumPy ints and floats; not bool, not a tensor, NaN or inf)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a positive finite number, got {type(value).__name__} {value!r}"
+        )
+    if not math.isfinite(float(value)) or not float(value) > 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
 
 
 def check_float_dtype(dtype: Any) -> torch.dtype:
@@ -38,9 +52,9 @@ def float_itemsize(dtype: Any) -> int:
 
 
 def check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    return seed
+    return int(seed)
 
 
 def check_write(
@@ -59,6 +73,7 @@ def check_read(keys: Any, device: torch.device) -> torch.Tensor:
 __all__ = [
     "check_budget",
     "check_float_dtype",
+    "check_positive_finite",
     "check_positive_int",
     "check_read",
     "check_seed",

@@ -27,11 +27,13 @@ from bbpm.baselines.base import (
     float_itemsize,
 )
 from bbpm.baselines.keycodes import key_bucket, key_sign, stream_salt
+from bbpm.memory.base import MutationLock, locked
+from bbpm.utils.device import check_device
 
 ESTIMATORS = ("median", "mean")
 
 
-class CountSketchMemory(nn.Module):
+class CountSketchMemory(MutationLock, nn.Module):
     """Count sketch with ``rows x width`` buckets of d-vectors.
 
     Args:
@@ -44,6 +46,8 @@ class CountSketchMemory(nn.Module):
     Buffer: ``table [R, W, d]``; ``nbytes = R * W * d * itemsize``.
     """
 
+    load_state_dict = locked(nn.Module.load_state_dict)
+
     def __init__(
         self,
         d: int,
@@ -55,6 +59,8 @@ class CountSketchMemory(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
+        self._init_lock()
+        device = check_device(device)
         self.d = check_positive_int("d", d)
         self.rows = check_positive_int("rows", rows)
         self.width = check_positive_int("width", width)
@@ -101,10 +107,12 @@ class CountSketchMemory(nn.Module):
         )
         return flat, signs
 
+    @locked
     @torch.no_grad()
     def clear(self) -> None:
         self.table.zero_()
 
+    @locked
     @torch.no_grad()
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Add ``s_r(k) * v`` into bucket ``h_r(k)`` of every row."""

@@ -20,11 +20,13 @@ from bbpm.baselines.base import (
     check_write,
     float_itemsize,
 )
+from bbpm.memory.base import MutationLock, locked
+from bbpm.utils.device import check_device
 
 KEY_BYTES = 8
 
 
-class ExactDictMemory(nn.Module):
+class ExactDictMemory(MutationLock, nn.Module):
     """``key -> value`` lookup table (a Python dict from key to row of a value table).
 
     Args:
@@ -37,6 +39,8 @@ class ExactDictMemory(nn.Module):
     counted. Unseen keys read as zero vectors.
     """
 
+    load_state_dict = locked(nn.Module.load_state_dict)
+
     def __init__(
         self,
         d: int,
@@ -45,6 +49,8 @@ class ExactDictMemory(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
+        self._init_lock()
+        device = check_device(device)
         self.d = check_positive_int("d", d)
         self.capacity = None if capacity is None else check_positive_int("capacity", capacity)
         dtype = check_float_dtype(dtype)
@@ -73,6 +79,7 @@ class ExactDictMemory(nn.Module):
     def device(self) -> torch.device:
         return self.values.device
 
+    @locked
     def clear(self) -> None:
         """Forget every item (the bounded tables stay allocated)."""
         self._row_of.clear()
@@ -85,6 +92,7 @@ class ExactDictMemory(nn.Module):
             self.keys.zero_()
             self.values.zero_()
 
+    @locked
     @torch.no_grad()
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Store ``values: [B, d]`` under ``keys: [B]`` int64 (later writes of a key win)."""

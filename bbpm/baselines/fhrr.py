@@ -35,12 +35,14 @@ from bbpm.baselines.base import (
     float_itemsize,
 )
 from bbpm.baselines.keycodes import key_bucket, key_phases, stream_salt
+from bbpm.memory.base import MutationLock, locked
+from bbpm.utils.device import check_device
 
 _STREAM_BANK = 1
 _STREAM_PHASE = 2
 
 
-class FHRRMemory(nn.Module):
+class FHRRMemory(MutationLock, nn.Module):
     """``G`` FHRR traces of dimension ``d``, stored as real and imaginary parts.
 
     Args:
@@ -52,6 +54,8 @@ class FHRRMemory(nn.Module):
     Buffers: ``real [G, d]``, ``imag [G, d]``; ``nbytes = 2 * G * d * itemsize``.
     """
 
+    load_state_dict = locked(nn.Module.load_state_dict)
+
     def __init__(
         self,
         d: int,
@@ -61,6 +65,8 @@ class FHRRMemory(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
+        self._init_lock()
+        device = check_device(device)
         self.d = check_positive_int("d", d)
         self.n_banks = check_positive_int("n_banks", n_banks)
         self.seed = check_seed(seed)
@@ -98,11 +104,13 @@ class FHRRMemory(nn.Module):
         theta = key_phases(check_read(keys, self.device), self._phase_salt, self.d, self.real.dtype)
         return torch.cos(theta), torch.sin(theta)
 
+    @locked
     @torch.no_grad()
     def clear(self) -> None:
         self.real.zero_()
         self.imag.zero_()
 
+    @locked
     @torch.no_grad()
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Bind ``values: [B, d]`` to their keys' phasors and add them to their banks."""

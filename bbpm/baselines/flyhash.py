@@ -39,7 +39,9 @@ from bbpm.baselines.base import (
     float_itemsize,
 )
 from bbpm.baselines.keycodes import key_gaussian, stream_salt
+from bbpm.memory.base import MutationLock, locked
 from bbpm.memory.kernels import native
+from bbpm.utils.device import check_device
 
 _STREAM_INPUT = 4
 _BACKENDS = ("auto", "torch", "native")
@@ -47,7 +49,7 @@ _BACKENDS = ("auto", "torch", "native")
 _MAX_ACTIVATIONS = 1 << 24
 
 
-class FlyHashHebbianMemory(nn.Module):
+class FlyHashHebbianMemory(MutationLock, nn.Module):
     """``W [m, d]`` written through k-winner-take-all fly-hash codes.
 
     Args:
@@ -65,6 +67,8 @@ class FlyHashHebbianMemory(nn.Module):
             on CPU, else torch), ``"torch"`` or ``"native"``.
     """
 
+    load_state_dict = locked(nn.Module.load_state_dict)
+
     def __init__(
         self,
         d: int,
@@ -79,6 +83,8 @@ class FlyHashHebbianMemory(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
+        self._init_lock()
+        device = check_device(device)
         self.d = check_positive_int("d", d)
         self.m = check_positive_int("m", m)
         self.k = check_positive_int("k", k)
@@ -168,10 +174,12 @@ class FlyHashHebbianMemory(nn.Module):
             )
         return out
 
+    @locked
     @torch.no_grad()
     def clear(self) -> None:
         self.weights.zero_()
 
+    @locked
     @torch.no_grad()
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Hebbian update ``W[code] += v`` for every winner of every key."""

@@ -25,6 +25,7 @@ from torch import nn
 from bbpm.baselines.base import (
     check_budget,
     check_float_dtype,
+    check_positive_finite,
     check_positive_int,
     check_read,
     check_seed,
@@ -32,11 +33,13 @@ from bbpm.baselines.base import (
     float_itemsize,
 )
 from bbpm.baselines.keycodes import key_gaussian, stream_salt
+from bbpm.memory.base import MutationLock, locked
+from bbpm.utils.device import check_device
 
 _STREAM_PATTERN = 3
 
 
-class HopfieldMemory(nn.Module):
+class HopfieldMemory(MutationLock, nn.Module):
     """Bounded two-stage Hopfield store.
 
     Args:
@@ -52,6 +55,8 @@ class HopfieldMemory(nn.Module):
     Buffers: ``patterns [capacity, key_dim]`` (unit rows), ``values [capacity, d]``.
     """
 
+    load_state_dict = locked(nn.Module.load_state_dict)
+
     def __init__(
         self,
         d: int,
@@ -66,15 +71,15 @@ class HopfieldMemory(nn.Module):
         query_chunk: int = 1024,
     ) -> None:
         super().__init__()
+        self._init_lock()
+        device = check_device(device)
         self.d = check_positive_int("d", d)
         self.capacity = check_positive_int("capacity", capacity)
         self.key_dim = check_positive_int("key_dim", key_dim)
         self.top_k = check_positive_int("top_k", top_k)
         self.settle_steps = check_positive_int("settle_steps", settle_steps)
         self.query_chunk = check_positive_int("query_chunk", query_chunk)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
-            raise ValueError(f"beta must be a positive number, got {beta!r}")
-        self.beta = float(beta)
+        self.beta = check_positive_finite("beta", beta)
         self.seed = check_seed(seed)
         dtype = check_float_dtype(dtype)
         self._salt = stream_salt(seed, _STREAM_PATTERN)
@@ -106,6 +111,7 @@ class HopfieldMemory(nn.Module):
         x = key_gaussian(keys, self._salt, self.key_dim, self.patterns.dtype)
         return torch.nn.functional.normalize(x, dim=1)
 
+    @locked
     @torch.no_grad()
     def clear(self) -> None:
         self.patterns.zero_()
@@ -113,6 +119,7 @@ class HopfieldMemory(nn.Module):
         self.n_stored = 0
         self._next = 0
 
+    @locked
     @torch.no_grad()
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Append patterns and values, overwriting the oldest when full."""

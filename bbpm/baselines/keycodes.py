@@ -10,6 +10,7 @@ uniforms). The same key gives the same vector in every run, process and device.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -22,9 +23,9 @@ _M2 = as_int64(0x94D049BB133111EB)
 def stream_salt(seed: int, stream: int) -> int:
     """A signed 64-bit salt for (``seed``, ``stream``): different streams give unrelated
     numbers for the same key (the bank index and the phasors of one memory, say)."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return splitmix64_int(splitmix64_int(seed) + stream)
+    return splitmix64_int(splitmix64_int(int(seed)) + stream)
 
 
 def _splitmix64_(z: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ import torch.distributed as dist
 from bbpm.distributed.assignment import BlockAssignment
 from bbpm.distributed.sharded_memory import ShardedBBPMMemory, block_size_of
 from bbpm.hashing import hash_from_config
+from bbpm.memory.base import check_checkpoint_tensor, counts_dtype_for
 
 FORMAT = "bbpm.distributed.shards/v1"
 METADATA = "metadata.json"
@@ -88,8 +89,14 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             "written last by ShardedBBPMMemory.save; was the save interrupted?)"
         )
     metadata = json.loads(file.read_text(encoding="utf-8"))
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"{file} has format {metadata.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise ValueError(f"{file} has format {found!r}, expected {FORMAT!r}")
+    shards = metadata.get("shards")
+    if not isinstance(shards, list) or len(shards) != metadata.get("world_size"):
+        raise ValueError(f"{file}: 'shards' must list one file per rank of the saved world size")
+    for name in shards:
+        shard_path(path, name)  # every name inside the folder, before any file is opened
     return metadata
 
 
@@ -98,16 +105,62 @@ def _saved_assignment(metadata: dict[str, Any]) -> BlockAssignment:
     return BlockAssignment(described["n_blocks"], described["world_size"], described["strategy"])
 
 
-def _open_shard(path: Path, metadata: dict[str, Any], rank: int) -> dict[str, Any]:
-    shard = torch.load(
-        path / metadata["shards"][rank], map_location="cpu", mmap=True, weights_only=True
-    )
-    expected = _saved_assignment(metadata).blocks_of(rank)
-    if not torch.equal(shard["blocks"], expected):
+def shard_path(directory: str | os.PathLike, name: Any) -> Path:
+    """The file ``name`` (a shard entry of ``metadata.json``) inside ``directory``, refusing
+    any name that is not a plain file name resolving inside the directory (absolute paths,
+    ``..``, sub-folders, symlinks that lead out) with ``ValueError``."""
+    folder = Path(directory).resolve()
+    if (
+        not isinstance(name, str)
+        or not name
+        or name != Path(name).name
+        or name in (".", "..")
+        or "\\" in name
+    ):
         raise ValueError(
-            f"{metadata['shards'][rank]} does not hold the blocks metadata.json assigns to rank {rank}; "
+            f"metadata.json names shard file {name!r}; a shard must be a plain file name inside "
+            f"the checkpoint folder {str(directory)!r} (no folders, '..' or absolute paths)"
+        )
+    path = (folder / name).resolve()
+    if path.parent != folder:
+        raise ValueError(
+            f"shard file {name!r} resolves to {str(path)!r}, outside the checkpoint folder "
+            f"{str(folder)!r}; refusing to open it"
+        )
+    return path
+
+
+def _check_shard_tensors(shard: Any, name: str, metadata: dict[str, Any], n_rows: int) -> None:
+    """Raise ``ValueError`` unless the shard's tables have the config's dtype and ``n_rows``
+    rows (a checkpoint is never cast or partially copied)."""
+    config = metadata["config"]
+    dtype = getattr(torch, config["dtype"])
+    expected = {
+        "memory": ((n_rows, config["d"]), dtype),
+        "counts": ((n_rows, 1), counts_dtype_for(dtype)),
+    }
+    for key, (shape, want) in expected.items():
+        saved = shard.get(key) if isinstance(shard, dict) else None
+        if not isinstance(saved, torch.Tensor):
+            raise ValueError(f"{name} has no {key!r} tensor; nothing was loaded")
+        if tuple(saved.shape) != shape or saved.dtype != want:
+            raise ValueError(
+                f"{name}: {key!r} is {saved.dtype} of shape {tuple(saved.shape)}, metadata.json "
+                f"says {want} of shape {shape}; nothing was loaded"
+            )
+
+
+def _open_shard(path: Path, metadata: dict[str, Any], rank: int) -> dict[str, Any]:
+    name = metadata["shards"][rank]
+    shard = torch.load(shard_path(path, name), map_location="cpu", mmap=True, weights_only=True)
+    expected = _saved_assignment(metadata).blocks_of(rank)
+    blocks = shard.get("blocks") if isinstance(shard, dict) else None
+    if not isinstance(blocks, torch.Tensor) or not torch.equal(blocks, expected):
+        raise ValueError(
+            f"{name} does not hold the blocks metadata.json assigns to rank {rank}; "
             "the directory mixes files of different checkpoints"
         )
+    _check_shard_tensors(shard, name, metadata, expected.numel() * metadata["block_size"])
     return shard
 
 
@@ -128,9 +181,10 @@ def load(
     L = memory.block_size
     mine = memory.local_blocks
     old_owner, old_local = old.owner(mine), old.local_index(mine)
+    sources = old_owner.unique().tolist()
+    shards = {source: _open_shard(directory, metadata, source) for source in sources}
     with torch.no_grad():
-        for source in old_owner.unique().tolist():
-            shard = _open_shard(directory, metadata, source)
+        for source, shard in shards.items():
             from_source = (old_owner == source).nonzero().view(-1)
             new_rows = _block_rows(from_source, L).to(memory.memory.device)
             old_rows = _block_rows(old_local[from_source], L)
@@ -150,7 +204,7 @@ def to_single_process_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     config = metadata["config"]
     L = metadata["block_size"]
     dtype = getattr(torch, config["dtype"])
-    counts_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    counts_dtype = counts_dtype_for(dtype)
     memory = torch.zeros(config["D"], config["d"], dtype=dtype)
     counts = torch.zeros(config["D"], 1, dtype=counts_dtype)
     for rank in range(metadata["world_size"]):
@@ -178,6 +232,13 @@ def from_single_process_state_dict(
     memory = ShardedBBPMMemory.from_config(
         config, group=group, device=device, assignment=assignment
     )
+    dtype = getattr(torch, config["dtype"])
+    whole = {"memory": (config["D"], config["d"]), "counts": (config["D"], 1)}
+    for key, shape in whole.items():
+        want = dtype if key == "memory" else counts_dtype_for(dtype)
+        check_checkpoint_tensor(
+            state_dict.get(key), key, torch.empty(shape, dtype=want, device="meta")
+        )
     rows = _block_rows(memory.local_blocks, memory.block_size)
     with torch.no_grad():
         memory.memory.copy_(state_dict["memory"][rows].to(memory.memory.device))

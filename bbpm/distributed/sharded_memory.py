@@ -46,11 +46,13 @@ from bbpm.memory import kernels
 from bbpm.memory.base import (
     EPS,
     CheckedExtraState,
+    MutationLock,
     check_hash_and_dtype,
     check_keys_on,
     check_sizes,
     check_values,
     counts_dtype_for,
+    locked,
     memory_config,
     memory_from_config,
     write_scale_factor,
@@ -106,7 +108,7 @@ class Traffic:
         return asdict(self)
 
 
-class ShardedBBPMMemory(CheckedExtraState, nn.Module):
+class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
     """BBPM float memory sharded by block over a ``torch.distributed`` process group.
 
     Same constructor arguments and ``write`` / ``read`` / ``clear`` / ``state_dict`` API as
@@ -127,6 +129,10 @@ class ShardedBBPMMemory(CheckedExtraState, nn.Module):
 
     Buffers (this rank's blocks only): ``memory [n_local_blocks * L, d]``,
     ``counts [n_local_blocks * L, 1]``. Writes are not recorded by autograd.
+
+    Threads: ``write``, ``clear`` and ``load_state_dict`` hold ``memory.lock`` (as in
+    :class:`~bbpm.memory.BBPMMemoryFloat`). Since ``write`` and ``read`` are collectives,
+    threads of one rank that call them must still keep the same call order on every rank.
     """
 
     eps = EPS
@@ -146,6 +152,7 @@ class ShardedBBPMMemory(CheckedExtraState, nn.Module):
         group: dist.ProcessGroup | None = None,
     ) -> None:
         super().__init__()
+        self._init_lock()
         self.D, self.d, self.K, self.H = check_sizes(D, d, K, H)
         if H > 256:
             raise ValueError(f"H must be <= 256 (the hash id travels as one byte), got H={H}")
@@ -199,12 +206,14 @@ class ShardedBBPMMemory(CheckedExtraState, nn.Module):
         keys = check_keys_on(keys, self.memory.device)
         return self.assignment.owner(self._blocks(keys))
 
+    @locked
     @torch.no_grad()
     def clear(self) -> None:
         """Zero this rank's shard (call on every rank to clear the whole memory)."""
         self.memory.zero_()
         self.counts.zero_()
 
+    @locked
     def write(self, keys: torch.Tensor | None, values: torch.Tensor | None) -> None:
         """Collective. Add ``values: [B, d]`` under ``keys: [B]`` int64 (B may differ per
         rank, 0 included; ``None, None`` = nothing to write). Inputs are validated on every
@@ -471,10 +480,14 @@ class ShardedBBPMMemory(CheckedExtraState, nn.Module):
         return {**self.config(), "sharding": self.sharding()}
 
     def check_extra_state(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"shard config (_extra_state) must be a dict, got {type(state).__name__}"
+            )
         mine = self.get_extra_state()
         mismatched = [
             k
-            for k in ("D", "d", "K", "H", "write_scale", "hash", "sharding")
+            for k in ("D", "d", "K", "H", "dtype", "write_scale", "hash", "sharding")
             if state.get(k) != mine.get(k)
         ]
         if mismatched:

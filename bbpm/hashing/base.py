@@ -36,8 +36,10 @@ def check_positive_int(name: str, value: Any) -> int:
 def check_keys(keys: Any) -> torch.Tensor:
     """Validate keys: a 1-D integer tensor (any int64 value, negatives included).
 
-    Narrower integer dtypes are widened to int64. Float and bool keys are rejected because
-    hashing their bit patterns silently would map 1.0 and 1 to different slots.
+    Narrower integer dtypes (int8-int32, uint8-uint32) are widened to int64, exactly. Float
+    and bool keys are rejected because hashing their bit patterns silently would map 1.0 and
+    1 to different slots; uint64 is rejected because its upper half would wrap onto negative
+    int64 keys.
     """
     if not isinstance(keys, torch.Tensor):
         raise TypeError(f"keys must be a torch.Tensor of int64, got {type(keys).__name__}")
@@ -45,6 +47,12 @@ def check_keys(keys: Any) -> torch.Tensor:
         raise TypeError(
             f"keys must be an integer tensor (int64), got {keys.dtype}; "
             "convert ids with keys.long() or hash your objects to integers first"
+        )
+    if keys.dtype == torch.uint64:
+        raise TypeError(
+            "keys must be int64, got uint64: values of 2**63 and above would wrap onto negative "
+            "int64 keys (2**64-1 onto -1) and share their slots; pass keys.view(torch.int64) "
+            "to hash the bit pattern as a signed key, or map the ids into the int64 range"
         )
     if keys.dim() != 1:
         raise ValueError(

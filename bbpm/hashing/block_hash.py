@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -48,9 +49,9 @@ class BlockPermutationHash:
                 f"D must be divisible by block_size, got D={D}, block_size={block_size}; "
                 f"use D={max(1, D // block_size) * block_size} or a block_size that divides D"
             )
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-        self.seed = seed
+        self.seed = int(seed)
         self.distinct_blocks = bool(distinct_blocks)
         self.n_blocks = D // block_size
         self._offset_strides = units_mod(block_size)

@@ -6,6 +6,8 @@ slot ids in ``[0, D)``; the load of slot i is ``c_i``, the number of times i occ
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 
@@ -21,8 +23,9 @@ def _check_indices(indices: torch.Tensor) -> None:
 
 def _loads(indices: torch.Tensor, D: int) -> torch.Tensor:
     _check_indices(indices)
-    if isinstance(D, bool) or not isinstance(D, int) or D <= 0:
+    if isinstance(D, bool) or not isinstance(D, numbers.Integral) or D <= 0:
         raise ValueError(f"D must be a positive int, got {D!r}")
+    D = int(D)
     flat = indices.reshape(-1).to(torch.int64)
     if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= D):
         raise ValueError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Any
 
 import torch
@@ -61,11 +62,11 @@ class GlobalAffineHash:
 
     def __init__(self, D: int, seed: int = 0, mode: str = "mixed") -> None:
         self.D = check_positive_int("D", D)
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-        self.seed = seed
+        self.seed = int(seed)
         self.mode = mode
 
     def salt(self, h: int) -> int:

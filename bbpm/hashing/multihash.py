@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
@@ -25,10 +26,10 @@ class MultiHashWrapper:
     def __init__(self, base: HashFunction, seed: int = 0) -> None:
         if not hasattr(base, "with_seed"):
             raise TypeError(f"base must provide with_seed(seed), got {type(base).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         self.base = base
-        self.seed = seed
+        self.seed = int(seed)
         self.D = base.D
         self._members: dict[int, HashFunction] = {}
         self.member(0)  # a base that cannot be re-seeded fails here, not at the first write

@@ -3,7 +3,9 @@ helpers shared by the float BBPM memories."""
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -48,12 +50,29 @@ def write_scale_factor(write_scale: str, K: int, H: int) -> float:
 
 
 def check_sizes(D: int, d: int, K: int, H: int) -> tuple[int, int, int, int]:
-    """Validate a memory's sizes ``D, d, K, H`` (each a positive int) and return them."""
-    return (
+    """Validate a memory's sizes ``D, d, K, H`` (each a positive int, ``K <= D``) and return
+    them as Python ints."""
+    sizes = (
         check_positive_int("D", D),
         check_positive_int("d", d),
         check_positive_int("K", K),
         check_positive_int("H", H),
+    )
+    if sizes[2] > sizes[0]:
+        raise ValueError(
+            f"K={K} slots per hash cannot be distinct in a table of D={D} slots; use K <= D"
+        )
+    return sizes
+
+
+def check_hash_output(hash_fn: Any, K: int, H: int, D: int, device: torch.device) -> None:
+    """Call ``hash_fn`` once on one key at construction, so a hash that cannot serve these
+    ``K, H`` (e.g. K larger than a block) or returns bad slot ids fails when the memory is
+    built, not at its first write (skipped on the ``meta`` device)."""
+    if device.type == "meta":
+        return
+    hashed_slots(
+        hash_fn, torch.zeros(1, dtype=torch.int64, device=device), K, H, D, check_range=True
     )
 
 
@@ -183,11 +202,65 @@ def out_of_range_slot(idx: torch.Tensor, D: int) -> int | None:
     return high if high >= D else None
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+class MutationLock:
+    """Mixin: a re-entrant ``lock`` (``threading.RLock``) that every mutating method of a
+    memory holds (see :func:`locked`), so writes, evictions, ``clear`` and checkpoint loads
+    from several threads never interleave inside one update (no lost counts, values or
+    bits). Reads do not take it: a read that runs during a write may see part of that
+    write; hold ``with memory.lock:`` around the read to see whole writes only.
+
+    The lock is not part of the object's state: pickling, ``copy.deepcopy`` and
+    ``torch.save(module)`` drop it and the copy gets a fresh one; ``state_dict`` never
+    contains it. Subclasses call :meth:`_init_lock` in ``__init__``.
+    """
+
+    lock: threading.RLock
+
+    def _init_lock(self) -> None:
+        self.lock = threading.RLock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # type: ignore[misc]
+        state.pop("lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        parent = getattr(super(), "__setstate__", None)
+        if parent is not None:
+            parent(state)
+        else:
+            self.__dict__.update(state)
+        self._init_lock()
+
+
+def locked(method: _Method) -> _Method:
+    """Run ``method`` holding ``self.lock`` (a :class:`MutationLock`). The unlocked method
+    stays reachable as ``method.__wrapped__`` (the benchmark times both)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class CheckedExtraState:
     """Mixin for an ``nn.Module`` whose ``get_extra_state()`` is a config a checkpoint must
-    match. ``check_extra_state(state)`` (raise on a mismatch) runs before torch copies any
-    buffer, so a mismatched ``load_state_dict`` raises with the module unchanged (torch
-    itself calls ``set_extra_state`` only after copying the buffers)."""
+    match (sizes, storage dtype, write scale, hash). ``load_state_dict`` checks the whole
+    checkpoint before torch copies any buffer, so a refused load raises with the module
+    unchanged (torch itself calls ``set_extra_state`` only after copying the buffers, and
+    casts a buffer of another dtype silently):
+
+    * the config entry ``_extra_state`` must be present (``ValueError`` otherwise; pass
+      ``allow_missing_config=True`` to ``load_state_dict`` to load a hand-built dict as if
+      it carried this memory's config) and match (``check_extra_state``);
+    * every buffer (``memory``, ``counts``) must be present, a tensor, of this module's
+      shape and dtype.
+    """
 
     def check_extra_state(self, state: Any) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -195,8 +268,44 @@ class CheckedExtraState:
     def set_extra_state(self, state: Any) -> None:
         self.check_extra_state(state)
 
+    def load_state_dict(self, state_dict, strict=True, assign=False, allow_missing_config=False):  # type: ignore[no-untyped-def,override]
+        """``nn.Module.load_state_dict``, checked whole first (see the class docstring).
+        ``allow_missing_config=True`` accepts a dict without ``_extra_state`` (older or
+        hand-built files) as holding this memory's own config: the caller vouches that its
+        tables were written with the same sizes, dtype, write scale and hash."""
+        if allow_missing_config and "_extra_state" not in state_dict:
+            state_dict = {**state_dict, "_extra_state": self.get_extra_state()}  # type: ignore[attr-defined]
+        with self.lock:  # type: ignore[attr-defined]
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)  # type: ignore[misc]
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
         key = prefix + "_extra_state"
-        if key in state_dict:
-            self.check_extra_state(state_dict[key])
+        if key not in state_dict:
+            raise ValueError(
+                f"state_dict has no BBPM config ({key!r}): it was not saved by "
+                f"{type(self).__name__}.state_dict(), so its tables may belong to another hash, "
+                "size or dtype; nothing was loaded. If you know it matches this memory, call "
+                "memory.load_state_dict(state_dict, allow_missing_config=True)"
+            )
+        self.check_extra_state(state_dict[key])
+        for name, buffer in self._buffers.items():  # type: ignore[attr-defined]
+            if buffer is None:
+                continue
+            check_checkpoint_tensor(state_dict.get(prefix + name), prefix + name, buffer)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]
+
+
+def check_checkpoint_tensor(saved: Any, name: str, expected: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``saved`` is a tensor with ``expected``'s shape and dtype
+    (a checkpoint is never cast or partially copied)."""
+    if not isinstance(saved, torch.Tensor):
+        raise ValueError(
+            f"checkpoint entry {name!r} is missing or not a tensor (got {type(saved).__name__}); "
+            "nothing was loaded"
+        )
+    if tuple(saved.shape) != tuple(expected.shape) or saved.dtype != expected.dtype:
+        raise ValueError(
+            f"checkpoint entry {name!r} is {saved.dtype} of shape {tuple(saved.shape)}, but this "
+            f"memory holds {expected.dtype} of shape {tuple(expected.shape)}; nothing was loaded "
+            "(build a matching memory, e.g. with from_state_dict)"
+        )

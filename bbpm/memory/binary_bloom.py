@@ -6,13 +6,21 @@ import math
 
 import torch
 
-from bbpm.hashing.base import HashFunction, check_positive_int
-from bbpm.memory.base import check_keys_on, hashed_slots
+from bbpm.hashing.base import HashFunction
+from bbpm.memory.base import (
+    MutationLock,
+    check_hash_output,
+    check_keys_on,
+    check_sizes,
+    hashed_slots,
+    locked,
+)
+from bbpm.utils.device import check_device
 
 _BIT_VALUES = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.int32)
 
 
-class BinaryBloomMemory:
+class BinaryBloomMemory(MutationLock):
     """Set membership over integer keys in ``D`` bits stored as ``ceil(D / 8)`` uint8 bytes.
 
     ``write(keys)`` sets the K*H bits ``hash_fn.indices(keys, K, H)``; ``contains(keys)``
@@ -22,6 +30,10 @@ class BinaryBloomMemory:
 
     (The prototype stored one uint8 per bit, 8x the memory it claimed; here ``nbytes`` is
     the real ``ceil(D/8)``.)
+
+    Threads: ``write`` and ``clear`` hold ``self.lock`` (setting bits is a read-modify-write
+    of whole bytes, so two unlocked writers could drop each other's bits); several threads
+    may write at once with no false negatives. ``contains`` does not take the lock.
     """
 
     def __init__(
@@ -32,19 +44,25 @@ class BinaryBloomMemory:
         hash_fn: HashFunction,
         device: torch.device | str | None = None,
     ) -> None:
-        self.D = check_positive_int("D", D)
-        self.K = check_positive_int("K", K)
-        self.H = check_positive_int("H", H)
+        self._init_lock()
+        self.D, _, self.K, self.H = check_sizes(D, 1, K, H)
+        if not callable(getattr(hash_fn, "indices", None)):
+            raise TypeError(
+                f"hash_fn must provide indices(keys, K, H), got {type(hash_fn).__name__}; "
+                "pass a hash such as GlobalAffineHash(D)"
+            )
         if getattr(hash_fn, "D", D) != D:
             raise ValueError(f"hash_fn addresses D={hash_fn.D} slots but the memory has D={D} bits")
         self.hash_fn = hash_fn
-        self.bits = torch.zeros(math.ceil(D / 8), dtype=torch.uint8, device=device)
+        self.bits = torch.zeros(math.ceil(D / 8), dtype=torch.uint8, device=check_device(device))
+        check_hash_output(hash_fn, self.K, self.H, self.D, self.bits.device)
         self.n_written = 0
 
     @property
     def nbytes(self) -> int:
         return self.bits.numel()
 
+    @locked
     def clear(self) -> None:
         self.bits.zero_()
         self.n_written = 0
@@ -54,6 +72,7 @@ class BinaryBloomMemory:
         idx = hashed_slots(self.hash_fn, keys, self.K, self.H, self.D, check_range=True)
         return idx >> 3, (idx & 7)
 
+    @locked
     def write(self, keys: torch.Tensor) -> None:
         """Set the bits of ``keys: [B]`` integer."""
         byte_idx, bit_idx = self._split(keys)

@@ -6,15 +6,44 @@ A fixed-size memory fills up; these policies trade old items for new ones:
   written t decays ago weighs ``gamma**t`` against a fresh write in any shared slot).
 * :func:`clip` rescales slots whose debiased value norm exceeds ``max_norm``.
 * :class:`TTLEviction` zeroes slots not written during the last ``ttl`` steps.
+
+Each policy holds the memory's ``lock`` while it changes the tables, so it is safe to run
+while other threads write into the same memory.
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 
 from bbpm.memory.float_superposition import BBPMMemoryFloat
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 
+
+def _memory_lock(memory: Any) -> Any:
+    lock = getattr(memory, "lock", None)
+    return lock if lock is not None else contextlib.nullcontext()
+
+
+def _holding_memory_lock(fn: _F) -> _F:
+    """Run an eviction ``fn(memory, ...)`` (or a method of an object with ``.memory``)
+    holding the memory's lock, so it never interleaves with a write from another thread."""
+
+    @functools.wraps(fn)
+    def wrapper(first: Any, *args: Any, **kwargs: Any) -> Any:
+        memory = first.memory if isinstance(first, TTLEviction) else first
+        with _memory_lock(memory):
+            return fn(first, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_holding_memory_lock
 @torch.no_grad()
 def decay(memory: BBPMMemoryFloat, gamma: float) -> None:
     """Multiply ``memory`` and ``counts`` by ``gamma`` in (0, 1]. A slot's debiased value is
@@ -25,6 +54,7 @@ def decay(memory: BBPMMemoryFloat, gamma: float) -> None:
     memory.counts.mul_(gamma)
 
 
+@_holding_memory_lock
 @torch.no_grad()
 def clip(memory: BBPMMemoryFloat, max_norm: float) -> int:
     """Rescale every slot whose debiased value ``memory / counts`` has an L2 norm above
@@ -55,10 +85,12 @@ class TTLEviction:
             (memory.D,), -1, dtype=torch.int64, device=memory.memory.device
         )
 
+    @_holding_memory_lock
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         self.memory.write(keys, values)
         self.last_write[self.memory.slots(keys).reshape(-1)] = self.now
 
+    @_holding_memory_lock
     @torch.no_grad()
     def step(self) -> int:
         """Advance time by one step and evict expired slots. Returns how many were evicted."""

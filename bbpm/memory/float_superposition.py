@@ -24,12 +24,15 @@ from bbpm.memory import kernels
 from bbpm.memory.base import (
     EPS,
     CheckedExtraState,
+    MutationLock,
     check_hash_and_dtype,
+    check_hash_output,
     check_keys_on,
     check_sizes,
     check_values,
     counts_dtype_for,
     hashed_slots,
+    locked,
     memory_config,
     memory_from_config,
     write_scale_factor,
@@ -37,7 +40,7 @@ from bbpm.memory.base import (
 from bbpm.utils.device import zeros_table
 
 
-class BBPMMemoryFloat(CheckedExtraState, nn.Module):
+class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
     """Fixed-size hashed superposition memory with count debiasing.
 
     Args:
@@ -56,6 +59,16 @@ class BBPMMemoryFloat(CheckedExtraState, nn.Module):
         check_finite: reject NaN/inf values on write (set False to skip the scan).
 
     Buffers: ``memory [D, d]``, ``counts [D, 1]``.
+
+    Threads: ``write``, ``clear``, ``load_state_dict`` and the eviction policies of
+    :mod:`bbpm.memory.eviction` hold ``memory.lock`` (a re-entrant lock), so several threads
+    may write into one memory and nothing is lost. ``read`` does not take the lock; a read
+    concurrent with a write may see part of it (wrap it in ``with memory.lock:`` to avoid
+    that). The lock is not saved: pickling and ``copy.deepcopy`` give the copy its own.
+
+    Checkpoints: ``load_state_dict`` checks the whole checkpoint (config with dtype, buffer
+    shapes and dtypes) before copying anything; see
+    :class:`~bbpm.memory.base.CheckedExtraState`.
     """
 
     eps = EPS
@@ -73,6 +86,7 @@ class BBPMMemoryFloat(CheckedExtraState, nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
+        self._init_lock()
         self.D, self.d, self.K, self.H = check_sizes(D, d, K, H)
         check_hash_and_dtype(hash_fn, D, dtype)
         self.scale = write_scale_factor(write_scale, K, H)
@@ -82,6 +96,7 @@ class BBPMMemoryFloat(CheckedExtraState, nn.Module):
         counts_dtype = counts_dtype_for(dtype)
         self.register_buffer("memory", zeros_table(D, d, dtype=dtype, device=device))
         self.register_buffer("counts", zeros_table(D, 1, dtype=counts_dtype, device=device))
+        check_hash_output(hash_fn, self.K, self.H, self.D, self.memory.device)
 
     # ------------------------------------------------------------------ core API
     def slots(self, keys: torch.Tensor) -> torch.Tensor:
@@ -89,6 +104,7 @@ class BBPMMemoryFloat(CheckedExtraState, nn.Module):
         keys = check_keys_on(keys, self.memory.device)
         return hashed_slots(self.hash_fn, keys, self.K, self.H, self.D)
 
+    @locked
     @torch.no_grad()
     def clear(self) -> None:
         """Zero the memory and the counts. After a gradient-recording write the table is a
@@ -99,6 +115,7 @@ class BBPMMemoryFloat(CheckedExtraState, nn.Module):
             self.memory.zero_()
         self.counts.zero_()
 
+    @locked
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Add ``values: [B, d]`` under ``keys: [B]`` int64. Duplicate keys add twice.
         Inputs are validated before anything is written (bad input leaves state unchanged).
@@ -174,9 +191,17 @@ class BBPMMemoryFloat(CheckedExtraState, nn.Module):
         return self.config()
 
     def check_extra_state(self, state: dict[str, Any]) -> None:
+        """Raise ``ValueError`` unless the checkpoint's config equals this memory's
+        (sizes, storage dtype, write scale, hash)."""
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"checkpoint config (_extra_state) must be a dict, got {type(state).__name__}"
+            )
         mine = self.config()
         mismatched = [
-            k for k in ("D", "d", "K", "H", "write_scale", "hash") if state.get(k) != mine.get(k)
+            k
+            for k in ("D", "d", "K", "H", "dtype", "write_scale", "hash")
+            if state.get(k) != mine.get(k)
         ]
         if mismatched:
             raise ValueError(

@@ -291,8 +291,23 @@ def key_overlap_statistics(
     """
     if not isinstance(indices, torch.Tensor) or indices.dim() != 2:
         raise ValueError("indices must be a [N, M] int64 tensor of slots")
-    rows = torch.as_tensor(rows, dtype=torch.int64).reshape(-1)
+    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+        raise TypeError(f"indices must be integer slot ids, got {indices.dtype}")
+    D = check_int("D", D)
+    rows = torch.as_tensor(rows)
+    if rows.is_floating_point() or rows.is_complex() or rows.dtype == torch.bool:
+        raise TypeError(
+            f"rows must be integer item ids (rows of indices), got {rows.dtype}; "
+            "a float id would be truncated to another item"
+        )
+    rows = rows.to(torch.int64).reshape(-1)
     N, M = indices.shape
+    if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= N):
+        raise IndexError(
+            f"rows must lie in [0, N) = [0, {N}), got range [{int(rows.min())}, {int(rows.max())}]"
+        )
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= D):
+        raise ValueError(f"indices must lie in [0, D) = [0, {D})")
     indices = indices.to(torch.int64).cpu()
     flat = indices.reshape(-1)
     counts = torch.bincount(flat, minlength=D)

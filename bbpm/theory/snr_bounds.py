@@ -29,6 +29,7 @@ floats unless it says otherwise; arrays are float64 NumPy.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 from functools import cache
 from typing import Any
@@ -108,7 +109,7 @@ def _normal_cdf(x: Any) -> np.ndarray:
 
 
 def _check_tau(tau: float) -> float:
-    if not isinstance(tau, (int, float)) or not 0.0 <= float(tau) < 1.0:
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0.0 <= float(tau) < 1.0:
         raise ValueError(f"tau must be a cosine threshold in [0, 1), got {tau!r}")
     return float(tau)
 

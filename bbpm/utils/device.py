@@ -45,10 +45,43 @@ def advise_huge_pages(tensor: torch.Tensor) -> bool:
 
 def zeros_table(*shape: int, dtype: torch.dtype, device: torch.device | str | None = None):
     """``torch.zeros(*shape)``, with :func:`advise_huge_pages` applied before the zeros are
-    written on CPU (the memories' ``[D, d]`` tables and counts)."""
-    table = torch.empty(*shape, dtype=dtype, device=device)
+    written on CPU (the memories' ``[D, d]`` tables and counts). ``device`` is checked by
+    :func:`check_device` (``ValueError`` naming it)."""
+    table = torch.empty(*shape, dtype=dtype, device=check_device(device))
     advise_huge_pages(table)
     return table.zero_()
+
+
+def check_device(device: object) -> torch.device | None:
+    """``device`` (None, a ``torch.device`` or its name) as a ``torch.device`` usable here,
+    or None for None. Raises ``ValueError`` naming ``device`` for an unknown name and for a
+    CUDA/MPS device this machine does not have (torch itself raises RuntimeError or
+    AssertionError, only when the first tensor is made)."""
+    if device is None:
+        return None
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device)):
+        raise TypeError(
+            f"device must be None, a torch.device or a name such as 'cpu' or 'cuda:0', "
+            f"got {type(device).__name__} {device!r}"
+        )
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a torch device name; use 'cpu', 'cuda' or 'cuda:N'"
+        ) from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available; use device='cpu'"
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} was requested but MPS is not available")
+    return resolved
 
 
 def get_device(preference: str | torch.device | None = "auto") -> torch.device:

@@ -91,6 +91,16 @@ class Experiment:
         params: every hyperparameter of the run; stored in ``metrics.json``.
         seed: seeds torch/NumPy/random when given (defaults to ``params["seed"]``).
         root: repository root (default: :func:`repo_root`).
+
+    In a notebook, build it with :meth:`from_notebook` right after the parameters cell::
+
+        exp = Experiment.from_notebook("exp02_ablation_K_H", "notebooks/exp02.py", globals())
+        params = exp.params  # every parameter of the cell tagged "parameters", type-checked
+
+    The parameter names and expected types come from that cell's defaults (no copy of the
+    list in the notebook); a value of the wrong type (YAML reads ``1.0e6`` as a string)
+    raises ``TypeError`` naming the parameter, before anything runs. Derived settings can be
+    added with ``Experiment.from_notebook(..., extra={"n_total": N * n_seeds})``.
     """
 
     def __init__(
@@ -116,6 +126,26 @@ class Experiment:
         self.logger.info(
             "run %s seed=%s params=%s", exp_id, self.seed, json.dumps(to_jsonable(self.params))
         )
+
+    @classmethod
+    def from_notebook(
+        cls,
+        exp_id: str,
+        notebook: str | Path,
+        namespace: Mapping[str, Any],
+        extra: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        root: str | Path | None = None,
+    ) -> Experiment:
+        """An experiment whose ``params`` are the parameters of ``notebook``'s parameters
+        cell (a path relative to the repository root, e.g. ``"notebooks/exp02.py"``), with the
+        values ``namespace`` holds (pass ``globals()``), each checked against its default's
+        type by :func:`bbpm.utils.parameters.notebook_parameters` (``TypeError`` naming the
+        parameter); ``extra`` adds derived settings to the stored params."""
+        from bbpm.utils.parameters import notebook_parameters
+
+        params = notebook_parameters(notebook, namespace)
+        return cls(exp_id, {**params, **dict(extra or {})}, seed=seed, root=root)
 
     def save_metrics(self, metrics: Mapping[str, Any]) -> Path:
         """Write ``results/<exp_id>/metrics.json`` with the hyperparameters, the environment,
