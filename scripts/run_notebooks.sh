@@ -35,7 +35,6 @@ case "$mode" in
     *) usage ;;
 esac
 
-if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON="$(command -v python3)"; fi
 # The stored notebooks carry no progress bars (bbpm.utils.progress reads this).
 export BBPM_PROGRESS=0
 
@@ -47,6 +46,10 @@ else
     echo "papermill not found: run 'bash scripts/setup_env.sh' (or 'make install') first" >&2
     exit 1
 fi
+
+# The interpreter beside papermill: its installed packages are the environment in the stamps.
+PYTHON="$(dirname "$PAPERMILL")/python"
+[ -x "$PYTHON" ] || PYTHON="$(command -v python3)"
 
 names=()
 if [ $# -gt 0 ]; then
@@ -90,6 +93,8 @@ for name in "${names[@]}"; do
     cache forget "$name"
     echo "[$mode] $name: papermill notebooks/$name.py _build/notebooks/$name.ipynb -f $params"
     start=$(now_ms)
+    # read by bbpm.utils.provenance for the line under each figure
+    export BBPM_NOTEBOOK="notebooks/$name.py" BBPM_PARAMS_FILE="$params"
     if ! "$PAPERMILL" "notebooks/$name.py" "_build/notebooks/$name.ipynb" \
         -f "$params" --cwd "$ROOT" --start-timeout 180 ${extra[@]+"${extra[@]}"}; then
         echo "[$mode] FAILED: $name (the executed cells and the traceback are in _build/notebooks/$name.ipynb)" >&2

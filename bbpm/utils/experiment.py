@@ -225,11 +225,27 @@ class Experiment:
             writer.writerows(rows)
         return path
 
-    def save_figure(self, fig: Any, name: str, dpi: int = 150) -> Path:
-        """Save a matplotlib figure to ``figures/<exp_id>/<name>`` (PNG)."""
+    def save_figure(self, fig: Any, name: str, dpi: int = 150, show: bool = True) -> Path:
+        """Save a matplotlib figure to ``figures/<exp_id>/<name>`` (PNG) and record where it
+        comes from in ``results/<exp_id>/figures.json``; in a notebook (``show``) display it
+        with its provenance line (notebook, params file, commit) under it, and close it."""
+        from bbpm.utils import provenance
+
         path = self.figures_dir / name
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
-        self.logger.info("wrote %s", path)
+        if not hasattr(self, "_provenance"):
+            notebook = provenance.notebook_path(self.root, self.exp_id)
+            self._provenance = (
+                notebook,
+                provenance.params_path(self.root, notebook, self.params),
+                provenance.git_commit(self.root),
+            )
+        figure = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else name
+        record = provenance.figure_record(figure, *self._provenance)
+        provenance.add_figure_record(self.results_dir, record)
+        self.logger.info("wrote %s", figure)
+        if show and provenance.in_notebook():
+            provenance.show_with_provenance(fig, record)
         return path
 
     def save_latex_table(
