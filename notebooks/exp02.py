@@ -25,12 +25,12 @@
 # share of keys whose read has cosine above a threshold $\tau$ (the prototype's score, with
 # $\tau = 0.9$).
 #
-# **Setup.** The prototype's ablation (defaults in `params/exp02.yaml`; the cell after the
-# parameters prints this run's settings): $D$ slots, $N$ items with random unit values, keys
-# $0..N-1$, every key read back, $K \times H$ on a grid, several seeds (new values and a new
-# hash seed each) for error bars. A second, stricter threshold shows where the
-# configurations actually differ, and the prototype's hash formula is measured beside the
-# default hash.
+# **Setup.** The prototype's ablation with this run's parameters (`params/exp02.yaml` for the
+# full run): $D$ = {glue:text}`D` slots, $N$ = {glue:text}`N` items with random unit values in
+# $d$ = {glue:text}`d` dimensions, keys $0..N-1$, {glue:text}`n_read` keys read back, $K \times H$
+# on the grid below, {glue:text}`n_seeds` seed(s) (new values and a new hash seed each) for
+# error bars. A second, stricter threshold shows where the configurations actually differ,
+# and the prototype's hash formula is measured beside the default hash.
 
 # %% tags=["parameters"]
 seed = 0
@@ -45,82 +45,61 @@ n_seeds = 5
 taus = [0.9, 0.99]
 compare_prototype = True
 
-# %%
+# %% tags=["hide-input"]
 import itertools
 import math
 import time
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from myst_nb import glue
 
 from bbpm import BBPMMemoryFloat, GlobalAffineHash
 from bbpm.hashing import diagnostics
 from bbpm.theory import collision_model, snr_bounds
 from bbpm.theory.sanity_checks import unit_gaussian_values
-from bbpm.utils import Experiment, progress
+from bbpm.utils import Experiment, progress, show_table
+from bbpm.utils.plots import bars_with_theory, legend_handles
 
-params = dict(
-    seed=seed,
-    D=D,
-    N=N,
-    d=d,
-    K_values=K_values,
-    H_values=H_values,
-    n_eval=n_eval,
-    batch_size=batch_size,
-    n_seeds=n_seeds,
-    taus=taus,
-    compare_prototype=compare_prototype,
-)
-exp = Experiment("exp02_ablation_K_H", params)
+exp = Experiment.from_notebook("exp02_ablation_K_H", "notebooks/exp02.py", globals())
 seeds = list(range(seed, seed + n_seeds))
 configs = list(itertools.product(K_values, H_values))
 HASHES = {"mixed": lambda s: GlobalAffineHash(D, seed=s, mode="mixed")}
 if compare_prototype:
     HASHES["prototype"] = lambda s: GlobalAffineHash(D, mode="prototype")  # the formula has no seed
-print(
-    f"D = {D:,}, N = {N:,}, d = {d}, (K, H) in {configs}, {n_seeds} seed(s), {min(N, n_eval)} keys read"
+for name, value in {"D": D, "N": N, "d": d, "n_seeds": n_seeds, "n_read": min(N, n_eval)}.items():
+    glue(name, f"{value:,}", display=False)
+show_table(
+    ["K", "H", "M = KH", "load λ = NM/D", "M²/D"],
+    [[K, H, K * H, f"{N * K * H / D:.2f}", f"{(K * H) ** 2 / D:.3f}"] for K, H in configs],
 )
-for K, H in configs:
-    print(
-        f"  K={K:>3} H={H}: M = K*H = {K * H:>3}, load lambda = N*K*H/D = {N * K * H / D:.2f}, M^2/D = {(K * H) ** 2 / D:.3f}"
-    )
 
 # %% [markdown]
 # ## The sweep
+#
+# Each configuration, hash and seed writes all $N$ items and reads the first keys back; the
+# cosine between read and written value is kept per key.
 
 # %%
 rows = []
 values_by_seed = {s: unit_gaussian_values(N, d, seed=s) for s in seeds}
 keys = torch.arange(N, dtype=torch.int64)
 eval_keys = keys[: min(N, n_eval)]
-for (K, H), hash_name, s in progress(
-    list(itertools.product(configs, HASHES, seeds)), desc="config x hash x seed"
-):
+for (K, H), hash_name, s in progress(list(itertools.product(configs, HASHES, seeds))):
     memory = BBPMMemoryFloat(D, d, K, H, HASHES[hash_name](s), check_finite=False)
     values = values_by_seed[s]
     started = time.perf_counter()
     for start in range(0, N, batch_size):
         memory.write(keys[start : start + batch_size], values[start : start + batch_size])
     write_seconds = time.perf_counter() - started
-    cos = torch.nn.functional.cosine_similarity(
-        memory.read(eval_keys).double(), values[eval_keys].double(), dim=1
-    )
-    cos = cos.numpy()
-    row = {
-        "K": K,
-        "H": H,
-        "hash": hash_name,
-        "seed": s,
-        "mean_cos": float(cos.mean()),
-        "std_cos": float(cos.std()),
-        "write_seconds": write_seconds,
-    }
+    read = memory.read(eval_keys).double()
+    cos = torch.nn.functional.cosine_similarity(read, values[eval_keys].double(), dim=1).numpy()
+    row = {"K": K, "H": H, "hash": hash_name, "seed": s, "mean_cos": float(cos.mean())}
+    row.update({"std_cos": float(cos.std()), "write_seconds": write_seconds})
     row.update({f"share_above_{tau:g}": float((cos > tau).mean()) for tau in taus})
     rows.append(row)
-exp.save_raw(rows)
+raw_csv = exp.save_raw(rows)
 
 # %% [markdown]
 # ## Diagnostics and theory
@@ -131,48 +110,51 @@ exp.save_raw(rows)
 # from $(N, D, K, H, d)$ alone. The mean cosine is also given without the pair term
 # (items hitting two slots of a key), to show where it matters.
 
+
+# %% tags=["hide-input"]
+def seed_mean(sel: list[dict], metric: str) -> tuple[float, float]:
+    """Mean over seeds and its standard error."""
+    vals = np.array([r[metric] for r in sel])
+    return float(vals.mean()), float(
+        vals.std(ddof=1) / math.sqrt(vals.size)
+    ) if vals.size > 1 else 0.0
+
+
+def hash_diagnostics(hash_fn, K: int, H: int) -> dict:
+    """Collision diagnostics of all N*K*H indices and the cosine the overlap predicts."""
+    idx = hash_fn.indices(keys, K, H)
+    overlap = collision_model.key_overlap_statistics(idx, eval_keys, D)
+    sum_m = float(overlap["sum_m"].mean())
+    given = snr_bounds.conditional_mean_cosine(overlap["a"], overlap["s2"], d).mean()
+    return {
+        **diagnostics.summarize(idx, D),
+        "overlap_concentration": float(overlap["sum_m2"].mean()) / sum_m if sum_m > 0 else math.nan,
+        "partners_per_key": float(overlap["n_items"].mean()),
+        "cosine_given_hash": float(given),
+    }
+
+
 # %%
+metrics_names = ["mean_cos", "std_cos"] + [f"share_above_{tau:g}" for tau in taus]
 results = []
 for K, H in configs:
-    entry = {
-        "K": K,
-        "H": H,
-        "M": K * H,
-        "load_factor": N * K * H / D,
-        "pair_ratio_M2_over_D": (K * H) ** 2 / D,
-    }
+    entry = {"K": K, "H": H, "M": K * H, "load_factor": N * K * H / D}
+    entry["pair_ratio_M2_over_D"] = (K * H) ** 2 / D
     for hash_name in HASHES:
-        sel = [r for r in rows if r["K"] == K and r["H"] == H and r["hash"] == hash_name]
-        for metric in ["mean_cos", "std_cos"] + [f"share_above_{tau:g}" for tau in taus]:
-            vals = np.array([r[metric] for r in sel])
-            entry[f"{hash_name}_{metric}"] = float(vals.mean())
-            entry[f"{hash_name}_{metric}_stderr"] = (
-                float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else 0.0
-            )
-        idx = HASHES[hash_name](seed).indices(keys, K, H)
-        overlap = collision_model.key_overlap_statistics(idx, eval_keys, D)
-        sum_m = float(overlap["sum_m"].mean())
-        entry[f"{hash_name}_diagnostics"] = {
-            **diagnostics.summarize(idx, D),
-            "overlap_concentration": float(overlap["sum_m2"].mean()) / sum_m
-            if sum_m > 0
-            else math.nan,
-            "partners_per_key": float(overlap["n_items"].mean()),
-            "cosine_given_hash": float(
-                snr_bounds.conditional_mean_cosine(overlap["a"], overlap["s2"], d).mean()
-            ),
-        }
-    prediction = snr_bounds.predict(N, D, K, H, d, taus=tuple(taus))
-    entry["theory"] = prediction
+        sel = [r for r in rows if (r["K"], r["H"], r["hash"]) == (K, H, hash_name)]
+        for metric in metrics_names:
+            mean, stderr = seed_mean(sel, metric)
+            entry[f"{hash_name}_{metric}"], entry[f"{hash_name}_{metric}_stderr"] = mean, stderr
+        entry[f"{hash_name}_diagnostics"] = hash_diagnostics(HASHES[hash_name](seed), K, H)
+    entry["theory"] = prediction = snr_bounds.predict(N, D, K, H, d, taus=tuple(taus))
     entry["occupancy_theory"] = collision_model.occupancy_prediction(N, D, K, H)
     entry["error_mean_cos"] = entry["mixed_mean_cos"] - prediction["mean_cosine"]
     for tau in taus:
-        entry[f"error_share_above_{tau:g}"] = (
-            entry[f"mixed_share_above_{tau:g}"] - prediction[f"share_above_{tau:g}"]
-        )
+        measured = entry[f"mixed_share_above_{tau:g}"]
+        entry[f"error_share_above_{tau:g}"] = measured - prediction[f"share_above_{tau:g}"]
     results.append(entry)
 
-exp.save_metrics(
+metrics_json = exp.save_metrics(
     {
         "configs": results,
         "max_abs_error_mean_cos": float(max(abs(e["error_mean_cos"]) for e in results)),
@@ -189,194 +171,209 @@ exp.save_metrics(
 #
 # One bar per $(K, H)$, measured with the default (mixed) hash, error bars = standard error
 # over seeds; black diamonds beside each bar: the theory. Hollow red markers: the prototype's
-# hash formula. Left: accuracy at $\tau = $ `taus[0]`; middle: the stricter threshold; right:
-# the mean cosine (theory with and without the pair term).
+# hash formula. Left: accuracy at the first threshold $\tau$; middle: the stricter threshold;
+# right: the mean cosine (theory with and without the pair term).
 
-# %%
+# %% tags=["hide-input"]
 m = exp.load_metrics()
-cfg = m["configs"]
+cfg, hp = m["configs"], m["hyperparameters"]
 labels = [f"K={e['K']}\nH={e['H']}" for e in cfg]
-x = np.arange(len(cfg))
-bar_colors = ["tab:blue" if e["H"] == 1 else "tab:orange" for e in cfg]
-panels = [
-    (f"share_above_{tau:g}", f"share of keys with cosine > {tau:g}")
-    for tau in m["hyperparameters"]["taus"]
-]
+colors = ["tab:blue" if e["H"] == 1 else "tab:orange" for e in cfg]
+panels = [(f"share_above_{tau:g}", f"share of keys with cosine > {tau:g}") for tau in hp["taus"]]
 panels.append(("mean_cos", "mean cosine(read, written)"))
 fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5))
 for ax, (metric, ylabel) in zip(axes, panels, strict=True):
     meas = np.array([e[f"mixed_{metric}"] for e in cfg])
-    err = np.array([e[f"mixed_{metric}_stderr"] for e in cfg])
-    theory_key = "mean_cosine" if metric == "mean_cos" else metric
-    theory = np.array([e["theory"][theory_key] for e in cfg])
-    ax.bar(
-        x - 0.17, meas, width=0.34, yerr=err, capsize=3, color=bar_colors, edgecolor="black", lw=0.5
-    )
-    ax.plot(x + 0.12, theory, "D", color="black", ms=6, zorder=4)
-    if metric == "mean_cos":
-        ax.plot(
-            x + 0.12,
-            [e["theory"]["mean_cosine_no_pair"] for e in cfg],
-            "D",
-            color="gray",
-            mfc="white",
-            ms=6,
-        )
-    lo = min(meas.min(), theory.min())
-    bottom = max(0.0, lo - 0.02) if metric == "mean_cos" else 0.0
-    ax.set_ylim(bottom, 1.002 if metric == "mean_cos" else 1.05)
-    if "prototype_mean_cos" in cfg[0]:
-        proto = np.array([e[f"prototype_{metric}"] for e in cfg])
-        shown = proto >= bottom
-        ax.plot(x[shown] + 0.3, proto[shown], "o", color="tab:red", mfc="white", ms=6)
-        for i in np.flatnonzero(~shown):  # below the axis: mark the edge and print the value
-            ax.annotate(
-                f"{proto[i]:.2f}",
-                (x[i] + 0.3, bottom),
-                xytext=(0, 12),
-                textcoords="offset points",
-                ha="center",
-                fontsize=7,
-                color="tab:red",
-                arrowprops={"arrowstyle": "->", "color": "tab:red"},
-            )
-    ax.set_xticks(x, labels)
+    theory = np.array([e["theory"]["mean_cosine" if metric == "mean_cos" else metric] for e in cfg])
+    is_cos = metric == "mean_cos"
+    bars_with_theory(
+        ax, labels, meas, [e[f"mixed_{metric}_stderr"] for e in cfg], theory, colors,
+        theory_alt=[e["theory"]["mean_cosine_no_pair"] for e in cfg] if is_cos else None,
+        other=[e[f"prototype_{metric}"] for e in cfg] if compare_prototype else None,
+        bottom=max(0.0, min(meas.min(), theory.min()) - 0.02) if is_cos else 0.0,
+        top=1.002 if is_cos else 1.05,
+    )  # fmt: skip
     ax.set_ylabel(ylabel)
     ax.set_title(ylabel)
-proxy = matplotlib.lines.Line2D
-handles = [
-    plt.Rectangle((0, 0), 1, 1, color="tab:blue"),
-    plt.Rectangle((0, 0), 1, 1, color="tab:orange"),
-    proxy([], [], marker="D", color="black", ls=""),
-    proxy([], [], marker="D", color="gray", mfc="white", ls=""),
+legend = [
+    ("measured, mixed hash, H = 1", {"patch": "tab:blue"}),
+    ("measured, mixed hash, H = 3", {"patch": "tab:orange"}),
+    ("theory", {"marker": "D", "color": "black"}),
+    ("theory without pair term (mean only)", {"marker": "D", "color": "gray", "mfc": "white"}),
 ]
-names = [
-    "measured, mixed hash, H = 1",
-    "measured, mixed hash, H = 3",
-    "theory",
-    "theory without pair term (mean only)",
-]
-if "prototype_mean_cos" in cfg[0]:
-    handles.append(proxy([], [], marker="o", color="tab:red", mfc="white", ls=""))
-    names.append("measured, prototype formula")
+if compare_prototype:
+    legend.append(
+        ("measured, prototype formula", {"marker": "o", "color": "tab:red", "mfc": "white"})
+    )
 fig.legend(
-    handles, names, fontsize=8, loc="lower center", ncol=len(names), bbox_to_anchor=(0.5, -0.06)
+    *legend_handles(legend),
+    fontsize=8,
+    loc="lower center",
+    ncol=len(legend),
+    bbox_to_anchor=(0.5, -0.06),
 )
-fig.suptitle(
-    f"K x H ablation: D = {m['hyperparameters']['D']:,}, N = {m['hyperparameters']['N']:,}, d = {m['hyperparameters']['d']}"
-)
+fig.suptitle(f"K x H ablation: D = {hp['D']:,}, N = {hp['N']:,}, d = {hp['d']}")
 fig.tight_layout()
-exp.save_figure(fig, "ablation_K_H.png")
-plt.show()
+figure_png = exp.save_figure(fig, "ablation_K_H.png")
 
 # %% [markdown]
 # ## Theory vs measurement
+#
+# Mean cosine and accuracy at the first threshold, measured (mixed hash, mean over seeds)
+# beside the theory, with the prototype's formula for comparison.
 
-# %%
-tau0 = m["hyperparameters"]["taus"][0]
-print(
-    f"{'K':>3} {'H':>2} {'load':>6} {'M^2/D':>6} | {'mean cos':>9} {'theory':>8} {'no pair':>8} {'error':>9} | "
-    f"{'acc@' + format(tau0, 'g'):>8} {'theory':>7} | {'prototype':>9}"
-)
-for e in cfg:
-    print(
-        f"{e['K']:>3} {e['H']:>2} {e['load_factor']:>6.2f} {e['pair_ratio_M2_over_D']:>6.3f} | "
-        f"{e['mixed_mean_cos']:>9.5f} {e['theory']['mean_cosine']:>8.5f} {e['theory']['mean_cosine_no_pair']:>8.5f} "
-        f"{e['error_mean_cos']:>+9.5f} | {e[f'mixed_share_above_{tau0:g}']:>8.4f} "
-        f"{e['theory'][f'share_above_{tau0:g}']:>7.4f} | {e.get('prototype_mean_cos', math.nan):>9.4f}"
-    )
+# %% tags=["hide-input"]
+tau0 = hp["taus"][0]
+show_table(
+    ["K", "H", "load", "M²/D", "mean cos", "theory", "no pair", "error",
+     f"acc@{tau0:g}", "theory", "prototype"],
+    [
+        [e["K"], e["H"], f"{e['load_factor']:.2f}", f"{e['pair_ratio_M2_over_D']:.3f}",
+         f"{e['mixed_mean_cos']:.5f}", f"{e['theory']['mean_cosine']:.5f}",
+         f"{e['theory']['mean_cosine_no_pair']:.5f}", f"{e['error_mean_cos']:+.5f}",
+         f"{e[f'mixed_share_above_{tau0:g}']:.4f}", f"{e['theory'][f'share_above_{tau0:g}']:.4f}",
+         f"{e.get('prototype_mean_cos', math.nan):.4f}"]
+        for e in cfg
+    ],
+)  # fmt: skip
 
 # %% [markdown]
 # ## Discussion
 #
-# The numbers below are read from this run's `metrics.json`.
+# **Theory vs measurement.** With the default (mixed) hash the largest gap between the
+# measured and the predicted mean cosine is {glue:text}`max_err_mean_cos` over the
+# {glue:text}`n_configs` configurations; for the share of keys above $\tau$ it is
+# {glue:text}`max_err_share_tau0` at the first threshold and {glue:text}`max_err_share_tau1`
+# at the stricter one.
+#
+# **All configurations store the items well.** The mean cosine ranges from
+# {glue:text}`worst_mean_cos` ({glue:text}`worst_config`) to {glue:text}`best_mean_cos`
+# ({glue:text}`best_config`), a spread of {glue:text}`mean_cos_spread`, while the load varies
+# from {glue:text}`load_min` to {glue:text}`load_max`. The stricter threshold separates them:
+# its accuracy runs from {glue:text}`strict_share_min` to {glue:text}`strict_share_max`
+# (theory: table above).
+#
+# **Slots per item.** The largest $M$ = {glue:text}`big_m` reads back
+# {glue:text}`big_mean_cos`, the smallest $M$ = {glue:text}`small_m` reads back
+# {glue:text}`small_mean_cos`: more slots per item {glue:text}`more_slots_verdict` here. At
+# $M^2/D$ = {glue:text}`big_pair_ratio` other items often share two slots with a key; the
+# theory without that pair term predicts {glue:text}`big_theory_no_pair`, with it
+# {glue:text}`big_theory`.
+#
+# **The prototype's hash formula** reads back a mean cosine below the default hash's (by more
+# than two standard errors) in {glue:text}`prototype_worse_count` of the configurations
+# (lowest: {glue:text}`prototype_min_mean_cos`); given the slots it actually chose, the theory
+# predicts {glue:text}`prototype_given_min` there, so the loss comes from its keys sharing
+# runs of slots with a few partners, not from the memory.
 
-
-# %%
-def fmt(value: float | None, spec: str) -> str:
-    """Format a metric that may be null in metrics.json (NaN: e.g. no key collided)."""
-    return "n/a" if value is None else format(value, spec)
-
-
+# %% tags=["hide-input"]
 best = max(cfg, key=lambda e: e["mixed_mean_cos"])
 worst = min(cfg, key=lambda e: e["mixed_mean_cos"])
-spread = best["mixed_mean_cos"] - worst["mixed_mean_cos"]
-print(
-    f"1. Theory vs measurement (mixed hash): largest |error| of the mean cosine {m['max_abs_error_mean_cos']:.5f}; "
-    f"of the share above each tau: "
-    + ", ".join(f"tau={t}: {v:.4f}" for t, v in m["max_abs_error_share"].items())
-    + "."
-)
-print(
-    f"2. All {len(cfg)} configurations store the {m['hyperparameters']['N']:,} items well: mean cosine from "
-    f"{worst['mixed_mean_cos']:.4f} (K={worst['K']}, H={worst['H']}) to {best['mixed_mean_cos']:.4f} "
-    f"(K={best['K']}, H={best['H']}), a spread of only {spread:.4f} while the load varies from "
-    f"{min(e['load_factor'] for e in cfg):.2f} to {max(e['load_factor'] for e in cfg):.2f}. Accuracy at cosine > {tau0:g}: "
-    + ", ".join(f"K={e['K']},H={e['H']}: {e[f'mixed_share_above_{tau0:g}']:.4f}" for e in cfg)
-    + "."
-)
-for tau in m["hyperparameters"]["taus"][1:]:
-    print(
-        f"3. The stricter threshold cos > {tau:g} separates them: "
-        + ", ".join(
-            f"K={e['K']},H={e['H']}: {e[f'mixed_share_above_{tau:g}']:.3f} (theory {e['theory'][f'share_above_{tau:g}']:.3f})"
-            for e in cfg
-        )
-        + "."
-    )
 big = max(cfg, key=lambda e: e["pair_ratio_M2_over_D"])
 small = min(cfg, key=lambda e: e["pair_ratio_M2_over_D"])
-print(
-    f"4. Slots per item: the largest M = {big['M']} (K={big['K']}, H={big['H']}) reads back "
-    f"{big['mixed_mean_cos']:.4f}, the smallest M = {small['M']} reads back {small['mixed_mean_cos']:.4f}: "
-    f"{'more slots did not help' if big['mixed_mean_cos'] < small['mixed_mean_cos'] else 'more slots helped'} here. "
-    f"At M^2/D = {big['pair_ratio_M2_over_D']:.2f} other items often share two slots with a key; the theory without "
-    f"that pair term predicts {big['theory']['mean_cosine_no_pair']:.4f}, with it {big['theory']['mean_cosine']:.4f}, "
-    f"measured {big['mixed_mean_cos']:.4f} +- {big['mixed_mean_cos_stderr']:.5f}."
+strict = f"mixed_share_above_{hp['taus'][-1]:g}"
+rec = exp.record
+rec("n_configs", len(cfg), "d", "number of (K, H) configurations")
+rec(
+    "max_err_mean_cos",
+    m["max_abs_error_mean_cos"],
+    ".5f",
+    "largest |measured - theory| mean cosine",
 )
-if "prototype_mean_cos" in cfg[0]:
-    print(
-        "5. The prototype's formula, same settings: "
-        + ", ".join(
-            f"K={e['K']},H={e['H']}: {e['prototype_mean_cos']:.4f} "
-            f"(given its slots: {e['prototype_diagnostics']['cosine_given_hash']:.4f}, "
-            f"sum m^2/sum m = {fmt(e['prototype_diagnostics']['overlap_concentration'], '.1f')})"
-            for e in cfg
-        )
-        + ". Where it falls below the default hash, its keys share runs of slots with a few partners."
+rec(
+    "max_err_share_tau0",
+    m["max_abs_error_share"][f"{hp['taus'][0]:g}"],
+    ".4f",
+    "largest |measured - theory| share above the first tau",
+)
+rec(
+    "max_err_share_tau1",
+    m["max_abs_error_share"][f"{hp['taus'][-1]:g}"],
+    ".4f",
+    "largest |measured - theory| share above the last tau",
+)
+rec("worst_mean_cos", worst["mixed_mean_cos"], ".4f", "lowest mean cosine (mixed hash)")
+rec(
+    "worst_config",
+    f"K = {worst['K']}, H = {worst['H']}",
+    "",
+    "configuration with the lowest mean cosine",
+)
+rec("best_mean_cos", best["mixed_mean_cos"], ".4f", "highest mean cosine (mixed hash)")
+rec(
+    "best_config",
+    f"K = {best['K']}, H = {best['H']}",
+    "",
+    "configuration with the highest mean cosine",
+)
+rec(
+    "mean_cos_spread",
+    best["mixed_mean_cos"] - worst["mixed_mean_cos"],
+    ".4f",
+    "best minus worst mean cosine",
+)
+rec("load_min", min(e["load_factor"] for e in cfg), ".2f", "smallest load N*K*H/D")
+rec("load_max", max(e["load_factor"] for e in cfg), ".2f", "largest load N*K*H/D")
+rec("strict_share_min", min(e[strict] for e in cfg), ".3f", "lowest share above the stricter tau")
+rec("strict_share_max", max(e[strict] for e in cfg), ".3f", "highest share above the stricter tau")
+rec("big_m", big["M"], "d", "largest M = K*H")
+rec("big_mean_cos", big["mixed_mean_cos"], ".4f", "mean cosine at the largest M")
+rec("small_m", small["M"], "d", "smallest M = K*H")
+rec("small_mean_cos", small["mixed_mean_cos"], ".4f", "mean cosine at the smallest M")
+rec(
+    "more_slots_verdict",
+    "did not help" if big["mixed_mean_cos"] < small["mixed_mean_cos"] else "helped",
+    "",
+    "largest vs smallest M",
+)
+rec("big_pair_ratio", big["pair_ratio_M2_over_D"], ".2f", "M^2/D at the largest M")
+rec(
+    "big_theory_no_pair",
+    big["theory"]["mean_cosine_no_pair"],
+    ".4f",
+    "theory without the pair term at the largest M",
+)
+rec("big_theory", big["theory"]["mean_cosine"], ".4f", "theory at the largest M")  # fmt: skip
+
+# %% tags=["hide-input"]
+if compare_prototype:
+    gap = [e["mixed_mean_cos"] - e["prototype_mean_cos"] for e in cfg]
+    noise = [
+        2 * math.hypot(e["mixed_mean_cos_stderr"], e["prototype_mean_cos_stderr"]) for e in cfg
+    ]
+    worse = sum(g > max(n, 1e-12) for g, n in zip(gap, noise, strict=True))
+    lowest = min(cfg, key=lambda e: e["prototype_mean_cos"])
+    rec(
+        "prototype_worse_count",
+        f"{worse} of {len(cfg)}",
+        "",
+        "configurations where the prototype formula reads back less",
     )
-print(f"Runtime: whole notebook {m['runtime_seconds']:.0f} s.")
+    rec(
+        "prototype_min_mean_cos",
+        lowest["prototype_mean_cos"],
+        ".4f",
+        "lowest mean cosine of the prototype formula",
+    )
+    rec("prototype_given_min", lowest["prototype_diagnostics"]["cosine_given_hash"], ".4f", "theory given the prototype's slots there")  # fmt: skip
 
 # %% [markdown]
 # ## Table for the paper
 #
 # Written as LaTeX to `results/exp02_ablation_K_H/exp02_ablation_K_H.tex`.
 
-# %%
-table_metrics = exp.load_metrics()
-table_hp = table_metrics["hyperparameters"]
-table_tau = table_hp["taus"][0]
-table_rows = [
-    [
-        e["K"],
-        e["H"],
-        e["load_factor"],
-        e["mixed_mean_cos"],
-        e["theory"]["mean_cosine"],
-        e[f"mixed_share_above_{table_tau:g}"],
-        e["theory"][f"share_above_{table_tau:g}"],
-    ]
-    for e in table_metrics["configs"]
-]
-print(
-    exp.save_latex_table(
-        "exp02_ablation_K_H.tex",
-        ["K", "H", "load", "mean cos", "theory", f"share cos > {table_tau:g}", "theory"],
-        table_rows,
-        caption=(
-            f"Ablation of K and H at D = {table_hp['D']:,}, N = {table_hp['N']:,}, "
-            f"d = {table_hp['d']}, mean over {table_hp['n_seeds']} seed(s) (exp02): "
-            "measurement beside theory."
-        ),
-    ).read_text()
+# %% tags=["hide-input"]
+latex_rows = [
+    [e["K"], e["H"], e["load_factor"], e["mixed_mean_cos"], e["theory"]["mean_cosine"],
+     e[f"mixed_share_above_{tau0:g}"], e["theory"][f"share_above_{tau0:g}"]]
+    for e in cfg
+]  # fmt: skip
+latex_table = exp.save_latex_table(
+    "exp02_ablation_K_H.tex",
+    ["K", "H", "load", "mean cos", "theory", f"share cos > {tau0:g}", "theory"],
+    latex_rows,
+    caption=(
+        f"Ablation of K and H at D = {hp['D']:,}, N = {hp['N']:,}, d = {hp['d']}, mean over "
+        f"{hp['n_seeds']} seed(s) (exp02): measurement beside theory."
+    ),
 )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bbpm.notebook_cache import all_stamps
+from bbpm.utils.formatting import markdown_table
 
 
 def _read_json(path: Path) -> Any:
@@ -65,18 +66,6 @@ def run_rows(root: Path, skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    """A MyST/GitHub markdown table; ``|`` inside cells is escaped."""
-
-    def cell(value: Any) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |"]
-    lines.append("|" + "|".join("---" for _ in header) + "|")
-    lines.extend("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)
-    return "\n".join(lines) + "\n"
 
 
 def figure_commands_markdown(figures: list[dict]) -> str:
