@@ -26,7 +26,8 @@
 # So past some context length $T^\ast$ the KV cache is the larger of the two. This notebook
 # computes both curves, checks them against real allocations (tensor storage and the growth of
 # the process's resident memory on CPU, `torch.cuda.max_memory_allocated` on a GPU), and
-# reports $T^\ast$ from the data.
+# reports $T^\ast$ from the data. The model's shapes are this run's parameters
+# (`params/exp04.yaml` for the full run): {glue:text}`model_shape`.
 #
 # The price of the constant size: BBPM is **lossy**. Items are superposed in $D$ shared slots
 # and a read returns the average of everything written to the same slots, so retrieval
@@ -49,70 +50,36 @@ bbpm_block_size = 1000
 bbpm_dtype = "float16"
 measure_cap_gb = 4.0
 
-# %%
-import ctypes
-import gc
-
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
+from myst_nb import glue
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash
 from bbpm.utils import Experiment, progress, rss_bytes
-
-params = dict(
-    seed=seed,
-    layers=layers,
-    heads=heads,
-    head_dim=head_dim,
-    batch=batch,
-    kv_dtype=kv_dtype,
-    T_start=T_start,
-    T_stop=T_stop,
-    T_step=T_step,
-    bbpm_D=bbpm_D,
-    bbpm_d=bbpm_d,
-    bbpm_block_size=bbpm_block_size,
-    bbpm_dtype=bbpm_dtype,
-    measure_cap_gb=measure_cap_gb,
+from bbpm.utils.memory_stats import (
+    available_ram_bytes,
+    crossing,
+    release_freed_memory,
+    storage_bytes,
 )
-exp = Experiment("exp04_kv_memory_scaling", params)
+
+exp = Experiment.from_notebook("exp04_kv_memory_scaling", "notebooks/exp04.py", globals())
 GB = 1e9
-KV_DTYPE = getattr(torch, kv_dtype)
-BBPM_DTYPE = getattr(torch, bbpm_dtype)
+KV_DTYPE, BBPM_DTYPE = getattr(torch, kv_dtype), getattr(torch, bbpm_dtype)
 HAS_CUDA = torch.cuda.is_available()
+glue(
+    "model_shape",
+    f"{layers} layers × {heads} heads × head dimension {head_dim}, batch {batch}, {kv_dtype} "
+    f"KV cache; BBPM with D = {bbpm_D:,} slots of d = {bbpm_d} {bbpm_dtype} values",
+    display=False,
+)
 
 
-def available_ram_bytes() -> int | None:
-    """Memory the OS could still hand to this process."""
-    try:
-        import psutil
+def make_bbpm(device: str = "cpu") -> BBPMMemoryFloat:
+    hash_fn = BlockPermutationHash(bbpm_D, block_size=bbpm_block_size, seed=seed)
+    return BBPMMemoryFloat(bbpm_D, bbpm_d, 1, 1, hash_fn, dtype=BBPM_DTYPE, device=device)
 
-        return psutil.virtual_memory().available
-    except ImportError:
-        try:
-            with open("/proc/meminfo") as meminfo:
-                fields = dict(line.split(":", 1) for line in meminfo)
-            return int(fields["MemAvailable"].split()[0]) * 1024
-        except (OSError, KeyError):
-            return None
-
-
-def release_freed_memory() -> None:
-    """Collect garbage and give freed heap pages back to the OS (glibc), so the next RSS
-    reading starts from a clean baseline."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def storage_bytes(*tensors: torch.Tensor) -> int:
-    """Bytes of the storage behind the tensors (what the allocator really handed out)."""
-    return sum(t.untyped_storage().nbytes() for t in tensors)
-
-
-print(f"CUDA available: {HAS_CUDA}; RSS readable: {rss_bytes() is not None}")
 
 # %% [markdown]
 # ## The analytic model
@@ -128,10 +95,6 @@ kv_bytes_per_token = batch * layers * heads * head_dim * 2 * kv_element_bytes
 bbpm_bytes_analytic = bbpm_D * bbpm_d * bbpm_element_bytes + bbpm_D * 4
 T_grid = list(range(T_start, T_stop + 1, T_step))
 kv_bytes_analytic = [kv_bytes_per_token * T for T in T_grid]
-print(
-    f"KV cache: {kv_bytes_per_token / 2**20:.3f} MiB per token; T from {T_grid[0]} to {T_grid[-1]}"
-)
-print(f"BBPM: {bbpm_bytes_analytic / GB:.3f} GB for any T")
 
 # %% [markdown]
 # ## Measured allocations
@@ -142,80 +105,52 @@ print(f"BBPM: {bbpm_bytes_analytic / GB:.3f} GB for any T")
 # when they are touched, so an untouched `torch.empty` would not show in the resident memory.
 # Caches above `measure_cap_gb` are not allocated (analytic only), which keeps the run within
 # the machine's RAM. On a GPU the same tensors are allocated with CUDA and measured with
-# `torch.cuda.max_memory_allocated`.
+# `torch.cuda.max_memory_allocated`. Every measured size is asserted equal to the analytic one.
+
+
+# %% tags=["hide-input"]
+def cuda_peak_bytes(allocate) -> int:
+    """Peak CUDA bytes allocated by ``allocate()`` (its result is freed)."""
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    allocated = allocate()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - base
+    del allocated
+    torch.cuda.empty_cache()
+    return peak
+
 
 # %%
 rss_before = rss_bytes()
-bbpm_memory = BBPMMemoryFloat(
-    D=bbpm_D,
-    d=bbpm_d,
-    K=1,
-    H=1,
-    hash_fn=BlockPermutationHash(bbpm_D, block_size=bbpm_block_size, seed=seed),
-    dtype=BBPM_DTYPE,
-)
-rss_after = rss_bytes()
+bbpm_memory = make_bbpm()
+bbpm_rss_growth = None if rss_before is None else rss_bytes() - rss_before
 bbpm_bytes_storage = storage_bytes(bbpm_memory.memory, bbpm_memory.counts)
-bbpm_rss_growth = None if rss_before is None else rss_after - rss_before
 assert bbpm_bytes_storage == bbpm_bytes_analytic, (bbpm_bytes_storage, bbpm_bytes_analytic)
 del bbpm_memory
 release_freed_memory()
+bbpm_cuda_peak = cuda_peak_bytes(lambda: make_bbpm("cuda")) if HAS_CUDA else None
 
-bbpm_cuda_peak = None
-if HAS_CUDA:
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    cuda_base = torch.cuda.memory_allocated()
-    bbpm_memory = BBPMMemoryFloat(
-        D=bbpm_D,
-        d=bbpm_d,
-        K=1,
-        H=1,
-        hash_fn=BlockPermutationHash(bbpm_D, block_size=bbpm_block_size, seed=seed),
-        dtype=BBPM_DTYPE,
-        device="cuda",
-    )
-    torch.cuda.synchronize()
-    bbpm_cuda_peak = torch.cuda.max_memory_allocated() - cuda_base
-    del bbpm_memory
-    torch.cuda.empty_cache()
-else:
-    print("No CUDA device: torch.cuda.max_memory_allocated is not measured in this run.")
-
-print(f"BBPM storage {bbpm_bytes_storage / GB:.3f} GB, RSS growth {bbpm_rss_growth}")
-
-# %%
-cap_bytes = measure_cap_gb * GB
 rows = []
-for T, kv_analytic in zip(
-    progress(T_grid, desc="KV cache per T", mininterval=5.0), kv_bytes_analytic, strict=True
-):
+for T, kv_analytic in zip(progress(T_grid), kv_bytes_analytic, strict=True):
     row = {"T": T, "kv_bytes_analytic": kv_analytic, "bbpm_bytes_analytic": bbpm_bytes_analytic}
-    if kv_analytic <= cap_bytes:
+    if kv_analytic <= measure_cap_gb * GB:
         shape = (layers, 2, batch, heads, T, head_dim)
         release_freed_memory()
         before = rss_bytes()
         kv_cache = torch.empty(shape, dtype=KV_DTYPE).zero_()
-        after = rss_bytes()
+        row["kv_rss_growth_bytes"] = None if before is None else rss_bytes() - before
         row["kv_bytes_storage"] = storage_bytes(kv_cache)
-        row["kv_rss_growth_bytes"] = None if before is None else after - before
         assert row["kv_bytes_storage"] == kv_analytic, (T, row["kv_bytes_storage"], kv_analytic)
         del kv_cache
         if HAS_CUDA:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            cuda_base = torch.cuda.memory_allocated()
-            kv_cache = torch.zeros(shape, dtype=KV_DTYPE, device="cuda")
-            torch.cuda.synchronize()
-            row["kv_cuda_peak_bytes"] = torch.cuda.max_memory_allocated() - cuda_base
-            del kv_cache
-            torch.cuda.empty_cache()
+            row["kv_cuda_peak_bytes"] = cuda_peak_bytes(
+                lambda shape=shape: torch.zeros(shape, dtype=KV_DTYPE, device="cuda")
+            )
     rows.append(row)
 release_freed_memory()
 n_measured = sum("kv_bytes_storage" in row for row in rows)
-print(
-    f"measured {n_measured} of {len(rows)} context lengths (cap {measure_cap_gb} GB); the rest analytic"
-)
 
 # %% [markdown]
 # ## Where the KV cache overtakes BBPM
@@ -227,33 +162,21 @@ print(
 
 # %%
 kv_bytes_best = [row.get("kv_bytes_storage", row["kv_bytes_analytic"]) for row in rows]
-above = [kv > bbpm_bytes_storage for kv in kv_bytes_best]
-if not any(above):
-    crossover_grid_T, crossover_T = None, None  # KV stays below BBPM on this grid
-elif above[0]:
-    crossover_grid_T, crossover_T = T_grid[0], None  # crossing lies below the grid
-else:
-    i = above.index(True)
-    crossover_grid_T = T_grid[i]
-    T0, T1, kv0, kv1 = T_grid[i - 1], T_grid[i], kv_bytes_best[i - 1], kv_bytes_best[i]
-    crossover_T = T0 + (bbpm_bytes_storage - kv0) * (T1 - T0) / (kv1 - kv0)
+crossover_grid_T, crossover_T = crossing(T_grid, kv_bytes_best, bbpm_bytes_storage)
 crossover_T_closed_form = bbpm_bytes_storage / kv_bytes_per_token
-
 if HAS_CUDA:
     memory_limit_bytes, memory_limit_source = torch.cuda.mem_get_info()[1], "CUDA device total"
 else:
     memory_limit_bytes, memory_limit_source = available_ram_bytes(), "CPU RAM available"
 max_T_fits = None if memory_limit_bytes is None else int(memory_limit_bytes // kv_bytes_per_token)
 
-exp.save_raw(rows)
-metrics_path = exp.save_metrics(
+raw_csv = exp.save_raw(rows)
+metrics_json = exp.save_metrics(
     {
         "T": T_grid,
         "kv_bytes_per_token": kv_bytes_per_token,
         "kv_bytes_analytic": kv_bytes_analytic,
-        "kv_bytes_storage": [row.get("kv_bytes_storage") for row in rows],
-        "kv_rss_growth_bytes": [row.get("kv_rss_growth_bytes") for row in rows],
-        "kv_cuda_peak_bytes": [row.get("kv_cuda_peak_bytes") for row in rows],
+        **{key: [row.get(key) for row in rows] for key in ("kv_bytes_storage", "kv_rss_growth_bytes", "kv_cuda_peak_bytes")},
         "bbpm_bytes_analytic": bbpm_bytes_analytic,
         "bbpm_bytes_storage": bbpm_bytes_storage,
         "bbpm_rss_growth_bytes": bbpm_rss_growth,
@@ -267,7 +190,7 @@ metrics_path = exp.save_metrics(
         "max_T_that_fits": max_T_fits,
         "cuda_measured": HAS_CUDA,
     }
-)
+)  # fmt: skip
 
 # %% [markdown]
 # ## Figure
@@ -275,16 +198,8 @@ metrics_path = exp.save_metrics(
 # Drawn from `results/exp04_kv_memory_scaling/metrics.json`: lines are the analytic sizes,
 # markers the measured allocations.
 
-# %%
+# %% tags=["hide-input"]
 m = exp.load_metrics()
-
-
-def measured(key):
-    """(T, GB) pairs of a per-T metric, skipping the context lengths not measured."""
-    pairs = [(T, b / GB) for T, b in zip(m["T"], m[key], strict=True) if b is not None]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
 ax.plot(
     m["T"], [b / GB for b in m["kv_bytes_analytic"]], "-", color="C0", label="KV cache (analytic)"
@@ -298,34 +213,21 @@ for key, style, label in [
         "KV cache: CUDA max allocated",
     ),
 ]:
-    T_measured, gb_measured = measured(key)
-    if T_measured:  # a series with no measured point gets no legend entry
-        ax.plot(T_measured, gb_measured, ls="none", label=label, **style)
+    pairs = [(T, b / GB) for T, b in zip(m["T"], m[key], strict=True) if b is not None]
+    if pairs:  # a series with no measured point gets no legend entry
+        ax.plot(*zip(*pairs, strict=True), ls="none", label=label, **style)
 ax.axhline(
     m["bbpm_bytes_analytic"] / GB,
     color="C1",
     label=f"BBPM D={m['hyperparameters']['bbpm_D']:,} (analytic)",
 )
-ax.plot(m["T"][0], m["bbpm_bytes_storage"] / GB, "D", color="C1", label="BBPM: tensor storage")
-if m["bbpm_cuda_peak_bytes"] is not None:
-    ax.plot(
-        m["T"][0],
-        m["bbpm_cuda_peak_bytes"] / GB,
-        "s",
-        mfc="none",
-        color="C1",
-        ms=8,
-        label="BBPM: CUDA max allocated",
-    )
-if m["bbpm_rss_growth_bytes"] is not None:
-    ax.plot(
-        m["T"][0],
-        m["bbpm_rss_growth_bytes"] / GB,
-        "x",
-        color="C1",
-        ms=8,
-        label="BBPM: RSS growth (CPU)",
-    )
+for key, style, label in [
+    ("bbpm_bytes_storage", dict(marker="D"), "BBPM: tensor storage"),
+    ("bbpm_cuda_peak_bytes", dict(marker="s", mfc="none", ms=8), "BBPM: CUDA max allocated"),
+    ("bbpm_rss_growth_bytes", dict(marker="x", ms=8), "BBPM: RSS growth (CPU)"),
+]:
+    if m[key] is not None:
+        ax.plot(m["T"][0], m[key] / GB, ls="none", color="C1", label=label, **style)
 if m["crossover_T_interpolated"] is not None:
     ax.axvline(
         m["crossover_T_interpolated"],
@@ -340,55 +242,66 @@ if m["max_T_that_fits"] is not None and m["max_T_that_fits"] <= m["T"][-1]:
         ls="--",
         label=f"KV no longer fits ({m['memory_limit_source']})",
     )
-ax.set_xscale("log")
-ax.set_yscale("log")
-ax.set_xlabel("context length T (tokens)")
-ax.set_ylabel("memory (GB)")
+ax.set(xscale="log", yscale="log", xlabel="context length T (tokens)", ylabel="memory (GB)")
 ax.set_title("KV-cache memory grows with T; BBPM memory is constant")
 ax.grid(True, which="both", alpha=0.3)
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-exp.save_figure(fig, "kv_vs_bbpm_memory.png")
-plt.show()
+figure_png = exp.save_figure(fig, "kv_vs_bbpm_memory.png")  # fmt: skip
 
 # %% [markdown]
 # ## What the run shows
 #
-# The KV cache grows in proportion to $T$ and the allocator hands out exactly the analytic
-# bytes (the notebook asserts it at every measured $T$); BBPM's buffers stay at $D \cdot d$
-# values plus counts. The numbers of this run:
+# The KV cache grows in proportion to $T$, {glue:text}`kv_mib_per_token` MiB per token
+# ({glue:text}`kv_gb_last` GB at $T$ = {glue:text}`t_last`), and the allocator hands out
+# exactly the analytic bytes at every measured $T$ (the notebook asserts it;
+# {glue:text}`n_t_measured` of {glue:text}`n_t` context lengths measured, caches up to
+# `measure_cap_gb`; larger ones analytic). BBPM's buffers stay at
+# {glue:text}`bbpm_gb` GB at every $T$: $D \cdot d$ values plus float32 counts.
+#
+# **Crossover.** {glue:text}`crossover_sentence`
+#
+# **Memory limit.** {glue:text}`memory_limit_sentence` GPU peak allocations were
+# {glue:text}`cuda_measured` in this run.
+#
+# The price of the constant size is fidelity: reads are lossy as the load grows (exp01).
 
-# %%
+# %% tags=["hide-input"]
 hp = m["hyperparameters"]
-print(
-    f"KV cache ({hp['layers']} layers x {hp['heads']} heads x head_dim {hp['head_dim']}, {hp['kv_dtype']}, "
-    f"batch {hp['batch']}): {m['kv_bytes_per_token'] / 2**20:.3f} MiB per token, "
-    f"{m['kv_bytes_analytic'][-1] / GB:.2f} GB at T = {m['T'][-1]:,}."
-)
-print(
-    f"BBPM (D = {hp['bbpm_D']:,}, d = {hp['bbpm_d']}, {hp['bbpm_dtype']} + float32 counts): "
-    f"{m['bbpm_bytes_storage'] / GB:.3f} GB at every T."
-)
+rec = exp.record
+rec("kv_mib_per_token", m["kv_bytes_per_token"] / 2**20, ".3f", "KV cache MiB per token")
+rec("kv_gb_last", m["kv_bytes_analytic"][-1] / GB, ".2f", "KV cache GB at the largest T")
+rec("t_last", m["T"][-1], ",d", "largest context length of the grid")
+rec("n_t_measured", m["n_T_measured"], "d", "context lengths with measured allocations")
+rec("n_t", len(m["T"]), "d", "context lengths on the grid")
+rec("bbpm_gb", m["bbpm_bytes_storage"] / GB, ".3f", "BBPM memory GB (storage)")
+rec("crossover_t_closed_form", m["crossover_T_closed_form"], ",.0f", "T* in closed form")
 if m["crossover_T_interpolated"] is not None:
-    print(
-        f"Crossover: the KV cache is larger from T = {m['crossover_grid_T']:,} on the grid; "
-        f"interpolated T* = {m['crossover_T_interpolated']:,.0f} tokens "
-        f"(closed form {m['crossover_T_closed_form']:,.0f})."
+    t_star = rec(
+        "crossover_t", m["crossover_T_interpolated"], ",.0f", "T* interpolated from the data"
+    )
+    sentence = (
+        f"The KV cache is larger than BBPM from T = {m['crossover_grid_T']:,} on the grid; "
+        f"interpolated, T* = {t_star} tokens (closed form "
+        f"{m['crossover_T_closed_form']:,.0f})."
     )
 else:
-    print(
-        f"Crossover not bracketed by the grid; closed form T* = {m['crossover_T_closed_form']:,.0f} tokens."
+    sentence = (
+        "The grid does not bracket the crossing; in closed form "
+        f"T* = {m['crossover_T_closed_form']:,.0f} tokens."
     )
-print(
-    f"Measured {m['n_T_measured']} of {len(m['T'])} context lengths "
-    f"(caches up to {hp['measure_cap_gb']} GB); larger ones are analytic."
-)
+rec("crossover_sentence", sentence, "", "where the KV cache overtakes BBPM")
 if m["max_T_that_fits"] is not None:
-    print(
-        f"With {m['memory_limit_bytes'] / GB:.1f} GB ({m['memory_limit_source']}), a KV cache fits up to "
-        f"T = {m['max_T_that_fits']:,} tokens; BBPM uses {m['bbpm_bytes_storage'] / m['memory_limit_bytes']:.1%} of it."
+    limit = (
+        f"With {m['memory_limit_bytes'] / GB:.1f} GB ({m['memory_limit_source']}), a KV cache fits "
+        f"up to T = {m['max_T_that_fits']:,} tokens; BBPM uses "
+        f"{m['bbpm_bytes_storage'] / m['memory_limit_bytes']:.1%} of it."
     )
-if not m["cuda_measured"]:
-    print("No CUDA device in this run: GPU max_memory_allocated was not measured.")
-print(
-    "BBPM's constant size is paid for in fidelity: reads are lossy as the load grows (see exp01)."
+else:
+    limit = "The free memory of this machine could not be read."
+rec("memory_limit_sentence", limit, "", "largest T whose KV cache fits in free memory")
+rec(
+    "cuda_measured",
+    "measured" if m["cuda_measured"] else "not measured (no CUDA device)",
+    "",
+    "GPU peaks",
 )

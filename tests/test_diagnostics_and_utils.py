@@ -209,3 +209,29 @@ def test_progress_bar_counts_and_is_switched_off_by_the_environment(monkeypatch,
     quiet = progress(range(4), desc="items")
     assert list(quiet) == [0, 1, 2, 3] and quiet.disable
     assert capsys.readouterr().err == ""
+
+
+def test_crossing_reads_the_first_grid_point_above_and_interpolates():
+    from bbpm.utils.memory_stats import crossing
+
+    assert crossing([1, 2, 3, 4], [10, 20, 30, 40], 25) == (3, 2.5)
+    assert crossing([1, 2], [10, 20], 50) == (None, None)
+    assert crossing([1, 2], [10, 20], 5) == (1, None)
+
+
+def test_storage_bytes_counts_the_allocation_behind_views():
+    from bbpm.utils.memory_stats import storage_bytes
+
+    table = torch.zeros(10, 4, dtype=torch.float16)
+    assert storage_bytes(table) == 80
+    assert storage_bytes(table[:2], torch.zeros(3, dtype=torch.float32)) == 80 + 12
+
+
+def test_markdown_table_escapes_pipes():
+    from bbpm.utils import markdown_table
+
+    assert markdown_table(["a", "b|c"], [[1, "x|y"]]).splitlines() == [
+        "| a | b\\|c |",
+        "|---|---|",
+        "| 1 | x\\|y |",
+    ]
