@@ -40,7 +40,7 @@ DTYPES = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
 }
-#: The issue's CPU targets at D=1M, d=64, K=32, H=1, B=8192, fp32.
+#: The CPU performance targets at D=1M, d=64, K=32, H=1, B=8192, fp32.
 READ_TARGET = 10.0
 WRITE_TARGET = 3.0
 TARGET_SETTING = {

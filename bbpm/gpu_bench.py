@@ -3,7 +3,7 @@ bandwidth, and the write against the plain ``index_add_`` path, in one process.
 
 ``python -m bbpm.gpu_bench --out record.json`` runs, for each table size D (default 1M,
 4M and 16M rows), ``d`` = 64, ``K`` = 32, ``H`` = 1 and a batch of ``B`` = 65,536 keys
-(the issue's CUDA setting):
+(the CUDA target setting):
 
 * the device's copy bandwidth (``dst.copy_(src)`` of a 2 GiB buffer, bytes read + written);
 * reads: the canonical gather-divide-mean, ``embedding_bag`` (the torch path), the Triton
@@ -46,12 +46,12 @@ from bbpm.memory import kernels
 from bbpm.memory.base import EPS
 from bbpm.memory.kernels import torch_ops, triton_ops
 
-#: The issue's CUDA targets (stated for an H100).
+#: The CUDA performance targets (stated for an H100).
 READ_TARGET_GBPS = 1800.0
 READ_TARGET_COPY_FRACTION = 0.65
 WRITE_TARGET_SPEEDUP = 2.0
 DEFAULT_D = (1_000_000, 4_000_000, 16_000_000)
-#: (block_m, num_warps) tried for each Triton kernel.
+#: (block_m, num_warps) tile configurations timed for each Triton kernel.
 SWEEP = tuple((m, w) for m in (8, 16, 32) for w in (2, 4, 8))
 RECORD_VERSION = 1
 
@@ -239,7 +239,7 @@ def bench_table(
 
 
 def targets(record: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets checked on a record: per D, the Triton read's bandwidth (absolute
+    """The performance targets checked on a record: per D, the Triton read's bandwidth (absolute
     and as a fraction of the copy bandwidth) and the Triton write's speedup over the
     canonical write, with the default tiles and with the best tiles of the sweep; ``None``
     entries where no Triton path ran. The ``*_met`` verdicts hold at every D with the

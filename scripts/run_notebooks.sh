@@ -18,9 +18,8 @@
 set -euo pipefail
 # On a machine shared with other jobs, spinning OpenMP threads wait for descheduled peers and
 # can make torch ops 10-100x slower (bench01-03); `export OMP_WAIT_POLICY=PASSIVE` avoids that,
-# but on a quiet machine it made the torch per-column write ~3x slower (python -m bbpm.bench,
-# measured before the C write kernel: 2.7x -> 0.9x over the canonical write), so it is not
-# the default.
+# but on a quiet machine it slows the torch per-column write down (compare
+# `python -m bbpm.bench` with and without it), so it is not the default.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -15,8 +15,8 @@ class HashFunction(Protocol):
     ``indices(keys, K, H)`` takes ``keys: [B] int64`` and returns ``[B, K*H] int64`` with
     every entry in ``[0, D)``: the K slots of hash 0, then the K slots of hash 1, and so on.
     Implementations are deterministic functions of (key, K, H, their own settings): the same
-    indices in every run, process and device. This is the spec's protocol, ``indices``
-    alone; the built-in hashes also expose ``D`` (checked against the memory's when present),
+    indices in every run, process and device. The protocol is ``indices`` alone; the
+    built-in hashes also expose ``D`` (checked against the memory's when present),
     ``config()`` (for checkpoints) and ``with_seed(seed)``.
     """
 

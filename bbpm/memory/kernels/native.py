@@ -2,7 +2,7 @@
 BBPM write (:func:`write`), the read's per-slot weights (:func:`slot_weights`) and the
 fly-hash encoder of the exp08 baseline (:func:`flyhash_topk`).
 
-Why a C kernel: at the issue's setting (D=1M, d=64, K=32, B=8192) none of the library
+Why a C kernel: at the CPU target setting (D=1M, d=64, K=32, B=8192) none of the library
 write paths bench03 times (per-column ``index_add_``, ``scatter_add_``, ``index_put_``
 with accumulation, a sparse ``addmm_``) reaches the 3x speedup over the prototype's write
 that this kernel gives; bench03 prints each one's ratio. The kernel is one loop with
@@ -39,8 +39,8 @@ import torch
 
 SOURCE = Path(__file__).with_name("csrc") / "bbpm_cpu.c"
 CFLAGS = ("-O3", "-std=c99", "-shared", "-fPIC", "-pthread")
-#: Tried first: the kernel's threads then come from the OpenMP runtime, which is torch's
-#: own libgomp when torch loaded one (same soname): no thread start-up per call, and no
+#: The build tries these flags first: the kernel's threads then come from the OpenMP
+#: runtime, which is torch's own libgomp when torch loaded one (same soname): no thread start-up per call, and no
 #: competition with torch's spinning pool threads. Without OpenMP, plain pthreads.
 OPENMP_FLAGS = ("-fopenmp",)
 #: Minimum slot entries per thread: below it the thread start-up (tens of microseconds)

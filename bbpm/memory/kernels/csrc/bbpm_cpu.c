@@ -12,9 +12,8 @@
  *    falls in its range. No two threads touch the same row (no atomics, no races), and every
  *    slot receives its additions in the order of i whatever T is: the result is bitwise
  *    identical for every thread count.
- * 2. The read weights 1 / ((counts[idx] + eps) * M) for torch's embedding_bag read (no
- *    read kernel: the same prefetching loop for the whole read was tried and was not faster
- *    than embedding_bag, which already fuses the gather and the weighting).
+ * 2. The read weights 1 / ((counts[idx] + eps) * M) for torch's embedding_bag read, which
+ *    fuses the gather and the weighting itself (there is no read kernel here).
  * 3. The fly-hash encoder of the exp08 baseline (bottom of the file).
  *
  * bbpm_first_bad_index() runs before any of them so that an out-of-range slot id raises in
