@@ -40,8 +40,9 @@ import torch
 SOURCE = Path(__file__).with_name("csrc") / "bbpm_cpu.c"
 CFLAGS = ("-O3", "-std=c99", "-shared", "-fPIC", "-pthread")
 #: The build tries these flags first: the kernel's threads then come from the OpenMP
-#: runtime, which is torch's own libgomp when torch loaded one (same soname): no thread start-up per call, and no
-#: competition with torch's spinning pool threads. Without OpenMP, plain pthreads.
+#: runtime, which is torch's own libgomp when torch loaded one (same soname): no thread
+#: start-up per call, and no competition with torch's spinning pool threads. Without
+#: OpenMP, plain pthreads.
 OPENMP_FLAGS = ("-fopenmp",)
 #: Minimum slot entries per thread: below it the thread start-up (tens of microseconds)
 #: costs more than it saves.
