@@ -38,8 +38,8 @@
 # write-side mitigation, re-writing every tracked item under its current key every
 # `refresh_every` steps, is measured too.
 #
-# **Setup.** Defaults in `params/exp06.yaml`; the cell after the parameters prints this run's
-# settings. $n$ tracked items, each with $x_0 \in \mathbb R^m$ standard normal ($m$ = `x_dim`)
+# **Setup.** This run's settings (`params/exp06.yaml` for the full run): {glue:text}`settings`.
+# $n$ tracked items, each with $x_0 \in \mathbb R^m$ standard normal ($m$ = `x_dim`)
 # and a random value id out of $C$ (the value written is row `id` of a random unit codebook,
 # centred as in exp05), are written at $t = 0$ under `ProjectionKeys` ($b$ sign bits of a
 # fixed Gaussian projection, packed and mixed into an int64 key). At every step
@@ -66,57 +66,39 @@ fill_per_step = 5000
 refresh_every = 5
 refresh_sigma = 0.03
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from myst_nb import glue
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash, Timer
 from bbpm.baselines.decode import decode_top1, random_codebook
 from bbpm.hashing import diagnostics
 from bbpm.integration.keying import ProjectionKeys
 from bbpm.theory.snr_bounds import expected_cosine
-from bbpm.utils import Experiment, progress
+from bbpm.utils import Experiment, progress, show_table
 
-params = dict(
-    seed=seed,
-    D=D,
-    d=d,
-    K=K,
-    H=H,
-    block_size=block_size,
-    n_values=n_values,
-    x_dim=x_dim,
-    bits_values=bits_values,
-    main_bits=main_bits,
-    sigmas=sigmas,
-    n_items=n_items,
-    n_steps=n_steps,
-    fill_per_step=fill_per_step,
-    refresh_every=refresh_every,
-    refresh_sigma=refresh_sigma,
-)
-exp = Experiment("exp06_drift_stability", params)
+exp = Experiment.from_notebook("exp06_drift_stability", "notebooks/exp06.py", globals())
 if main_bits not in bits_values:
     raise ValueError(f"main_bits must be one of bits_values={bits_values}, got {main_bits}")
 if refresh_sigma not in sigmas:
     raise ValueError(f"refresh_sigma must be one of sigmas={sigmas}, got {refresh_sigma}")
-print(
-    f"memory: D = {D:,} slots, d = {d}, K = {K}, H = {H}, block size L = {block_size}, "
-    f"C = {n_values} value ids"
-)
-print(
-    f"n = {n_items} tracked items, x_dim m = {x_dim}, key bits b in {bits_values} (main {main_bits}), "
-    f"drift sigma in {sigmas}"
-)
-print(
-    f"{n_steps} steps of {fill_per_step:,} filler items: load lambda = N*K*H/D from "
-    f"{n_items * K * H / D:.2f} to {(n_items + n_steps * fill_per_step) * K * H / D:.1f}; "
-    f"refresh every {refresh_every} steps at sigma = {refresh_sigma}"
+load_first = n_items * K * H / D
+load_last = (n_items + n_steps * fill_per_step) * K * H / D
+glue(
+    "settings",
+    f"D = {D:,} slots, d = {d}, K = {K}, H = {H}, block size L = {block_size}, C = {n_values} "
+    f"value ids; n = {n_items} tracked items, m = {x_dim}, key bits b in {bits_values} (main "
+    f"{main_bits}), drift σ in {sigmas}; {n_steps} steps of {fill_per_step:,} filler items "
+    f"(load λ = NKH/D from {load_first:.2f} to {load_last:.1f}); re-write every "
+    f"{refresh_every} steps at σ = {refresh_sigma}",
+    display=False,
 )
 
+# %% tags=["hide-input"]
 # Centred codebook: the mean row of a raw random codebook piles up in every slot at high load
 # and biases every read (measured in exp05), so the rows are centred and renormalised.
 raw_codebook = random_codebook(n_values, d, seed=seed)
@@ -126,9 +108,7 @@ item_value_ids = torch.randint(n_values, (n_items,), generator=gen)
 item_values = codebook[item_value_ids]
 x0 = torch.randn(n_items, x_dim, generator=gen)
 projection_keys = {b: ProjectionKeys(x_dim, n_bits=b, seed=seed + b) for b in bits_values}
-FILLER_BASE = (
-    1 << 40
-)  # filler ids; projection keys are mixed 64-bit patterns, so a clash has odds ~2^-64
+FILLER_BASE = 1 << 40  # filler ids; projection keys are mixed 64-bit patterns: clash odds ~2^-64
 
 
 def new_memory() -> BBPMMemoryFloat:
@@ -144,7 +124,8 @@ def filler_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def recall(memory: BBPMMemoryFloat, keys: torch.Tensor) -> tuple[float, float]:
-    """(top-1 success rate, mean cosine to the true code) of the tracked items read under ``keys [n_items]``."""
+    """(top-1 success rate, mean cosine to the true code) of the tracked items read under
+    ``keys [n_items]``."""
     reads = memory.read(keys)
     decoded, _, _ = decode_top1(reads, codebook)
     cosines = torch.nn.functional.cosine_similarity(reads, item_values, dim=1)
@@ -159,20 +140,19 @@ def recall(memory: BBPMMemoryFloat, keys: torch.Tensor) -> tuple[float, float]:
 # $1 - (1 - 2^{-b})^{n-1}$; SimHash codes of Gaussian inputs are not uniform (neighbouring
 # sign patterns are more likely), so the measured share can be higher.
 
-# %%
+# %% tags=["hide-input"]
 key_sharing = {}
 for b, pk in projection_keys.items():
-    keys0 = pk(x0)
-    _, inverse, counts = torch.unique(keys0, return_inverse=True, return_counts=True)
+    _, inverse, counts = torch.unique(pk(x0), return_inverse=True, return_counts=True)
     key_sharing[b] = {
         "measured": float((counts[inverse] > 1).double().mean()),
         "uniform_theory": 1.0 - (1.0 - 2.0**-b) ** (n_items - 1),
         "distinct_keys": int(counts.numel()),
     }
-    print(
-        f"{b:2d} bits: {key_sharing[b]['distinct_keys']} distinct keys for {n_items} items; "
-        f"{key_sharing[b]['measured']:.3f} share a key (uniform codes: {key_sharing[b]['uniform_theory']:.3f})"
-    )
+show_table(
+    ["key bits", "distinct keys", "share of items sharing a key", "uniform codes"],
+    [[b, v["distinct_keys"], f"{v['measured']:.3f}", f"{v['uniform_theory']:.3f}"] for b, v in key_sharing.items()],
+)  # fmt: skip
 
 # %% [markdown]
 # ## The run
@@ -184,37 +164,14 @@ for b, pk in projection_keys.items():
 # step $t$ divisible by `refresh_every` (old copies stay, as BBPM has no delete), and is queried
 # with the current key. Each $\sigma$ has its own drift trajectory from the same $x_0$.
 
-# %%
-memories = {b: new_memory() for b in bits_values}
-refresh_memory = new_memory()
-keys0 = {b: pk(x0) for b, pk in projection_keys.items()}
-bits0 = {b: pk.bits(x0) for b, pk in projection_keys.items()}
-for b, memory in memories.items():
-    memory.write(keys0[b], item_values)
-refresh_memory.write(keys0[main_bits], item_values)
-refresh_writes = n_items
 
-drift_gen = torch.Generator().manual_seed(seed + 2)
-x_t = {sigma: x0.clone() for sigma in sigmas}
-rows = []
-write_seconds, writes_timed = 0.0, 0
-for t in progress(range(n_steps + 1), desc="time steps"):
-    if t > 0:
-        filler_keys, filler_values = filler_batch(t)
-        for memory in [*memories.values(), refresh_memory]:
-            with Timer() as timer:
-                memory.write(filler_keys, filler_values)
-            write_seconds += timer.elapsed
-            writes_timed += fill_per_step
-        for sigma in sigmas:
-            x_t[sigma] = x_t[sigma] + sigma * torch.randn(n_items, x_dim, generator=drift_gen)
-        if t % refresh_every == 0:
-            refresh_memory.write(projection_keys[main_bits](x_t[refresh_sigma]), item_values)
-            refresh_writes += n_items
-    n_written = n_items + t * fill_per_step
+# %% tags=["hide-input"]
+def query_rows(t: int, n_written: int) -> list[dict]:
+    """Stable and drifting recall of every bit width's memory at step ``t``."""
+    out = []
     for b, memory in memories.items():
         success, cos = recall(memory, keys0[b])
-        rows.append(
+        out.append(
             {
                 "t": t,
                 "bits": b,
@@ -231,10 +188,8 @@ for t in progress(range(n_steps + 1), desc="time steps"):
             pk = projection_keys[b]
             keys_t = pk(x_t[sigma])
             success, cos = recall(memory, keys_t)
-            angle = torch.arccos(
-                torch.nn.functional.cosine_similarity(x_t[sigma], x0, dim=1).clamp(-1, 1)
-            )
-            rows.append(
+            cos_x = torch.nn.functional.cosine_similarity(x_t[sigma], x0, dim=1).clamp(-1, 1)
+            out.append(
                 {
                     "t": t,
                     "bits": b,
@@ -245,23 +200,45 @@ for t in progress(range(n_steps + 1), desc="time steps"):
                     "mean_cos": cos,
                     "bit_flip_rate": float((pk.bits(x_t[sigma]) != bits0[b]).double().mean()),
                     "key_unchanged": float((keys_t == keys0[b]).double().mean()),
-                    "mean_angle": float(angle.mean()),
+                    "mean_angle": float(torch.arccos(cos_x).mean()),
                 }
             )
+    return out  # fmt: skip
+
+
+# %%
+memories = {b: new_memory() for b in bits_values}
+refresh_memory = new_memory()
+keys0 = {b: pk(x0) for b, pk in projection_keys.items()}
+bits0 = {b: pk.bits(x0) for b, pk in projection_keys.items()}
+for b, memory in memories.items():
+    memory.write(keys0[b], item_values)
+refresh_memory.write(keys0[main_bits], item_values)
+refresh_writes = n_items
+drift_gen = torch.Generator().manual_seed(seed + 2)
+x_t = {sigma: x0.clone() for sigma in sigmas}
+rows = []
+write_seconds, writes_timed = 0.0, 0
+for t in progress(range(n_steps + 1)):
+    if t > 0:
+        filler_keys, filler_values = filler_batch(t)
+        for memory in [*memories.values(), refresh_memory]:
+            with Timer() as timer:
+                memory.write(filler_keys, filler_values)
+            write_seconds += timer.elapsed
+            writes_timed += fill_per_step
+        for sigma in sigmas:
+            x_t[sigma] = x_t[sigma] + sigma * torch.randn(n_items, x_dim, generator=drift_gen)
+        if t % refresh_every == 0:
+            refresh_memory.write(projection_keys[main_bits](x_t[refresh_sigma]), item_values)
+            refresh_writes += n_items
+    n_written = n_items + t * fill_per_step
+    rows.extend(query_rows(t, n_written))
     success, cos = recall(refresh_memory, projection_keys[main_bits](x_t[refresh_sigma]))
-    rows.append(
-        {
-            "t": t,
-            "bits": main_bits,
-            "mode": "refresh",
-            "sigma": refresh_sigma,
-            "n_written": n_items + t * fill_per_step,
-            "total_writes": refresh_writes + t * fill_per_step,
-            "success": success,
-            "mean_cos": cos,
-        }
-    )
-exp.save_raw(rows)
+    rows.append({"t": t, "bits": main_bits, "mode": "refresh", "sigma": refresh_sigma,
+                 "n_written": n_written, "total_writes": refresh_writes + t * fill_per_step,
+                 "success": success, "mean_cos": cos})  # fmt: skip
+raw_csv = exp.save_raw(rows)
 
 # %% [markdown]
 # ## Theory and metrics
@@ -273,13 +250,22 @@ exp.save_raw(rows)
 # keys, so it does not see the shared keys of short codes).
 
 
-# %%
+# %% tags=["hide-input"]
 def series(mode: str, bits: int, sigma: float, field: str) -> list[float]:
-    return [
-        r[field] for r in rows if r["mode"] == mode and r["bits"] == bits and r["sigma"] == sigma
-    ]
+    return [r[field] for r in rows if (r["mode"], r["bits"], r["sigma"]) == (mode, bits, sigma)]
 
 
+def drift_curve(b: int, sigma: float, stable: list[float]) -> dict:
+    """Measured drift series and their predictions for one bit width and sigma."""
+    survive = [(1 - a / math.pi) ** b for a in theory_angle[sigma]]
+    fields = ("success", "mean_cos", "bit_flip_rate", "key_unchanged", "mean_angle")
+    return {f: series("drift", b, sigma, f) for f in fields} | {
+        "key_unchanged_theory": survive,
+        "success_predicted": [p * s + (1 - p) / n_values for p, s in zip(survive, stable, strict=True)],
+    }  # fmt: skip
+
+
+# %%
 steps = list(range(n_steps + 1))
 theory_angle = {sigma: [math.atan(sigma * math.sqrt(t)) for t in steps] for sigma in sigmas}
 curves = {}
@@ -288,24 +274,11 @@ for b in bits_values:
     curves[b] = {
         "stable_success": stable,
         "stable_mean_cos": series("stable", b, 0.0, "mean_cos"),
-        "drift": {
-            str(sigma): {
-                field: series("drift", b, sigma, field)
-                for field in ("success", "mean_cos", "bit_flip_rate", "key_unchanged", "mean_angle")
-            }
-            | {
-                "key_unchanged_theory": [(1 - a / math.pi) ** b for a in theory_angle[sigma]],
-                "success_predicted": [
-                    (1 - a / math.pi) ** b * s + (1 - (1 - a / math.pi) ** b) / n_values
-                    for a, s in zip(theory_angle[sigma], stable, strict=True)
-                ],
-            }
-            for sigma in sigmas
-        },
+        "drift": {str(sigma): drift_curve(b, sigma, stable) for sigma in sigmas},
     }
 refresh_rows = [r for r in rows if r["mode"] == "refresh"]
 all_keys = torch.cat([keys0[main_bits], *(filler_batch(t)[0] for t in range(1, n_steps + 1))])
-exp.save_metrics(
+metrics_json = exp.save_metrics(
     {
         "hash": memories[main_bits].hash_fn.config(),
         "t": steps,
@@ -319,14 +292,8 @@ exp.save_metrics(
             for t in steps
         ],
         "curves": {str(b): c for b, c in curves.items()},
-        "refresh": {
-            "bits": main_bits,
-            "sigma": refresh_sigma,
-            "every": refresh_every,
-            "success": [r["success"] for r in refresh_rows],
-            "mean_cos": [r["mean_cos"] for r in refresh_rows],
-            "total_writes": [r["total_writes"] for r in refresh_rows],
-        },
+        "refresh": {"bits": main_bits, "sigma": refresh_sigma, "every": refresh_every}
+        | {f: [r[f] for r in refresh_rows] for f in ("success", "mean_cos", "total_writes")},
         "collision_final": diagnostics.summarize(memories[main_bits].slots(all_keys), D),
         "memory_load_final": memories[main_bits].load_factor,
         "write_items_per_s": writes_timed / write_seconds if write_seconds > 0 else None,
@@ -337,16 +304,26 @@ exp.save_metrics(
 # ## Figure
 #
 # Drawn from `results/exp06_drift_stability/metrics.json`. Solid lines with markers: measured;
-# dotted / dashed: theory (see the legends).
+# dotted / dashed: theory (see the legends). Top: recall and fidelity over time for the main
+# bit width, and the key-bit flip rate; bottom: the keys that survive the drift, recall at the
+# last step against the key length, and the share of items sharing a key at $t = 0$.
 
-# %%
+# %% tags=["hide-input"]
 m = exp.load_metrics()
 hp = m["hyperparameters"]
-t_axis = m["t"]
-main = m["curves"][str(hp["main_bits"])]
+t_axis, mb = m["t"], str(hp["main_bits"])
+main = m["curves"][mb]
+bits_axis = [int(b) for b in m["curves"]]
 sigma_color = {str(s): f"C{i + 1}" for i, s in enumerate(hp["sigmas"])}
 bits_style = {str(b): ["-", "--", "-.", ":"][i % 4] for i, b in enumerate(hp["bits_values"])}
 bits_marker = {str(b): "os^D"[i % 4] for i, b in enumerate(hp["bits_values"])}
+
+
+def last(b, s=None):
+    """Stable recall at the last step for ``b`` bits, or the drift curves for sigma ``s``."""
+    curve = m["curves"][str(b)]
+    return curve["stable_success"][-1] if s is None else curve["drift"][s]
+
 
 fig, axes = plt.subplots(2, 3, figsize=(18, 10))
 for ax, field, ylabel, title in [
@@ -354,13 +331,13 @@ for ax, field, ylabel, title in [
         axes[0, 0],
         "success",
         "top-1 recall of the t = 0 items",
-        f"(a) recall vs time, {hp['main_bits']}-bit keys",
+        f"(a) recall vs time, {mb}-bit keys",
     ),
     (
         axes[0, 1],
         "mean_cos",
         "mean cosine(read, true code)",
-        f"(b) fidelity vs time, {hp['main_bits']}-bit keys",
+        f"(b) fidelity vs time, {mb}-bit keys",
     ),
 ]:
     ax.plot(t_axis, main[f"stable_{field}"], "o-", color="k", ms=3, label="stable keys")
@@ -376,9 +353,7 @@ for ax, field, ylabel, title in [
         color="C5",
         label=f"drift σ = {hp['refresh_sigma']} + re-write every {hp['refresh_every']} steps",
     )
-    ax.set_xlabel("time step t")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set(xlabel="time step t", ylabel=ylabel, title=title)
     ax.grid(True, alpha=0.3)
 axes[0, 0].plot([], [], "k:", lw=2, label="theory: P(key unchanged) x stable + rest x 1/C")
 axes[0, 0].legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 0.1), framealpha=0.9)
@@ -388,26 +363,21 @@ axes[0, 1].legend(
     ["theory, stable keys (assumes distinct keys); other lines as in (a)"],
     fontsize=8,
 )
-top = axes[0, 0].secondary_xaxis(
-    "top",
-    functions=(
-        lambda t: (hp["n_items"] + t * hp["fill_per_step"]) * hp["K"] * hp["H"] / hp["D"],
-        lambda lam: (lam * hp["D"] / (hp["K"] * hp["H"]) - hp["n_items"]) / hp["fill_per_step"],
-    ),
-)
-top.set_xlabel("memory load λ = NKH/D")
+load_of = lambda t: (hp["n_items"] + t * hp["fill_per_step"]) * hp["K"] * hp["H"] / hp["D"]  # noqa: E731
+t_of = lambda lam: (lam * hp["D"] / (hp["K"] * hp["H"]) - hp["n_items"]) / hp["fill_per_step"]  # noqa: E731
+axes[0, 0].secondary_xaxis("top", functions=(load_of, t_of)).set_xlabel("memory load λ = NKH/D")  # fmt: skip
 
+# %% tags=["hide-input"]
 ax = axes[0, 2]
 for s, c in main["drift"].items():
     ax.plot(t_axis, c["bit_flip_rate"], "o", ms=4, color=sigma_color[s], label=f"measured, σ = {s}")
     ax.plot(t_axis, m["theory_flip_rate"][s], "-", color=sigma_color[s], lw=1)
 ax.plot([], [], "k-", lw=1, label="theory arctan(σ√t)/π")
-ax.set_xlabel("time step t")
-ax.set_ylabel("share of key bits flipped since t = 0")
-ax.set_title(f"(c) key-bit flip rate ({hp['main_bits']} bits)")
-ax.grid(True, alpha=0.3)
-ax.legend(fontsize=8)
-
+ax.set(
+    xlabel="time step t",
+    ylabel="share of key bits flipped since t = 0",
+    title=f"(c) key-bit flip rate ({mb} bits)",
+)
 ax = axes[1, 0]
 for b, curve in m["curves"].items():
     for s, c in curve["drift"].items():
@@ -424,44 +394,35 @@ for b in m["curves"]:
         ms=4,
         label=f"{b} bits (line: (1-θ/π)^b)",
     )
-ax.set_xlabel("time step t")
-ax.set_ylabel("P(key_t = key_0)")
-ax.set_title("(d) keys that survive the drift: measured vs theory")
-ax.grid(True, alpha=0.3)
-ax.legend(fontsize=8, ncol=2)
-
-ax = axes[1, 1]
-bits_axis = [int(b) for b in m["curves"]]
-ax.plot(
-    bits_axis,
-    [m["curves"][str(b)]["stable_success"][-1] for b in bits_axis],
-    "o-",
-    color="k",
-    label="stable keys",
+ax.set(
+    xlabel="time step t",
+    ylabel="P(key_t = key_0)",
+    title="(d) keys that survive the drift: measured vs theory",
 )
+ax = axes[1, 1]
+ax.plot(bits_axis, [last(b) for b in bits_axis], "o-", color="k", label="stable keys")
 for s in main["drift"]:
     ax.plot(
         bits_axis,
-        [m["curves"][str(b)]["drift"][s]["success"][-1] for b in bits_axis],
+        [last(b, s)["success"][-1] for b in bits_axis],
         "o-",
         color=sigma_color[s],
         label=f"drift σ = {s}",
     )
     ax.plot(
         bits_axis,
-        [m["curves"][str(b)]["drift"][s]["success_predicted"][-1] for b in bits_axis],
+        [last(b, s)["success_predicted"][-1] for b in bits_axis],
         ":",
         lw=2,
         color=sigma_color[s],
     )
 ax.plot([], [], "k:", lw=2, label="theory")
-ax.set_xlabel("key bits b")
-ax.set_ylabel(f"top-1 recall at t = {t_axis[-1]}")
-ax.set_title("(e) short keys survive drift, long keys stay distinct")
-ax.set_xticks(bits_axis)
-ax.grid(True, alpha=0.3)
-ax.legend(fontsize=8)
-
+ax.set(
+    xlabel="key bits b",
+    ylabel=f"top-1 recall at t = {t_axis[-1]}",
+    title="(e) short keys survive drift, long keys stay distinct",
+    xticks=bits_axis,
+)
 ax = axes[1, 2]
 ks = m["key_sharing_t0"]
 ax.plot(
@@ -478,71 +439,106 @@ ax.plot(
     lw=1,
     label="uniform codes: 1-(1-2^-b)^(n-1)",
 )
-ax.set_xlabel("key bits b")
-ax.set_ylabel(f"share of the {hp['n_items']} items sharing their key")
-ax.set_title("(f) cost of short keys at t = 0: distinct items share a key")
-ax.set_xticks(bits_axis)
-ax.grid(True, alpha=0.3)
-ax.legend(fontsize=8)
+ax.set(
+    xlabel="key bits b",
+    ylabel=f"share of the {hp['n_items']} items sharing their key",
+    title="(f) cost of short keys at t = 0: distinct items share a key",
+    xticks=bits_axis,
+)
+for ax in [axes[0, 2], *axes[1]]:
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, ncol=2 if ax is axes[1, 0] else 1)
 fig.suptitle(
-    f"Key drift: D = {hp['D']:,}, d = {hp['d']}, K = {hp['K']}, H = {hp['H']}, C = {hp['n_values']}, "
-    f"n = {hp['n_items']} tracked items, {hp['fill_per_step']:,} new items per step"
+    f"Key drift: D = {hp['D']:,}, d = {hp['d']}, K = {hp['K']}, H = {hp['H']}, C = {hp['n_values']}, n = {hp['n_items']} tracked items, {hp['fill_per_step']:,} new items per step"
 )
 fig.tight_layout()
-exp.save_figure(fig, "drift_stability.png")
-plt.show()
+figure_png = exp.save_figure(fig, "drift_stability.png")  # fmt: skip
 
 # %% [markdown]
 # ## What the run shows
+#
+# **Stable keys.** With {glue:text}`main_bits`-bit keys the recall of the $t = 0$ items is
+# {glue:text}`stable_recall_t0` at $t = 0$ and {glue:text}`stable_recall_last` at
+# $t$ = {glue:text}`t_last` (load {glue:text}`load_t0` → {glue:text}`load_last`); the mean
+# cosine goes {glue:text}`stable_cos_t0` → {glue:text}`stable_cos_last` (theory
+# {glue:text}`stable_cos_theory_t0` → {glue:text}`stable_cos_theory_last`).
+#
+# **Drifting keys.** Per drift scale $\sigma$ at the last step, for the main bit width:
 
-# %%
+# %% tags=["hide-input"]
 T = t_axis[-1]
-mb = str(hp["main_bits"])
-print(
-    f"Stable {mb}-bit keys: recall {main['stable_success'][0]:.3f} at t = 0 and {main['stable_success'][-1]:.3f} at t = {T} "
-    f"(load {m['load'][0]:.2f} -> {m['load'][-1]:.1f}); mean cosine {main['stable_mean_cos'][0]:.3f} -> "
-    f"{main['stable_mean_cos'][-1]:.3f} (theory {m['stable_cos_theory'][0]:.3f} -> {m['stable_cos_theory'][-1]:.3f})."
-)
+# fmt: off
+for name, value, spec, what in [
+    ("main_bits", hp["main_bits"], "d", "key bits of the main memory"),
+    ("t_last", T, "d", "last time step"),
+    ("stable_recall_t0", main["stable_success"][0], ".3f", "stable-key recall at t = 0"),
+    ("stable_recall_last", main["stable_success"][-1], ".3f", "stable-key recall at the last step"),
+    ("load_t0", m["load"][0], ".2f", "load at t = 0"),
+    ("load_last", m["load"][-1], ".1f", "load at the last step"),
+    ("stable_cos_t0", main["stable_mean_cos"][0], ".3f", "stable-key mean cosine at t = 0"),
+    ("stable_cos_last", main["stable_mean_cos"][-1], ".3f", "stable-key mean cosine at the last step"),
+    ("stable_cos_theory_t0", m["stable_cos_theory"][0], ".3f", "theory mean cosine at t = 0"),
+    ("stable_cos_theory_last", m["stable_cos_theory"][-1], ".3f", "theory mean cosine at the last step"),
+]:
+    exp.record(name, value, spec, what)
+drift_table = []
 for s, c in main["drift"].items():
-    half = next(
-        (
-            t
-            for t, v in zip(t_axis, c["success"], strict=True)
-            if v < 0.5 * main["stable_success"][t]
-        ),
-        None,
-    )
-    print(
-        f"Drift σ = {s}: recall {c['success'][-1]:.3f} at t = {T} (predicted {c['success_predicted'][-1]:.3f}); "
-        f"keys unchanged {c['key_unchanged'][-1]:.3f} (theory {c['key_unchanged_theory'][-1]:.3f}); bit flip rate "
-        f"{c['bit_flip_rate'][-1]:.3f} (theory {m['theory_flip_rate'][s][-1]:.3f}); "
-        + (
-            f"recall below half the stable recall from t = {half}."
-            if half is not None
-            else "recall stays above half the stable recall."
-        )
-    )
+    ratio = [v / max(main["stable_success"][t], 1e-12) for t, v in zip(t_axis, c["success"], strict=True)]
+    half = next((t for t, r in zip(t_axis, ratio, strict=True) if r < 0.5), None)
+    drift_table.append([s] + [f"{v:.3f}" for v in (c["success"][-1], c["success_predicted"][-1], c["key_unchanged"][-1],
+                        c["key_unchanged_theory"][-1], c["bit_flip_rate"][-1], m["theory_flip_rate"][s][-1])]
+                       + ["never" if half is None else f"t = {half}"])
+show_table(["σ", "recall", "predicted", "keys unchanged", "theory", "bit flip rate", "theory",
+            "recall < half the stable recall from"], drift_table)
+# fmt: on
+
+# %% [markdown]
+# Over all bit widths, $\sigma$ and $t$, the measured drifting recall is within
+# {glue:text}`max_err_drift_recall` of the prediction $P(\text{unchanged}) \cdot
+# \text{recall}_\text{stable} + (1 - P(\text{unchanged}))/C$.
+#
+# **Key length.** Short keys survive drift but let distinct items share a key at $t = 0$;
+# long keys stay distinct but break at the first flipped bit:
+
+# %% tags=["hide-input"]
 worst = max(
     abs(a - b)
     for curve in m["curves"].values()
     for c in curve["drift"].values()
     for a, b in zip(c["success"], c["success_predicted"], strict=True)
 )
-print(f"Largest |measured - predicted| drifting recall over all bit widths, σ and t: {worst:.3f}.")
-for b in bits_axis:
-    cb = m["curves"][str(b)]
-    print(
-        f"{b:2d} bits: {ks[str(b)]['measured']:.3f} of items share their t = 0 key; recall at t = {T}: stable "
-        f"{cb['stable_success'][-1]:.3f}, "
-        + ", ".join(f"σ = {s}: {cb['drift'][s]['success'][-1]:.3f}" for s in cb["drift"])
-    )
-r = m["refresh"]
-print(
-    f"Re-writing every {r['every']} steps (σ = {r['sigma']}, {r['bits']} bits): recall {np.mean(r['success'][1:]):.3f} on average "
-    f"over t = 1..{T} (min {min(r['success']):.3f}) vs {np.mean(main['drift'][str(r['sigma'])]['success'][1:]):.3f} without, "
-    f"for {r['total_writes'][-1] - m['n_written'][-1]:,} extra writes ({r['total_writes'][-1] / m['n_written'][-1] - 1:.1%} more load)."
-)
-print(
-    f"Collision diagnostics at t = {T} ({mb}-bit memory): max load {m['collision_final']['max_load']}, "
-    f"gini {m['collision_final']['gini_load']:.3f}, q2 x D {m['collision_final']['q2'] * hp['D']:.3f}."
-)
+exp.record("max_err_drift_recall", worst, ".3f", "largest |measured - predicted| drifting recall")
+show_table(
+    ["key bits", "share of items sharing a key at t = 0", "stable recall at the end"]
+    + [f"σ = {s}" for s in main["drift"]],
+    [[b, f"{ks[str(b)]['measured']:.3f}", f"{last(b):.3f}"] + [f"{last(b, s)['success'][-1]:.3f}" for s in main["drift"]] for b in bits_axis],
+)  # fmt: skip
+
+# %% [markdown]
+# **Re-writing.** Re-writing every tracked item every {glue:text}`refresh_every` steps
+# ($\sigma$ = {glue:text}`refresh_sigma`) keeps the recall at {glue:text}`refresh_recall_mean`
+# on average over $t \geq 1$ (minimum {glue:text}`refresh_recall_min`), against
+# {glue:text}`no_refresh_recall_mean` without, for {glue:text}`refresh_extra_writes` extra
+# writes ({glue:text}`refresh_extra_load` more load).
+#
+# **Collisions.** At the last step the main memory's slots have max load
+# {glue:text}`final_max_load`, Gini coefficient {glue:text}`final_gini` and
+# $q_2 \cdot D$ = {glue:text}`final_q2_d`.
+
+# %% tags=["hide-input"]
+r, cf = m["refresh"], m["collision_final"]
+# fmt: off
+for name, value, spec, what in [
+    ("refresh_every", r["every"], "d", "steps between re-writes"),
+    ("refresh_sigma", r["sigma"], "g", "drift scale of the re-written memory"),
+    ("refresh_recall_mean", float(np.mean(r["success"][1:])), ".3f", "mean recall with re-writes, t >= 1"),
+    ("refresh_recall_min", min(r["success"]), ".3f", "lowest recall with re-writes"),
+    ("no_refresh_recall_mean", float(np.mean(main["drift"][str(r["sigma"])]["success"][1:])), ".3f", "mean recall without re-writes, t >= 1"),
+    ("refresh_extra_writes", r["total_writes"][-1] - m["n_written"][-1], ",d", "extra writes of the re-writes"),
+    ("refresh_extra_load", r["total_writes"][-1] / m["n_written"][-1] - 1, ".1%", "extra load of the re-writes"),
+    ("final_max_load", cf["max_load"], "d", "max slot load at the last step"),
+    ("final_gini", cf["gini_load"], ".3f", "Gini coefficient of the slot loads at the last step"),
+    ("final_q2_d", cf["q2"] * hp["D"], ".3f", "collision probability q2 times D at the last step"),
+]:
+    exp.record(name, value, spec, what)
+# fmt: on

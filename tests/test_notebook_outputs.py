@@ -92,6 +92,31 @@ def test_executed_notebook_outputs_are_clean(path):
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
 
 
+GLUE_REFERENCE = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z_][\w]*)")
+
+
+def missing_glue(notebook: dict) -> set[str]:
+    """Names that markdown cells show with {glue:...}`name` but no code cell glued."""
+    used, glued = set(), set()
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            used.update(GLUE_REFERENCE.findall(_text(cell.get("source"))))
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                glued.add(name)
+    return used - glued
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("path", executed_notebooks() or [None], ids=lambda p: p and p.stem)
+def test_every_glued_name_in_the_prose_was_recorded(path):
+    if path is None:
+        pytest.skip(f"no executed notebooks in {NOTEBOOKS} (run scripts/run_notebooks.sh)")
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    assert not missing_glue(notebook), f"{path.name}: prose shows names no cell glued"
+
+
 def code_cell(*outputs: dict) -> dict:
     return {"cell_type": "code", "source": "", "outputs": list(outputs)}
 
@@ -117,3 +142,11 @@ def test_the_scan_finds_each_kind_of_problem_and_passes_clean_output():
     assert problems_in({"cells": [code_cell(stream("see /srv/repo/x\n"))]}, root="/srv/repo")
     stamp = {"cells": [code_cell(stream("ran 2026-12-03 13:40 UTC\n"))]}
     assert problems_in(stamp) and not problems_in(stamp, timestamps=True)
+
+
+def test_missing_glue_names_the_prose_references_without_a_value():
+    glued = code_cell(
+        {"output_type": "display_data", "data": {}, "metadata": {"scrapbook": {"name": "a"}}}
+    )
+    prose = {"cell_type": "markdown", "source": "x {glue:text}`a` and {glue:text}`b:.2f`"}
+    assert missing_glue({"cells": [glued, prose]}) == {"b"}
