@@ -235,3 +235,24 @@ def test_markdown_table_escapes_pipes():
         "|---|---|",
         "| 1 | x\\|y |",
     ]
+
+
+def test_neighbour_overlap_matches_a_brute_force_count():
+    from bbpm.hashing.diagnostics import neighbour_overlap
+
+    gen = torch.Generator().manual_seed(3)
+    D, n_items, M = 50, 40, 4
+    idx = torch.stack([torch.randperm(D, generator=gen)[:M] for _ in range(n_items)])
+    eval_rows = torch.tensor([0, 5, 17])
+    got = neighbour_overlap(idx, eval_rows, D)
+    neighbours, shared, largest = [], [], []
+    for row in eval_rows.tolist():
+        mine = set(idx[row].tolist())
+        counts = [len(mine & set(idx[j].tolist())) for j in range(n_items) if j != row]
+        counts = [c for c in counts if c > 0]
+        neighbours.append(len(counts))
+        shared.extend(counts)
+        largest.append(max(counts, default=0))
+    assert got["neighbours_per_item"] == pytest.approx(sum(neighbours) / 3)
+    assert got["shared_slots_per_neighbour"] == pytest.approx(sum(shared) / len(shared))
+    assert got["max_shared_slots"] == pytest.approx(sum(largest) / 3)

@@ -6,6 +6,7 @@ slot ids in ``[0, D)``; the load of slot i is ``c_i``, the number of times i occ
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -107,4 +108,52 @@ def summarize(indices: torch.Tensor, D: int) -> dict[str, float]:
         "q2": estimate_q2(indices, D),
         "q2_uniform": 1.0 / D,
         "self_collision_rate": self_collision_rate(indices),
+    }
+
+
+def neighbour_overlap(idx: torch.Tensor, eval_rows: torch.Tensor, D: int) -> dict[str, float]:
+    """Slot sharing between the evaluated items and all written items.
+
+    Args:
+        idx: ``[N, M]`` int64 slots in ``[0, D)`` of every written item (M = K*H).
+        eval_rows: ``[E]`` rows of ``idx`` to evaluate.
+        D: table size.
+
+    Returns:
+        mean number of distinct neighbours (other items sharing >= 1 slot) per evaluated item,
+        mean slots shared per (item, neighbour) pair, and mean over items of the largest
+        number of slots shared with a single neighbour.
+    """
+    n_items, slots_per_item = idx.shape
+    eval_slots = idx[eval_rows].reshape(-1)
+    eval_owner = torch.arange(eval_rows.numel()).repeat_interleave(slots_per_item)
+    touched = torch.zeros(D, dtype=torch.bool)
+    touched[eval_slots] = True
+    flat = idx.reshape(-1)
+    hit = touched[flat]
+    other_slots = flat[hit]
+    other_owner = torch.arange(n_items).repeat_interleave(slots_per_item)[hit]
+    order = torch.argsort(eval_slots)
+    sorted_slots, sorted_owner = eval_slots[order], eval_owner[order]
+    lo = torch.searchsorted(sorted_slots, other_slots, right=False)
+    hi = torch.searchsorted(sorted_slots, other_slots, right=True)
+    reps = hi - lo  # >= 1: every selected slot belongs to at least one evaluated item
+    pos = torch.repeat_interleave(lo, reps) + (
+        torch.arange(int(reps.sum())) - torch.repeat_interleave(torch.cumsum(reps, 0) - reps, reps)
+    )
+    pair_eval = sorted_owner[pos]
+    pair_other = torch.repeat_interleave(other_owner, reps)
+    not_self = pair_other != eval_rows[pair_eval]
+    pair_ids = pair_eval[not_self] * n_items + pair_other[not_self]
+    pairs, shared = torch.unique(pair_ids, return_counts=True)
+    pair_item = pairs // n_items
+    n_eval_items = eval_rows.numel()
+    neighbours = torch.bincount(pair_item, minlength=n_eval_items).double()
+    max_shared = torch.zeros(n_eval_items, dtype=torch.int64).scatter_reduce(
+        0, pair_item, shared, reduce="amax"
+    )
+    return {
+        "neighbours_per_item": float(neighbours.mean()),
+        "shared_slots_per_neighbour": float(shared.double().mean()) if shared.numel() else math.nan,
+        "max_shared_slots": float(max_shared.double().mean()),
     }
