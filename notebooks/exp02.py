@@ -271,69 +271,33 @@ best = max(cfg, key=lambda e: e["mixed_mean_cos"])
 worst = min(cfg, key=lambda e: e["mixed_mean_cos"])
 big = max(cfg, key=lambda e: e["pair_ratio_M2_over_D"])
 small = min(cfg, key=lambda e: e["pair_ratio_M2_over_D"])
-strict = f"mixed_share_above_{hp['taus'][-1]:g}"
-rec = exp.record
-rec("n_configs", len(cfg), "d", "number of (K, H) configurations")
-rec(
-    "max_err_mean_cos",
-    m["max_abs_error_mean_cos"],
-    ".5f",
-    "largest |measured - theory| mean cosine",
-)
-rec(
-    "max_err_share_tau0",
-    m["max_abs_error_share"][f"{hp['taus'][0]:g}"],
-    ".4f",
-    "largest |measured - theory| share above the first tau",
-)
-rec(
-    "max_err_share_tau1",
-    m["max_abs_error_share"][f"{hp['taus'][-1]:g}"],
-    ".4f",
-    "largest |measured - theory| share above the last tau",
-)
-rec("worst_mean_cos", worst["mixed_mean_cos"], ".4f", "lowest mean cosine (mixed hash)")
-rec(
-    "worst_config",
-    f"K = {worst['K']}, H = {worst['H']}",
-    "",
-    "configuration with the lowest mean cosine",
-)
-rec("best_mean_cos", best["mixed_mean_cos"], ".4f", "highest mean cosine (mixed hash)")
-rec(
-    "best_config",
-    f"K = {best['K']}, H = {best['H']}",
-    "",
-    "configuration with the highest mean cosine",
-)
-rec(
-    "mean_cos_spread",
-    best["mixed_mean_cos"] - worst["mixed_mean_cos"],
-    ".4f",
-    "best minus worst mean cosine",
-)
-rec("load_min", min(e["load_factor"] for e in cfg), ".2f", "smallest load N*K*H/D")
-rec("load_max", max(e["load_factor"] for e in cfg), ".2f", "largest load N*K*H/D")
-rec("strict_share_min", min(e[strict] for e in cfg), ".3f", "lowest share above the stricter tau")
-rec("strict_share_max", max(e[strict] for e in cfg), ".3f", "highest share above the stricter tau")
-rec("big_m", big["M"], "d", "largest M = K*H")
-rec("big_mean_cos", big["mixed_mean_cos"], ".4f", "mean cosine at the largest M")
-rec("small_m", small["M"], "d", "smallest M = K*H")
-rec("small_mean_cos", small["mixed_mean_cos"], ".4f", "mean cosine at the smallest M")
-rec(
-    "more_slots_verdict",
-    "did not help" if big["mixed_mean_cos"] < small["mixed_mean_cos"] else "helped",
-    "",
-    "largest vs smallest M",
-)
-rec("big_pair_ratio", big["pair_ratio_M2_over_D"], ".2f", "M^2/D at the largest M")
-rec(
-    "big_theory_no_pair",
-    big["theory"]["mean_cosine_no_pair"],
-    ".4f",
-    "theory without the pair term at the largest M",
-)
-rec("big_theory", big["theory"]["mean_cosine"], ".4f", "theory at the largest M")  # fmt: skip
+strict, taus_run = f"mixed_share_above_{hp['taus'][-1]:g}", hp["taus"]
+# fmt: off
+for name, value, spec, what in [
+    ("n_configs", len(cfg), "d", "number of (K, H) configurations"),
+    ("max_err_mean_cos", m["max_abs_error_mean_cos"], ".5f", "largest |measured - theory| mean cosine"),
+    ("max_err_share_tau0", m["max_abs_error_share"][f"{taus_run[0]:g}"], ".4f", "largest |measured - theory| share above the first tau"),
+    ("max_err_share_tau1", m["max_abs_error_share"][f"{taus_run[-1]:g}"], ".4f", "largest |measured - theory| share above the last tau"),
+    ("worst_mean_cos", worst["mixed_mean_cos"], ".4f", "lowest mean cosine (mixed hash)"),
+    ("worst_config", f"K = {worst['K']}, H = {worst['H']}", "", "configuration with the lowest mean cosine"),
+    ("best_mean_cos", best["mixed_mean_cos"], ".4f", "highest mean cosine (mixed hash)"),
+    ("best_config", f"K = {best['K']}, H = {best['H']}", "", "configuration with the highest mean cosine"),
+    ("mean_cos_spread", best["mixed_mean_cos"] - worst["mixed_mean_cos"], ".4f", "best minus worst mean cosine"),
+    ("load_min", min(e["load_factor"] for e in cfg), ".2f", "smallest load N*K*H/D"),
+    ("load_max", max(e["load_factor"] for e in cfg), ".2f", "largest load N*K*H/D"),
+    ("strict_share_min", min(e[strict] for e in cfg), ".3f", "lowest share above the stricter tau"),
+    ("strict_share_max", max(e[strict] for e in cfg), ".3f", "highest share above the stricter tau"),
+    ("big_m", big["M"], "d", "largest M = K*H"),
+    ("big_mean_cos", big["mixed_mean_cos"], ".4f", "mean cosine at the largest M"),
+    ("small_m", small["M"], "d", "smallest M = K*H"),
+    ("small_mean_cos", small["mixed_mean_cos"], ".4f", "mean cosine at the smallest M"),
+    ("more_slots_verdict", "did not help" if big["mixed_mean_cos"] < small["mixed_mean_cos"] else "helped", "", "largest vs smallest M"),
+    ("big_pair_ratio", big["pair_ratio_M2_over_D"], ".2f", "M^2/D at the largest M"),
+    ("big_theory_no_pair", big["theory"]["mean_cosine_no_pair"], ".4f", "theory without the pair term at the largest M"),
+    ("big_theory", big["theory"]["mean_cosine"], ".4f", "theory at the largest M"),
+]:
+    exp.record(name, value, spec, what)
+# fmt: on
 
 # %% tags=["hide-input"]
 if compare_prototype:
@@ -343,19 +307,14 @@ if compare_prototype:
     ]
     worse = sum(g > max(n, 1e-12) for g, n in zip(gap, noise, strict=True))
     lowest = min(cfg, key=lambda e: e["prototype_mean_cos"])
-    rec(
-        "prototype_worse_count",
-        f"{worse} of {len(cfg)}",
-        "",
-        "configurations where the prototype formula reads back less",
-    )
-    rec(
-        "prototype_min_mean_cos",
-        lowest["prototype_mean_cos"],
-        ".4f",
-        "lowest mean cosine of the prototype formula",
-    )
-    rec("prototype_given_min", lowest["prototype_diagnostics"]["cosine_given_hash"], ".4f", "theory given the prototype's slots there")  # fmt: skip
+    # fmt: off
+    for name, value, spec, what in [
+        ("prototype_worse_count", f"{worse} of {len(cfg)}", "", "configurations where the prototype formula reads back less"),
+        ("prototype_min_mean_cos", lowest["prototype_mean_cos"], ".4f", "lowest mean cosine of the prototype formula"),
+        ("prototype_given_min", lowest["prototype_diagnostics"]["cosine_given_hash"], ".4f", "theory given the prototype's slots there"),
+    ]:
+        exp.record(name, value, spec, what)
+    # fmt: on
 
 # %% [markdown]
 # ## Table for the paper

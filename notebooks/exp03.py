@@ -311,6 +311,8 @@ ax.set(
     title=f"(d) occupancy at N = {m['occupancy_hist_N']:,}",
 )
 ax.grid(True, alpha=0.3)
+
+# %% tags=["hide-input"]
 ax = axes[1, 2]
 x = np.arange(len(m["hashes"]))
 for offset, op, hatch in [(-0.2, "write", ""), (0.2, "read", "//")]:
@@ -410,6 +412,8 @@ elif abs(share_gap) > abs(gap):
     )
 else:
     share_sentence = f"The share above {thr} differs by no more than the mean cosine: {share_b:.3f} vs {share_g:.3f}."
+
+# %% tags=["hide-input"]
 small_more = at("shared_slots_per_neighbour", s) > at("shared_slots_per_neighbour", g)
 # fmt: off
 for name, value, spec, what in [

@@ -200,27 +200,18 @@ metrics_json = exp.save_metrics(
 
 # %% tags=["hide-input"]
 m = exp.load_metrics()
+# fmt: off
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
-ax.plot(
-    m["T"], [b / GB for b in m["kv_bytes_analytic"]], "-", color="C0", label="KV cache (analytic)"
-)
+ax.plot(m["T"], [b / GB for b in m["kv_bytes_analytic"]], "-", color="C0", label="KV cache (analytic)")
 for key, style, label in [
     ("kv_bytes_storage", dict(marker="o", color="C0"), "KV cache: tensor storage"),
     ("kv_rss_growth_bytes", dict(marker="x", color="C2", ms=8), "KV cache: RSS growth (CPU)"),
-    (
-        "kv_cuda_peak_bytes",
-        dict(marker="s", mfc="none", color="C3", ms=8),
-        "KV cache: CUDA max allocated",
-    ),
+    ("kv_cuda_peak_bytes", dict(marker="s", mfc="none", color="C3", ms=8), "KV cache: CUDA max allocated"),
 ]:
     pairs = [(T, b / GB) for T, b in zip(m["T"], m[key], strict=True) if b is not None]
     if pairs:  # a series with no measured point gets no legend entry
         ax.plot(*zip(*pairs, strict=True), ls="none", label=label, **style)
-ax.axhline(
-    m["bbpm_bytes_analytic"] / GB,
-    color="C1",
-    label=f"BBPM D={m['hyperparameters']['bbpm_D']:,} (analytic)",
-)
+ax.axhline(m["bbpm_bytes_analytic"] / GB, color="C1", label=f"BBPM D={m['hyperparameters']['bbpm_D']:,} (analytic)")
 for key, style, label in [
     ("bbpm_bytes_storage", dict(marker="D"), "BBPM: tensor storage"),
     ("bbpm_cuda_peak_bytes", dict(marker="s", mfc="none", ms=8), "BBPM: CUDA max allocated"),
@@ -229,24 +220,15 @@ for key, style, label in [
     if m[key] is not None:
         ax.plot(m["T"][0], m[key] / GB, ls="none", color="C1", label=label, **style)
 if m["crossover_T_interpolated"] is not None:
-    ax.axvline(
-        m["crossover_T_interpolated"],
-        color="grey",
-        ls=":",
-        label=f"crossover T* = {m['crossover_T_interpolated']:,.0f}",
-    )
+    ax.axvline(m["crossover_T_interpolated"], color="grey", ls=":", label=f"crossover T* = {m['crossover_T_interpolated']:,.0f}")
 if m["max_T_that_fits"] is not None and m["max_T_that_fits"] <= m["T"][-1]:
-    ax.axvline(
-        m["max_T_that_fits"],
-        color="black",
-        ls="--",
-        label=f"KV no longer fits ({m['memory_limit_source']})",
-    )
+    ax.axvline(m["max_T_that_fits"], color="black", ls="--", label=f"KV no longer fits ({m['memory_limit_source']})")
 ax.set(xscale="log", yscale="log", xlabel="context length T (tokens)", ylabel="memory (GB)")
 ax.set_title("KV-cache memory grows with T; BBPM memory is constant")
 ax.grid(True, which="both", alpha=0.3)
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-figure_png = exp.save_figure(fig, "kv_vs_bbpm_memory.png")  # fmt: skip
+figure_png = exp.save_figure(fig, "kv_vs_bbpm_memory.png")
+# fmt: on
 
 # %% [markdown]
 # ## What the run shows

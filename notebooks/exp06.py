@@ -325,59 +325,39 @@ def last(b, s=None):
     return curve["stable_success"][-1] if s is None else curve["drift"][s]
 
 
+# fmt: off
 fig, axes = plt.subplots(2, 3, figsize=(18, 10))
 for ax, field, ylabel, title in [
-    (
-        axes[0, 0],
-        "success",
-        "top-1 recall of the t = 0 items",
-        f"(a) recall vs time, {mb}-bit keys",
-    ),
-    (
-        axes[0, 1],
-        "mean_cos",
-        "mean cosine(read, true code)",
-        f"(b) fidelity vs time, {mb}-bit keys",
-    ),
+    (axes[0, 0], "success", "top-1 recall of the t = 0 items", f"(a) recall vs time, {mb}-bit keys"),
+    (axes[0, 1], "mean_cos", "mean cosine(read, true code)", f"(b) fidelity vs time, {mb}-bit keys"),
 ]:
     ax.plot(t_axis, main[f"stable_{field}"], "o-", color="k", ms=3, label="stable keys")
     for s, c in main["drift"].items():
         ax.plot(t_axis, c[field], "o-", ms=3, color=sigma_color[s], label=f"drift σ = {s}")
         if field == "success":
             ax.plot(t_axis, c["success_predicted"], ":", lw=2, color=sigma_color[s])
-    ax.plot(
-        t_axis,
-        m["refresh"][field],
-        "s--",
-        ms=3,
-        color="C5",
-        label=f"drift σ = {hp['refresh_sigma']} + re-write every {hp['refresh_every']} steps",
-    )
+    ax.plot(t_axis, m["refresh"][field], "s--", ms=3, color="C5",
+            label=f"drift σ = {hp['refresh_sigma']} + re-write every {hp['refresh_every']} steps")
     ax.set(xlabel="time step t", ylabel=ylabel, title=title)
     ax.grid(True, alpha=0.3)
 axes[0, 0].plot([], [], "k:", lw=2, label="theory: P(key unchanged) x stable + rest x 1/C")
 axes[0, 0].legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 0.1), framealpha=0.9)
 (theory_line,) = axes[0, 1].plot(t_axis, m["stable_cos_theory"], "k--", lw=1)
-axes[0, 1].legend(
-    [theory_line],
-    ["theory, stable keys (assumes distinct keys); other lines as in (a)"],
-    fontsize=8,
-)
-load_of = lambda t: (hp["n_items"] + t * hp["fill_per_step"]) * hp["K"] * hp["H"] / hp["D"]  # noqa: E731
-t_of = lambda lam: (lam * hp["D"] / (hp["K"] * hp["H"]) - hp["n_items"]) / hp["fill_per_step"]  # noqa: E731
-axes[0, 0].secondary_xaxis("top", functions=(load_of, t_of)).set_xlabel("memory load λ = NKH/D")  # fmt: skip
+axes[0, 1].legend([theory_line], ["theory, stable keys (assumes distinct keys); other lines as in (a)"], fontsize=8)
+axes[0, 0].secondary_xaxis("top", functions=(
+    lambda t: (hp["n_items"] + t * hp["fill_per_step"]) * hp["K"] * hp["H"] / hp["D"],
+    lambda lam: (lam * hp["D"] / (hp["K"] * hp["H"]) - hp["n_items"]) / hp["fill_per_step"],
+)).set_xlabel("memory load λ = NKH/D")
+# fmt: on
 
 # %% tags=["hide-input"]
+# fmt: off
 ax = axes[0, 2]
 for s, c in main["drift"].items():
     ax.plot(t_axis, c["bit_flip_rate"], "o", ms=4, color=sigma_color[s], label=f"measured, σ = {s}")
     ax.plot(t_axis, m["theory_flip_rate"][s], "-", color=sigma_color[s], lw=1)
 ax.plot([], [], "k-", lw=1, label="theory arctan(σ√t)/π")
-ax.set(
-    xlabel="time step t",
-    ylabel="share of key bits flipped since t = 0",
-    title=f"(c) key-bit flip rate ({mb} bits)",
-)
+ax.set(xlabel="time step t", ylabel="share of key bits flipped since t = 0", title=f"(c) key-bit flip rate ({mb} bits)")
 ax = axes[1, 0]
 for b, curve in m["curves"].items():
     for s, c in curve["drift"].items():
@@ -386,73 +366,28 @@ for b, curve in m["curves"].items():
 for s in main["drift"]:
     ax.plot([], [], "-", color=sigma_color[s], label=f"σ = {s}")
 for b in m["curves"]:
-    ax.plot(
-        [],
-        [],
-        bits_style[b] + bits_marker[b],
-        color="grey",
-        ms=4,
-        label=f"{b} bits (line: (1-θ/π)^b)",
-    )
-ax.set(
-    xlabel="time step t",
-    ylabel="P(key_t = key_0)",
-    title="(d) keys that survive the drift: measured vs theory",
-)
+    ax.plot([], [], bits_style[b] + bits_marker[b], color="grey", ms=4, label=f"{b} bits (line: (1-θ/π)^b)")
+ax.set(xlabel="time step t", ylabel="P(key_t = key_0)", title="(d) keys that survive the drift: measured vs theory")
 ax = axes[1, 1]
 ax.plot(bits_axis, [last(b) for b in bits_axis], "o-", color="k", label="stable keys")
 for s in main["drift"]:
-    ax.plot(
-        bits_axis,
-        [last(b, s)["success"][-1] for b in bits_axis],
-        "o-",
-        color=sigma_color[s],
-        label=f"drift σ = {s}",
-    )
-    ax.plot(
-        bits_axis,
-        [last(b, s)["success_predicted"][-1] for b in bits_axis],
-        ":",
-        lw=2,
-        color=sigma_color[s],
-    )
+    ax.plot(bits_axis, [last(b, s)["success"][-1] for b in bits_axis], "o-", color=sigma_color[s], label=f"drift σ = {s}")
+    ax.plot(bits_axis, [last(b, s)["success_predicted"][-1] for b in bits_axis], ":", lw=2, color=sigma_color[s])
 ax.plot([], [], "k:", lw=2, label="theory")
-ax.set(
-    xlabel="key bits b",
-    ylabel=f"top-1 recall at t = {t_axis[-1]}",
-    title="(e) short keys survive drift, long keys stay distinct",
-    xticks=bits_axis,
-)
+ax.set(xlabel="key bits b", ylabel=f"top-1 recall at t = {t_axis[-1]}", title="(e) short keys survive drift, long keys stay distinct", xticks=bits_axis)
 ax = axes[1, 2]
 ks = m["key_sharing_t0"]
-ax.plot(
-    bits_axis,
-    [ks[str(b)]["measured"] for b in bits_axis],
-    "o-",
-    color="k",
-    label="measured (SimHash of Gaussian x)",
-)
-ax.plot(
-    bits_axis,
-    [ks[str(b)]["uniform_theory"] for b in bits_axis],
-    "k--",
-    lw=1,
-    label="uniform codes: 1-(1-2^-b)^(n-1)",
-)
-ax.set(
-    xlabel="key bits b",
-    ylabel=f"share of the {hp['n_items']} items sharing their key",
-    title="(f) cost of short keys at t = 0: distinct items share a key",
-    xticks=bits_axis,
-)
+ax.plot(bits_axis, [ks[str(b)]["measured"] for b in bits_axis], "o-", color="k", label="measured (SimHash of Gaussian x)")
+ax.plot(bits_axis, [ks[str(b)]["uniform_theory"] for b in bits_axis], "k--", lw=1, label="uniform codes: 1-(1-2^-b)^(n-1)")
+ax.set(xlabel="key bits b", ylabel=f"share of the {hp['n_items']} items sharing their key", title="(f) cost of short keys at t = 0: distinct items share a key", xticks=bits_axis)
 for ax in [axes[0, 2], *axes[1]]:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, ncol=2 if ax is axes[1, 0] else 1)
-fig.suptitle(
-    f"Key drift: D = {hp['D']:,}, d = {hp['d']}, K = {hp['K']}, H = {hp['H']}, C = {hp['n_values']}, n = {hp['n_items']} tracked items, {hp['fill_per_step']:,} new items per step"
-)
+fig.suptitle(f"Key drift: D = {hp['D']:,}, d = {hp['d']}, K = {hp['K']}, H = {hp['H']}, C = {hp['n_values']}, "
+             f"n = {hp['n_items']} tracked items, {hp['fill_per_step']:,} new items per step")
 fig.tight_layout()
-figure_png = exp.save_figure(fig, "drift_stability.png")  # fmt: skip
+figure_png = exp.save_figure(fig, "drift_stability.png")
+# fmt: on
 
 # %% [markdown]
 # ## What the run shows
