@@ -17,7 +17,7 @@
 # **Claim.** With the default hash (`GlobalAffineHash`, mixed mode) the read fidelity of
 # `BBPMMemoryFloat` falls with the number of stored items $N$ as the theory of the
 # [Theory chapter](../theory.md) predicts from $(N, D, K, H, d)$ alone (how closely, absolutely
-# and in standard errors over the seeds, is computed in item 1 of the Discussion): the mean cosine
+# and in standard errors over the seeds, is computed in the Discussion): the mean cosine
 # between $\mathrm{read}(x)$ and the written unit vector is $\mathbb E[G(a, s_2)]$, with the
 # signal $a$ and the crosstalk energy $s_2$ set by the Binomial slot loads. At heavy load it
 # tends to $1/\sqrt{1 + N/D}$, independent of $K$: the prototype's sketch
@@ -32,8 +32,8 @@
 # per-key overlap pattern can, and plugging it into the same formula $G(a, s_2)$ predicts the
 # measured collapse.
 #
-# **Setup.** The prototype's capacity experiment (defaults in `params/exp01.yaml`; the cell
-# after the parameters prints this run's settings): $D$ slots, value dimension $d$, $K$ slots
+# **Setup.** The prototype's capacity experiment with this run's parameters
+# (`params/exp01.yaml` for the full run): {glue:text}`settings`. In general: $D$ slots, value dimension $d$, $K$ slots
 # per hash, $H$ hashes; values are random unit vectors, keys $0..N-1$, written in batches,
 # and the first $\min(N, n_\mathrm{eval})$ keys are read back. Each seed draws new values
 # and, for the mixed hash, a new hash seed; the memory is filled incrementally, so the state
@@ -52,45 +52,34 @@ n_seeds = 3
 taus = [0.9, 0.95]
 theory_points = 40
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from myst_nb import glue
 
 from bbpm import BBPMMemoryFloat, GlobalAffineHash
 from bbpm.hashing import diagnostics
 from bbpm.theory import collision_model, sanity_checks, snr_bounds
 from bbpm.theory.sanity_checks import unit_gaussian_values
-from bbpm.utils import Experiment, progress
+from bbpm.utils import Experiment, progress, show_table
 
-params = dict(
-    seed=seed,
-    D=D,
-    d=d,
-    K=K,
-    H=H,
-    N_values=N_values,
-    n_eval=n_eval,
-    batch_size=batch_size,
-    n_seeds=n_seeds,
-    taus=taus,
-    theory_points=theory_points,
-)
-exp = Experiment("exp01_capacity_scaling", params)
+exp = Experiment.from_notebook("exp01_capacity_scaling", "notebooks/exp01.py", globals())
 N_values = sorted(N_values)
 seeds = list(range(seed, seed + n_seeds))
 HASHES = {
     "mixed": lambda s: GlobalAffineHash(D, seed=s, mode="mixed"),
     "prototype": lambda s: GlobalAffineHash(D, mode="prototype"),  # the formula has no seed
 }
-print(
-    f"D = {D:,} slots, d = {d}, K = {K}, H = {H}, N = {N_values}, {n_seeds} seed(s), {n_eval} keys read per point"
-)
-print(
-    f"load factor lambda = N*K*H/D from {N_values[0] * K * H / D:.4f} to {N_values[-1] * K * H / D:.2f}"
+glue(
+    "settings",
+    f"D = {D:,} slots, d = {d}, K = {K}, H = {H}, N in {N_values} (load λ = NKH/D from "
+    f"{N_values[0] * K * H / D:.4f} to {N_values[-1] * K * H / D:.2f}), {n_seeds} seed(s), "
+    f"{n_eval} keys read per point",
+    display=False,
 )
 
 # %% [markdown]
@@ -139,7 +128,7 @@ for s in seeds:
             bar.update()
         del memory
 bar.close()
-exp.save_raw(rows)
+raw_csv = exp.save_raw(rows)
 
 # %% [markdown]
 # ## Diagnostics: per slot and per key
@@ -310,7 +299,7 @@ runtime = {
     }
     for hash_name in HASHES
 }
-exp.save_metrics(
+metrics_json = exp.save_metrics(
     {
         "measured": measured,
         "theory_curve": theory_curve,
@@ -334,7 +323,7 @@ exp.save_metrics(
 # the max load under uniform hashing, on the same scale. (d) Per-key overlap: how
 # concentrated the crosstalk is on a few partners (mean over keys that collide at all).
 
-# %%
+# %% tags=["hide-input"]
 m = exp.load_metrics()
 colors = {"mixed": "tab:blue", "prototype": "tab:red"}
 fig, axes = plt.subplots(2, 2, figsize=(12, 9))
@@ -489,8 +478,7 @@ ax.set_ylabel(f"slots (of K*H = {K * H}) per colliding key")
 ax.set_title("(d) per-key overlap: the prototype's collisions come in runs")
 ax.legend(fontsize=7, loc="upper left")
 fig.tight_layout()
-exp.save_figure(fig, "capacity_vs_fidelity.png")
-plt.show()
+figure_png = exp.save_figure(fig, "capacity_vs_fidelity.png")
 
 # %% [markdown]
 # ## Theory vs measurement
@@ -498,22 +486,23 @@ plt.show()
 # The table (from `metrics.json`) puts the prediction next to the measurement at every $N$;
 # `error` is measured minus predicted mean cosine, `stderr` its standard error over seeds.
 
-# %%
-header = f"{'N':>8} {'load':>6} {'theory':>8} {'measured':>9} {'stderr':>8} {'error':>9} {'sd th.':>7} {'sd meas':>8} {'proto':>7} {'proto|hash':>10}"
-print(header)
-for c in m["theory_vs_measurement"]:
-    print(
-        f"{c['N']:>8} {c['load_factor']:>6.2f} {c['theory_mean_cos']:>8.5f} {c['measured_mean_cos']:>9.5f} "
-        f"{c['stderr']:>8.5f} {c['error']:>+9.5f} {c['theory_std_cos']:>7.4f} {c['measured_std_cos']:>8.4f} "
-        f"{c['prototype_measured_mean_cos']:>7.4f} {c['prototype_cosine_given_hash']:>10.4f}"
-    )
+# %% tags=["hide-input"]
+show_table(
+    ["N", "load", "theory", "measured", "stderr", "error", "sd th.", "sd meas.", "prototype", "prototype | hash"],
+    [[f"{c['N']:,}", f"{c['load_factor']:.2f}", f"{c['theory_mean_cos']:.5f}", f"{c['measured_mean_cos']:.5f}",
+      f"{c['stderr']:.5f}", f"{c['error']:+.5f}", f"{c['theory_std_cos']:.4f}", f"{c['measured_std_cos']:.4f}",
+      f"{c['prototype_measured_mean_cos']:.4f}", f"{c['prototype_cosine_given_hash']:.4f}"]
+     for c in m["theory_vs_measurement"]],
+)  # fmt: skip
 
 # %% [markdown]
 # ## Discussion
 #
-# The numbers below are read from this run's `metrics.json`.
+# **Theory vs measurement.** {glue:text}`fit_sentence`
+#
+# **The prototype's sketch.** {glue:text}`sketch_sentence`
 
-# %%
+# %% tags=["hide-input"]
 comp = m["theory_vs_measurement"]
 last = comp[-1]
 proto = m["collision_diagnostics"]["prototype"]
@@ -539,9 +528,10 @@ def in_se(c: dict) -> float:
     return 0.0 if c["error"] == 0 else math.inf
 
 
+# %% tags=["hide-input"]
 rel_loss = abs(worst_rel["error"]) / max(1 - worst_rel["theory_mean_cos"], 1e-12)
 line = (
-    f"1. Default (mixed) hash vs theory: the largest |measured - theory| mean cosine is "
+    f"For the default (mixed) hash the largest |measured - theory| mean cosine is "
     f"{abs(worst_abs['error']):.5f} (N = {worst_abs['N']:,}); relative to the predicted fidelity loss "
     f"1 - cos the largest gap is {rel_loss:.1%} (N = {worst_rel['N']:,}, error {worst_rel['error']:+.5f} "
     f"on a loss of {1 - worst_rel['theory_mean_cos']:.5f})."
@@ -585,51 +575,94 @@ line += (
     f"(theory {last['theory_mean_cos']:.4f}); the heavy-load limit 1/sqrt(1 + N/D) is "
     f"{m['theory_at_N'][i_big]['high_load_limit']:.4f}."
 )
-print(line)
-print(
-    f"2. The prototype's sqrt(D/(NK)) sketch gives {last['prototype_guess']:.3f} at N = {last['N']:,}: off by "
-    f"{last['measured_mean_cos'] - last['prototype_guess']:+.3f} from the measurement, and above 1 for "
-    f"N < D/K = {D // K:,}. It is not a model of this memory."
+exp.record("fit_sentence", line, "", "theory vs measurement, default hash")
+
+# %% tags=["hide-input"]
+exp.record(
+    "sketch_sentence",
+    (
+        f"The prototype's sqrt(D/(NK)) sketch gives {last['prototype_guess']:.3f} at N = {last['N']:,}: off by "
+        f"{last['measured_mean_cos'] - last['prototype_guess']:+.3f} from the measurement, and above 1 for "
+        f"N < D/K = {D // K:,}. It is not a model of this memory."
+    ),
+    "",
+    "the prototype's sqrt(D/(NK)) sketch",
 )
+
+# %% [markdown]
+# **Accuracy at a threshold.** The share of keys whose read has cosine above $\tau$, theory
+# against measurement (the tail bound is only informative in the tail, far from the mean):
+
+# %% tags=["hide-input"]
+tau_rows = []
 for tau in m["hyperparameters"]["taus"]:
     errs = [
         abs(c[f"theory_share_above_{tau:g}"] - c[f"measured_share_above_{tau:g}"]) for c in comp
     ]
-    print(
-        f"3 (tau = {tau:g}). Share of keys with cosine > {tau:g}: largest |theory - measured| {max(errs):.4f}; at N = {last['N']:,} "
-        f"measured {last[f'measured_share_above_{tau:g}']:.4f}, theory {last[f'theory_share_above_{tau:g}']:.4f}, "
-        f"tail bound on the share below: {last[f'share_below_{tau:g}_bound']:.3g} "
-        f"(the bound is only informative in the tail, far from the mean)."
+    tau_rows.append(
+        [
+            f"{tau:g}",
+            f"{max(errs):.4f}",
+            f"{last[f'measured_share_above_{tau:g}']:.4f}",
+            f"{last[f'theory_share_above_{tau:g}']:.4f}",
+            f"{last[f'share_below_{tau:g}_bound']:.3g}",
+        ]
     )
-print(
-    f"4. Prototype formula: at N = {last['N']:,} its mean cosine is {last['prototype_measured_mean_cos']:.4f} vs "
-    f"{last['measured_mean_cos']:.4f} for the mixed hash"
-    + (
-        f"; it falls more than 0.01 below the mixed hash from N = {first_bad['N']:,} on."
-        if first_bad
-        else "."
-    )
-    + f" At N = {comp[0]['N']:,} it has no collisions at all (mean cosine {comp[0]['prototype_measured_mean_cos']:.6f} "
-    f"vs {comp[0]['measured_mean_cos']:.6f}): at very low load its structure helps."
+show_table(["τ", "largest |theory - measured|", f"measured at N = {last['N']:,}", "theory", "tail bound on the share below"],
+           tau_rows)  # fmt: skip
+
+# %% [markdown]
+# **The prototype's hash formula.** {glue:text}`proto_sentence` {glue:text}`proto_stats_sentence`
+#
+# **Max load of the default hash.** {glue:text}`max_load_sentence`
+#
+# **The collapse, explained.** {glue:text}`given_hash_sentence`
+#
+# **Speed.** The default hash wrote {glue:text}`items_per_second` items/s (CPU); the whole
+# notebook took {glue:text}`runtime_seconds` s.
+
+# %% tags=["hide-input"]
+exp.record(
+    "proto_sentence",
+    (
+        f"At N = {last['N']:,} its mean cosine is {last['prototype_measured_mean_cos']:.4f} vs "
+        f"{last['measured_mean_cos']:.4f} for the mixed hash"
+        + (
+            f"; it falls more than 0.01 below the mixed hash from N = {first_bad['N']:,} on."
+            if first_bad
+            else "."
+        )
+        + f" At N = {comp[0]['N']:,} it has no collisions at all (mean cosine {comp[0]['prototype_measured_mean_cos']:.6f} "
+        f"vs {comp[0]['measured_mean_cos']:.6f}): at very low load its structure helps."
+    ),
+    "",
+    "the prototype formula against the mixed hash",
 )
-print(
-    "5. Its per-slot statistics "
-    + (
-        "look better than random hashing"
-        if proto[-1]["max_load"] <= mixed[-1]["max_load"]
-        and proto[-1]["gini_load"] < mixed[-1]["gini_load"]
-        else "do not look better than random hashing"
-    )
-    + f": at N = {last['N']:,} the max load is "
-    f"{proto[-1]['max_load']} vs {mixed[-1]['max_load']} (mixed; uniform theory {mixed[-1]['max_load_uniform_theory']:.1f}), "
-    f"the Gini of the loads {proto[-1]['gini_load']:.3f} vs {mixed[-1]['gini_load']:.3f}, the sum q_i^2 estimate x D "
-    f"{proto[-1]['q2'] * D:.3f} vs {mixed[-1]['q2'] * D:.3f} (uniform theory {mixed[-1]['q2_uniform_theory'] * D:.3f}). "
-    f"Per key, however, it shares slots with only {proto[-1]['partners_per_key']:.1f} other keys "
-    f"(mixed: {mixed[-1]['partners_per_key']:.1f}), up to {proto[-1]['max_slots_shared_with_one_key']:.1f} of its "
-    f"{K * H} slots with a single one; sum m^2 / sum m = {proto[-1]['overlap_concentration']:.1f} vs "
-    f"{mixed[-1]['overlap_concentration']:.3f}. A partner sharing m slots enters the read with weight ~m/(KH), so "
-    f"its crosstalk does not average out: s2 = {proto[-1]['mean_s2']:.4f} vs {mixed[-1]['mean_s2']:.4f}."
+exp.record(
+    "proto_stats_sentence",
+    (
+        "Its per-slot statistics "
+        + (
+            "look better than random hashing"
+            if proto[-1]["max_load"] <= mixed[-1]["max_load"]
+            and proto[-1]["gini_load"] < mixed[-1]["gini_load"]
+            else "do not look better than random hashing"
+        )
+        + f": at N = {last['N']:,} the max load is "
+        f"{proto[-1]['max_load']} vs {mixed[-1]['max_load']} (mixed; uniform theory {mixed[-1]['max_load_uniform_theory']:.1f}), "
+        f"the Gini of the loads {proto[-1]['gini_load']:.3f} vs {mixed[-1]['gini_load']:.3f}, the sum q_i^2 estimate x D "
+        f"{proto[-1]['q2'] * D:.3f} vs {mixed[-1]['q2'] * D:.3f} (uniform theory {mixed[-1]['q2_uniform_theory'] * D:.3f}). "
+        f"Per key, however, it shares slots with only {proto[-1]['partners_per_key']:.1f} other keys "
+        f"(mixed: {mixed[-1]['partners_per_key']:.1f}), up to {proto[-1]['max_slots_shared_with_one_key']:.1f} of its "
+        f"{K * H} slots with a single one; sum m^2 / sum m = {proto[-1]['overlap_concentration']:.1f} vs "
+        f"{mixed[-1]['overlap_concentration']:.3f}. A partner sharing m slots enters the read with weight ~m/(KH), so "
+        f"its crosstalk does not average out: s2 = {proto[-1]['mean_s2']:.4f} vs {mixed[-1]['mean_s2']:.4f}."
+    ),
+    "",
+    "the prototype formula's slot and key statistics",
 )
+
+# %% tags=["hide-input"]
 worst_ratio = max(mixed, key=lambda e: e["max_load"] / e["max_load_uniform_theory"])
 outside = [
     e
@@ -638,7 +671,7 @@ outside = [
 ]
 self_rate = max(e["self_collision_rate"] for e in mixed)
 line = (
-    f"5b. Mixed hash, max slot load: at most {worst_ratio['max_load'] / worst_ratio['max_load_uniform_theory']:.2f} x "
+    f"Mixed hash, max slot load: at most {worst_ratio['max_load'] / worst_ratio['max_load_uniform_theory']:.2f} x "
     f"the uniform-hashing expectation (N = {worst_ratio['N']:,}: {worst_ratio['max_load']} vs "
     f"{worst_ratio['max_load_uniform_theory']:.1f}). Under uniform hashing the max load at that N lies in "
     f"[{worst_ratio['max_load_uniform_q0.01']}, {worst_ratio['max_load_uniform_q0.99']}] with 98% probability "
@@ -664,7 +697,7 @@ line += (
     if self_rate == 0
     else f" Up to {self_rate:.1e} of keys revisit their own slots (self-collisions), which adds load to those slots."
 )
-print(line)
+exp.record("max_load_sentence", line, "", "max slot load against uniform hashing")
 # How much of the prototype's failure (its measured mean cosine more than 0.01 below the
 # uniform theory's, as in item 4) the given-hash prediction accounts for.
 failing = [c for c in comp if c["theory_mean_cos"] - c["prototype_measured_mean_cos"] > 0.01]
@@ -678,7 +711,7 @@ unexplained = max(
     default=None,
 )
 line = (
-    f"6. The same formula G(a, s2), fed with the prototype's exact per-key coefficients, predicts its measured "
+    f"The same formula G(a, s2), fed with the prototype's exact per-key coefficients, predicts its measured "
     f"mean cosine within {worst_proto_err:.4f} at every N. "
 )
 if unexplained is None:
@@ -696,11 +729,14 @@ else:
             else ", so the per-key coefficients explain only part of it."
         )
     )
-print(line)
-print(
-    f"Runtime: {m['runtime']['mixed']['items_per_second']:,.0f} items/s written (mixed hash, CPU), whole notebook "
-    f"{m['runtime_seconds']:.0f} s."
+exp.record("given_hash_sentence", line, "", "the given-hash prediction of the prototype")
+exp.record(
+    "items_per_second",
+    m["runtime"]["mixed"]["items_per_second"],
+    ",.0f",
+    "items written per second, mixed hash",
 )
+exp.record("runtime_seconds", m["runtime_seconds"], ".0f", "notebook compute time")
 
 # %% [markdown]
 # ## Table for the paper
@@ -709,7 +745,7 @@ print(
 # `results/exp01_capacity_scaling/exp01_capacity_scaling.tex` (copied into the paper by
 # `scripts/reproduce_icml.sh`).
 
-# %%
+# %% tags=["hide-input"]
 table_rows = [
     [
         f"{r['N']:,}",
@@ -720,11 +756,9 @@ table_rows = [
     ]
     for r in exp.load_metrics()["theory_vs_measurement"]
 ]
-print(
-    exp.save_latex_table(
-        "exp01_capacity_scaling.tex",
-        ["N", "load NKH/D", "mean cos (default hash)", "theory", "mean cos (prototype formula)"],
-        table_rows,
-        caption="Mean read cosine vs N: measurement, theory and the prototype's hash formula (exp01).",
-    ).read_text()
+latex_table = exp.save_latex_table(
+    "exp01_capacity_scaling.tex",
+    ["N", "load NKH/D", "mean cos (default hash)", "theory", "mean cos (prototype formula)"],
+    table_rows,
+    caption="Mean read cosine vs N: measurement, theory and the prototype's hash formula (exp01).",
 )
