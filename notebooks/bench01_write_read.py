@@ -27,7 +27,7 @@
 #   slot column; both read the values in place instead of a $KH$-fold copy.
 #
 # On the prototype's setting ($D = 10^6$, $d = 64$, $K = 32$, $H = 1$, batches of $B = 8192$,
-# float32) the targets are a read at least 10x and a write at least 3x faster than the
+# float32; this run's base setting: {glue:text}`base_setting`) the targets are a read at least 10x and a write at least 3x faster than the
 # canonical ops, with results equal within $10^{-5}$ relative. This notebook times both paths
 # in one process on the same inputs while varying one of $K, D, d, B$ and the storage dtype
 # at a time, splits each op into hashing and the memory kernel, and draws the time a
@@ -60,44 +60,29 @@ repeats = 5
 copy_mbytes = 256
 threads = 0
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from myst_nb import glue
 
 from bbpm import GlobalAffineHash
 from bbpm import bench as bbpm_bench
 from bbpm.hashing import diagnostics
 from bbpm.memory.base import counts_dtype_for
-from bbpm.utils import Experiment, progress
+from bbpm.utils import Experiment, progress, show_table
 
-params = dict(
-    seed=seed,
-    D=D,
-    d=d,
-    K=K,
-    H=H,
-    B=B,
-    dtype=dtype,
-    K_values=K_values,
-    D_values=D_values,
-    d_values=d_values,
-    B_values=B_values,
-    dtypes=dtypes,
-    repeats=repeats,
-    copy_mbytes=copy_mbytes,
-    threads=threads,
-)
 if threads < 0:
     raise ValueError(f"threads must be 0 (torch's default) or a positive count, got {threads}")
 if threads > 0:
     torch.set_num_threads(threads)
-exp = Experiment("bench01_write_read", params)
+exp = Experiment.from_notebook("bench01_write_read", "notebooks/bench01_write_read.py", globals())
 if dtype not in bbpm_bench.DTYPES or any(t not in bbpm_bench.DTYPES for t in dtypes):
     raise ValueError(
         f"dtypes must be among {sorted(bbpm_bench.DTYPES)}, got dtype={dtype!r}, dtypes={dtypes}"
     )
-print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+glue("base_setting", f"D = {D:,}, d = {d}, K = {K}, H = {H}, B = {B}, {dtype}, torch {torch.__version__} with "
+     f"{torch.get_num_threads()} threads", display=False)  # fmt: skip
 
 # %% [markdown]
 # ## The machine's copy bandwidth
@@ -112,17 +97,17 @@ print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
 # bytes we count for it (`bbpm.bench.traffic_bytes`) over-estimate what it really fetches.
 # The Discussion says whether that happened in this run.
 
-# %%
+# %% tags=["hide-input"]
 bandwidth = bbpm_bench.copy_bandwidth(
     copy_mbytes * 2**20, repeats=repeats, threads=torch.get_num_threads()
 )
 llc_bytes = bandwidth["llc_bytes"]
-print(
-    f"copy_: {bandwidth['copy_gbps']:.1f} GB/s (median; fastest call {bandwidth['copy_gbps_best']:.1f}), "
-    f"clone: {bandwidth['clone_gbps']:.1f} GB/s; {bandwidth['threads']} torch threads, two buffers of "
-    f"{bandwidth['n_bytes'] / 2**20:.0f} MiB, last-level cache "
-    + (f"{llc_bytes / 2**20:.0f} MiB" if llc_bytes else "size unknown")
-)
+show_table(
+    ["copy_ (GB/s, median)", "fastest call", "clone (GB/s)", "threads", "buffers", "last-level cache"],
+    [[f"{bandwidth['copy_gbps']:.1f}", f"{bandwidth['copy_gbps_best']:.1f}", f"{bandwidth['clone_gbps']:.1f}",
+      bandwidth["threads"], f"2 x {bandwidth['n_bytes'] / 2**20:.0f} MiB",
+      f"{llc_bytes / 2**20:.0f} MiB" if llc_bytes else "size unknown"]],
+)  # fmt: skip
 
 # %% [markdown]
 # ## One variable at a time
@@ -139,53 +124,43 @@ configs = [("base", None, dict(base))] + [
 ]
 cache: dict[tuple, dict] = {}
 rows = []
-for sweep, value, cfg in progress(configs, desc="configurations"):
+for sweep, value, cfg in progress(configs):
     key = tuple(sorted(cfg.items()))
     if key not in cache:
         cache[key] = bbpm_bench.compare_paths(
-            D=cfg["D"],
-            d=cfg["d"],
-            K=cfg["K"],
-            H=cfg["H"],
-            B=cfg["B"],
-            dtype=bbpm_bench.DTYPES[cfg["dtype"]],
-            repeats=repeats,
-            seed=seed,
+            D=cfg["D"], d=cfg["d"], K=cfg["K"], H=cfg["H"], B=cfg["B"],
+            dtype=bbpm_bench.DTYPES[cfg["dtype"]], repeats=repeats, seed=seed,
             hash_fn=GlobalAffineHash(cfg["D"], seed=seed),
-        )
+        )  # fmt: skip
     rows.append({"sweep": sweep, "value": value, **cache[key]})
 base_result = rows[0]
-print(bbpm_bench.format_report(base_result))
 
 # %% [markdown]
 # Collision diagnostics of the base batch (B keys, K*H slots each) for the record: at this
 # load few slots are shared, so the timings are not those of a degenerate index set.
 
-# %%
+# %% tags=["hide-input"]
 keys, _ = bbpm_bench.make_inputs(B, d, seed=seed)
 hash_stats = diagnostics.summarize(GlobalAffineHash(D, seed=seed).indices(keys, K, H), D)
-print({k: round(v, 6) if isinstance(v, float) else v for k, v in hash_stats.items()})
+show_table(
+    list(hash_stats), [[f"{v:.6g}" if isinstance(v, float) else v for v in hash_stats.values()]]
+)
 
-# %%
+# %% tags=["hide-input"]
 for row in rows:
     for op in ("read", "write"):
         # time a memory-bound op needs at the copy bandwidth: the floor drawn beside the data
         row[f"{op}_floor_s"] = row[f"{op}_bytes"] / (bandwidth["copy_gbps"] * 1e9)
 targets = {
-    "read_speedup": base_result["read_speedup"],
-    "write_speedup": base_result["write_speedup"],
-    "read_e2e_speedup": base_result["read_e2e_speedup"],
-    "write_e2e_speedup": base_result["write_e2e_speedup"],
+    **{f"{op}_{kind}": base_result[f"{op}_{kind}"] for op in ("read", "write") for kind in ("speedup", "e2e_speedup")},
     "read_target": bbpm_bench.READ_TARGET,
     "write_target": bbpm_bench.WRITE_TARGET,
     "read_target_met": base_result["read_speedup"] >= bbpm_bench.READ_TARGET,
     "write_target_met": base_result["write_speedup"] >= bbpm_bench.WRITE_TARGET,
-    "max_rel_error_fp32": max(
-        max(r["read_rel_error"], r["write_rel_error"]) for r in rows if r["dtype"] == "float32"
-    ),
+    "max_rel_error_fp32": max(max(r["read_rel_error"], r["write_rel_error"]) for r in rows if r["dtype"] == "float32"),
     "counts_equal_everywhere": all(r["counts_equal"] for r in rows),
-}
-exp.save_metrics(
+}  # fmt: skip
+metrics_json = exp.save_metrics(
     {
         "threads": torch.get_num_threads(),
         "load_average_1min": bbpm_bench.load_average(),
@@ -196,7 +171,7 @@ exp.save_metrics(
         "rows": rows,
     }
 )
-exp.save_raw(rows)
+raw_csv = exp.save_raw(rows)
 
 # %% [markdown]
 # ## Time per op against each variable
@@ -206,7 +181,7 @@ exp.save_raw(rows)
 # the gathered or read-modified-written rows, counts and slot ids). Hashing is not included
 # here (it is the same for both paths; see the split below).
 
-# %%
+# %% tags=["hide-input"]
 metrics = exp.load_metrics()
 result_rows = metrics["rows"]
 styles = {
@@ -216,7 +191,7 @@ styles = {
     ("write", "fast"): dict(color="tab:orange", ls="--", marker="s"),
 }
 fig, axes = plt.subplots(1, 5, figsize=(20, 4.2))
-for ax, name in zip(axes, ["K", "D", "d", "B", "dtype"]):
+for ax, name in zip(axes, ["K", "D", "d", "B", "dtype"], strict=True):
     sweep_rows = [r for r in result_rows if r["sweep"] == name]
     x = np.arange(len(sweep_rows)) if name == "dtype" else [r["value"] for r in sweep_rows]
     for (op, path), style in styles.items():
@@ -237,18 +212,16 @@ for ax, name in zip(axes, ["K", "D", "d", "B", "dtype"]):
         ax.set_xticks(x, [r["value"] for r in sweep_rows])
     else:
         ax.set_xscale("log")
-    ax.set_xlabel(name + ("" if name == "dtype" else " (log scale)"))
-    ax.set_title(f"vs {name}")
+    ax.set(xlabel=name + ("" if name == "dtype" else " (log scale)"), title=f"vs {name}")
     ax.grid(True, which="both", alpha=0.3)
 axes[0].set_ylabel("time per call (ms, median)")
 axes[0].legend(fontsize=8)
 fig.suptitle(
-    f"BBPM read/write time, base D={D:,} d={d} K={K} H={H} B={B} {dtype}, "
-    f"{metrics['threads']} threads, copy bandwidth {metrics['copy_bandwidth']['copy_gbps']:.1f} GB/s"
+    f"BBPM read/write time, base D={D:,} d={d} K={K} H={H} B={B} {dtype}, {metrics['threads']} threads, "
+    f"copy bandwidth {metrics['copy_bandwidth']['copy_gbps']:.1f} GB/s"
 )
 fig.tight_layout()
-exp.save_figure(fig, "time_vs_variables.png")
-plt.show()
+time_png = exp.save_figure(fig, "time_vs_variables.png")  # fmt: skip
 
 # %% [markdown]
 # ## Where the time goes
@@ -256,120 +229,119 @@ plt.show()
 # Each op = hashing the keys to their $KH$ slots + the memory kernel; the label on each bar
 # gives hashing's share of hash + kernel.
 
-# %%
+# %% tags=["hide-input"]
 b = metrics["base"]
 fig, ax = plt.subplots(figsize=(7, 4))
 labels = ["read canonical", "read fast", "write canonical", "write fast"]
-kernel_ms = [
-    b["read_canonical_median_s"],
-    b["read_fast_median_s"],
-    b["write_canonical_median_s"],
-    b["write_fast_median_s"],
-]
-kernel_ms = [t * 1e3 for t in kernel_ms]
+kernel_ms = [b[f"{label.replace(' ', '_')}_median_s"] * 1e3 for label in labels]
 hash_ms = [b["hash_median_s"] * 1e3] * 4
 ax.barh(labels, hash_ms, color="tab:gray", label="hash (GlobalAffineHash)")
 ax.barh(labels, kernel_ms, left=hash_ms, color="tab:green", label="memory kernel")
-for i, (h, k) in enumerate(zip(hash_ms, kernel_ms)):
-    ax.text(
-        h + k,
-        i,
-        f" {bbpm_bench.format_ms((h + k) / 1e3)} ms ({h / (h + k):.0%} hash)",
-        va="center",
-        fontsize=9,
-    )
+for i, (h, k) in enumerate(zip(hash_ms, kernel_ms, strict=True)):
+    text = f" {bbpm_bench.format_ms((h + k) / 1e3)} ms ({h / (h + k):.0%} hash)"
+    ax.text(h + k, i, text, va="center", fontsize=9)
 ax.set_xlabel("time per call (ms, median)")
-ax.set_xlim(0, 1.35 * max(h + k for h, k in zip(hash_ms, kernel_ms)))
+ax.set_xlim(0, 1.35 * max(h + k for h, k in zip(hash_ms, kernel_ms, strict=True)))
 ax.set_title(f"Split at the base setting (B={B}, K*H={K * H}, {metrics['threads']} threads)")
 ax.legend(loc="lower right")
 fig.tight_layout()
-exp.save_figure(fig, "time_split.png")
-plt.show()
+split_png = exp.save_figure(fig, "time_split.png")
 
 # %% [markdown]
 # ## Discussion
+#
+# At the base setting the fast read takes {glue:text}`read_fast_ms` ms against
+# {glue:text}`read_canonical_ms` ms for the canonical read: {glue:text}`read_speedup`x (target
+# {glue:text}`read_target`x: {glue:text}`read_target_verdict`; with hashing on both sides
+# {glue:text}`read_e2e_speedup`x). The fast write takes {glue:text}`write_fast_ms` ms against
+# {glue:text}`write_canonical_ms` ms: {glue:text}`write_speedup`x (target
+# {glue:text}`write_target`x: {glue:text}`write_target_verdict`; end to end
+# {glue:text}`write_e2e_speedup`x).
+#
+# Hashing takes {glue:text}`hash_ms` ms per call: {glue:text}`read_hash_share` of a fast read's
+# hash + kernel and {glue:text}`write_hash_share` of a fast write's. The largest relative
+# difference from the canonical result over all float32 runs is
+# {glue:text}`max_rel_error_fp32`; the counts are identical in every run:
+# {glue:text}`counts_equal`. {glue:text}`busy_note`
 
-# %%
-t = metrics["targets"]
-fm = bbpm_bench.format_ms  # 3 significant digits: the printed times give the printed ratios
-copy = metrics["copy_bandwidth"]
-lines = [f"At D={D:,}, d={d}, K={K}, H={H}, B={B}, {dtype}, {metrics['threads']} torch threads:"]
+# %% tags=["hide-input"]
+t, fm = (
+    metrics["targets"],
+    bbpm_bench.format_ms,
+)  # 3 significant digits: printed times give printed ratios
+rec = exp.record
 for op in ("read", "write"):
-    lines.append(
-        f"- {op}: canonical {fm(b[f'{op}_canonical_median_s'])} ms vs fast {fm(b[f'{op}_fast_median_s'])} ms "
-        f"-> {t[f'{op}_speedup']:.2f}x (target {t[f'{op}_target']:.0f}x: "
-        f"{'met' if t[f'{op}_target_met'] else 'NOT met'}); with hashing on both sides {t[f'{op}_e2e_speedup']:.2f}x."
+    rec(f"{op}_fast_ms", fm(b[f"{op}_fast_median_s"]), "", f"fast {op}, ms per call (median)")
+    rec(f"{op}_canonical_ms", fm(b[f"{op}_canonical_median_s"]), "", f"canonical {op}, ms per call")
+    rec(f"{op}_speedup", t[f"{op}_speedup"], ".2f", f"fast over canonical {op}")
+    rec(
+        f"{op}_e2e_speedup",
+        t[f"{op}_e2e_speedup"],
+        ".2f",
+        f"{op} speedup with hashing on both sides",
     )
-hash_s = b["hash_median_s"]
-lines.append(
-    f"- hashing takes {fm(hash_s)} ms per call. A fast read's memory kernel takes {fm(b['read_fast_median_s'])} ms, "
-    f"so hashing is {b['read_hash_share_fast']:.0%} of hash + kernel ({fm(hash_s + b['read_fast_median_s'])} ms); "
-    f"with the fast write's kernel ({fm(b['write_fast_median_s'])} ms) {b['write_hash_share_fast']:.0%} of "
-    f"{fm(hash_s + b['write_fast_median_s'])} ms."
+    rec(f"{op}_target", t[f"{op}_target"], ".0f", f"{op} speedup target")
+    rec(f"{op}_target_verdict", "met" if t[f"{op}_target_met"] else "NOT met", "", f"{op} target")
+    rec(f"{op}_hash_share", b[f"{op}_hash_share_fast"], ".0%", f"hashing's share of a fast {op}")
+rec("hash_ms", fm(b["hash_median_s"]), "", "hashing, ms per call")
+rec("max_rel_error_fp32", t["max_rel_error_fp32"], ".1e", "largest relative error, float32")
+rec(
+    "counts_equal",
+    "yes" if t["counts_equal_everywhere"] else "no",
+    "",
+    "counts identical in every run",
 )
-lines.append(
-    f"- largest relative difference from the canonical result over all float32 runs: {t['max_rel_error_fp32']:.1e}; "
-    f"counts identical in every run: {t['counts_equal_everywhere']}."
+load = max(metrics["load_average_1min"] or 0, b["load_average_1min"] or 0)
+rec(
+    "busy_note",
+    bbpm_bench.busy_machine_note(load, metrics["threads"]),
+    "",
+    "machine load during the timings",
 )
+
+# %% [markdown]
+# Speedups over the swept $K$ and $B$, and the fast paths by storage dtype:
+
+# %% tags=["hide-input"]
+sweep_table = []
 for name in ("K", "B"):
-    sweep_rows = [r for r in result_rows if r["sweep"] == name]
-    lines.append(
-        f"- read speedup over {name} = {[r['value'] for r in sweep_rows]}: "
-        f"{[round(r['read_speedup'], 2) for r in sweep_rows]}; write: {[round(r['write_speedup'], 2) for r in sweep_rows]}"
-    )
+    for r in (r for r in result_rows if r["sweep"] == name):
+        sweep_table.append(
+            [f"{name} = {r['value']}", f"{r['read_speedup']:.2f}x", f"{r['write_speedup']:.2f}x"]
+        )
+show_table(["setting", "read speedup", "write speedup"], sweep_table)
 dtype_rows = [r for r in result_rows if r["sweep"] == "dtype"]
-lines.append(
-    "- by storage dtype, fast read ms: "
-    + ", ".join(f"{r['value']} {fm(r['read_fast_median_s'])}" for r in dtype_rows)
-    + "; fast write ms: "
-    + ", ".join(f"{r['value']} {fm(r['write_fast_median_s'])}" for r in dtype_rows)
-    + "; relative write difference: "
-    + ", ".join(f"{r['value']} {r['write_rel_error']:.1e}" for r in dtype_rows)
-)
-# Against the copy floor: which ops beat it (and why), which stay above it.
+show_table(["dtype", "fast read (ms)", "fast write (ms)", "relative write difference"],
+           [[r["value"], fm(r["read_fast_median_s"]), fm(r["write_fast_median_s"]), f"{r['write_rel_error']:.1e}"]
+            for r in dtype_rows])  # fmt: skip
+
+# %% [markdown]
+# **Against the copy roof.** Time of each op over the time its minimum traffic takes at the
+# copy bandwidth (below 1x: faster than the copy roof): {glue:text}`floor_ratios`.
+# {glue:text}`roof_verdict`
+
+# %% tags=["hide-input"]
+copy = metrics["copy_bandwidth"]
 elem = torch.tensor([], dtype=bbpm_bench.DTYPES[dtype]).element_size()
 counts_elem = torch.tensor([], dtype=counts_dtype_for(bbpm_bench.DTYPES[dtype])).element_size()
 row_bytes = d * elem
 working_set = D * (row_bytes + counts_elem)
-floor_ratio = {
-    f"{op} {path}": b[f"{op}_{path}_median_s"] / b[f"{op}_floor_s"]
-    for op in ("read", "write")
-    for path in ("fast", "canonical")
-}
-lines.append(
-    f"- time / (minimum traffic at the copy bandwidth, {copy['copy_gbps']:.1f} GB/s with {copy['threads']} threads): "
-    + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in floor_ratio.items())
-    + " (below 1x = faster than the copy roof)."
-)
+floor_ratio = {f"{op} {path}": b[f"{op}_{path}_median_s"] / b[f"{op}_floor_s"]
+               for op in ("read", "write") for path in ("fast", "canonical")}  # fmt: skip
+verdict = []
 beat = [name for name, ratio in floor_ratio.items() if ratio < 1]
 if beat:
-    lines.append(
-        f"- {', '.join(beat)} beat the copy roof: "
-        + bbpm_bench.beyond_copy_reason(
-            working_set, copy["llc_bytes"], metrics["hash_diagnostics_base"]["collision_rate"]
-        )
-        + "."
-    )
+    reason = bbpm_bench.beyond_copy_reason(working_set, copy["llc_bytes"], metrics["hash_diagnostics_base"]["collision_rate"])  # fmt: skip
+    verdict.append(f"{', '.join(beat)} beat the copy roof: {reason}.")
 slow_fast = [f"{op} fast" for op in ("read", "write") if floor_ratio[f"{op} fast"] >= 1]
 if slow_fast:
-    lines.append(
-        f"- {' and '.join(slow_fast)} stay above the floor: gathering random {row_bytes}-byte rows "
-        f"(d = {d} x {elem} bytes) is not a streaming copy."
-    )
+    verdict.append(f"{' and '.join(slow_fast)} stay above the floor: gathering random {row_bytes}-byte rows "
+                   f"(d = {d} x {elem} bytes) is not a streaming copy.")  # fmt: skip
 for op in ("read", "write"):
     fast_r, canon_r = floor_ratio[f"{op} fast"], floor_ratio[f"{op} canonical"]
-    if canon_r > fast_r:
-        lines.append(
-            f"- the canonical {op} is further off ({canon_r:.2f}x vs {fast_r:.2f}x): it also writes and "
-            "re-reads its B*K*H*d temporary."
-        )
-    else:
-        lines.append(
-            f"- the canonical {op} is not further off than the fast one here ({canon_r:.2f}x vs {fast_r:.2f}x)."
-        )
-print("\n".join(lines))
-print(
-    bbpm_bench.busy_machine_note(
-        max(metrics["load_average_1min"] or 0, b["load_average_1min"] or 0), metrics["threads"]
-    )
-)
+    verdict.append(
+        f"The canonical {op} is further off ({canon_r:.2f}x vs {fast_r:.2f}x): it also writes and re-reads its B*K*H*d temporary."
+        if canon_r > fast_r else f"The canonical {op} is not further off than the fast one here ({canon_r:.2f}x vs {fast_r:.2f}x)."
+    )  # fmt: skip
+exp.record("floor_ratios", ", ".join(f"{n} {r:.2f}x" for n, r in floor_ratio.items()), "", f"time / minimum traffic at {copy['copy_gbps']:.1f} GB/s")  # fmt: skip
+exp.record("roof_verdict", " ".join(verdict), "", "ops against the copy roof")
