@@ -19,7 +19,7 @@
 # Poisson$(\lambda)$ with $\lambda = NKH/D$. We check how close each hash family of
 # `bbpm.hashing` comes to that, on the two kinds of keys a user meets — consecutive integer
 # ids ($0..N-1$, the prototype's setting) and random 62-bit ids — at each load factor of the
-# `load_factors` parameter (this run's are printed with the results):
+# `load_factors` parameter (this run: {glue:text}`setting`):
 #
 # * `GlobalAffineHash` `mixed` (default): splitmix64-mixed start and stride per key;
 # * `GlobalAffineHash` `prototype`: the prototype's `(key * salt + k * 1337) mod D`;
@@ -45,36 +45,23 @@ timing_batch = 8192
 repeats = 5
 threads = 0
 
-# %%
-
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from myst_nb import glue
 
 from bbpm import BlockPermutationHash, GlobalAffineHash, MultiHashWrapper
 from bbpm import bench as bbpm_bench
 from bbpm.hashing import diagnostics
 from bbpm.theory import expected_load_histogram, occupancy_prediction
-from bbpm.utils import Experiment, progress
+from bbpm.utils import Experiment, progress, show_table
 
-params = dict(
-    seed=seed,
-    D=D,
-    K=K,
-    multi_H=multi_H,
-    block_size=block_size,
-    load_factors=load_factors,
-    hist_load=hist_load,
-    key_kinds=key_kinds,
-    timing_batch=timing_batch,
-    repeats=repeats,
-    threads=threads,
-)
 if threads < 0:
     raise ValueError(f"threads must be 0 (torch's default) or a positive count, got {threads}")
 if threads > 0:
     torch.set_num_threads(threads)
-exp = Experiment("bench02_occupancy", params)
+exp = Experiment.from_notebook("bench02_occupancy", "notebooks/bench02_occupancy.py", globals())
 if hist_load not in load_factors:
     raise ValueError(f"hist_load must be one of load_factors={load_factors}, got {hist_load}")
 if K % multi_H != 0:
@@ -83,23 +70,19 @@ if K % multi_H != 0:
     )
 if D % block_size != 0:
     raise ValueError(f"D={D} must be a multiple of block_size={block_size}")
-
 # name -> (hash, slots per hash, hashes): every family places K slots per key in total.
 HASHES = {
     "global mixed": (GlobalAffineHash(D, seed=seed), K, 1),
     "global prototype": (GlobalAffineHash(D, mode="prototype"), K, 1),
     f"block L={block_size}": (BlockPermutationHash(D, block_size, seed=seed), K, 1),
-    f"multi-hash global x{multi_H}": (
-        MultiHashWrapper(GlobalAffineHash(D), seed=seed),
-        K // multi_H,
-        multi_H,
-    ),
-    f"multi-hash block x{multi_H}": (
-        MultiHashWrapper(BlockPermutationHash(D, block_size), seed=seed),
-        K // multi_H,
-        multi_H,
-    ),
-}
+    f"multi-hash global x{multi_H}": (MultiHashWrapper(GlobalAffineHash(D), seed=seed), K // multi_H, multi_H),
+    f"multi-hash block x{multi_H}": (MultiHashWrapper(BlockPermutationHash(D, block_size), seed=seed), K // multi_H, multi_H),
+}  # fmt: skip
+glue(
+    "setting",
+    f"λ in {load_factors}, {' and '.join(key_kinds)} keys, D = {D:,}, K = {K}",
+    display=False,
+)
 
 
 def make_keys(kind: str, n: int) -> torch.Tensor:
@@ -111,20 +94,6 @@ def make_keys(kind: str, n: int) -> torch.Tensor:
     raise ValueError(f"key kind must be 'consecutive' or 'random', got {kind!r}")
 
 
-def gini_of_histogram(hist: np.ndarray) -> float:
-    """Gini coefficient of loads given ``hist[j]`` = number (or expected number) of slots
-    with load j: ``sum_{j,k} h_j h_k |j - k| / (2 S^2 mean)`` with S = sum h."""
-    hist = np.asarray(hist, dtype=np.float64)
-    loads = np.arange(hist.size)
-    total, mass = hist.sum(), (hist * loads).sum()
-    if mass == 0:
-        return 0.0
-    diff = np.abs(loads[:, None] - loads[None, :])
-    return float((hist[:, None] * hist[None, :] * diff).sum() / (2 * total * mass))
-
-
-print({name: repr(h) for name, (h, _, _) in HASHES.items()})
-
 # %% [markdown]
 # ## Occupancy at each load factor
 #
@@ -133,39 +102,24 @@ print({name: repr(h) for name, (h, _, _) in HASHES.items()})
 # total-variation distance $\tfrac12 \sum_j |h_j/D - p_j|$ to the binomial prediction $p$.
 
 # %%
-print(
-    f"{len(load_factors)} load factors {load_factors}, key kinds {key_kinds}, {len(HASHES)} hashes"
-)
-rows = []
-histograms = {}
-for name, (hash_fn, k_per_hash, n_hashes) in progress(HASHES.items(), desc="hashes"):
+rows, histograms = [], {}
+for name, (hash_fn, k_per_hash, n_hashes) in progress(HASHES.items()):
     for kind in key_kinds:
         for lam in load_factors:
             N = max(1, round(lam * D / K))
             idx = hash_fn.indices(make_keys(kind, N), k_per_hash, n_hashes)
-            stats = diagnostics.summarize(idx, D)
             hist = diagnostics.occupancy_hist(idx, D).double().numpy()
             theory = occupancy_prediction(N, D, k_per_hash, n_hashes)
             top = max(hist.size, 40)
             expected = expected_load_histogram(N, D, k_per_hash, n_hashes, top - 1)
             padded = np.zeros(top)
             padded[: hist.size] = hist
-            rows.append(
-                {
-                    "hash": name,
-                    "keys": kind,
-                    "load_factor": lam,
-                    "N": N,
-                    "K": k_per_hash,
-                    "H": n_hashes,
-                    **stats,
-                    "gini_theory": gini_of_histogram(expected),
-                    "max_load_theory": theory["max_load"],
-                    "q2_theory": theory["q2"],
-                    "occupied_fraction_theory": theory["occupied_fraction"],
-                    "tv_distance": 0.5 * float(np.abs(padded / D - expected / D).sum()),
-                }
-            )
+            rows.append({"hash": name, "keys": kind, "load_factor": lam, "N": N, "K": k_per_hash, "H": n_hashes,
+                         **diagnostics.summarize(idx, D),
+                         "gini_theory": diagnostics.gini_of_histogram(expected),
+                         "max_load_theory": theory["max_load"], "q2_theory": theory["q2"],
+                         "occupied_fraction_theory": theory["occupied_fraction"],
+                         "tv_distance": 0.5 * float(np.abs(padded / D - expected / D).sum())})  # fmt: skip
             if lam == hist_load:
                 histograms[f"{name}|{kind}"] = {
                     "measured": hist.tolist(),
@@ -184,19 +138,15 @@ hash_ops = {
     name: (lambda h=h, k=k, n=n: h.indices(timing_keys, k, n)) for name, (h, k, n) in HASHES.items()
 }
 hash_times = bbpm_bench.interleaved_times(hash_ops, repeats)
-hash_cost = {
-    name: {
-        **bbpm_bench.summarize_times(t),
-        "ns_per_index": bbpm_bench.summarize_times(t)["median_s"] / (timing_batch * K) * 1e9,
-    }
-    for name, t in hash_times.items()
-}
-for name, cost in hash_cost.items():
-    print(
-        f"{name:28s} {cost['median_s'] * 1e3:7.2f} ms per batch of {timing_batch}, {cost['ns_per_index']:.2f} ns per index"
-    )
-
-exp.save_metrics(
+hash_cost = {}
+for name, times in hash_times.items():
+    summary = bbpm_bench.summarize_times(times)
+    hash_cost[name] = {**summary, "ns_per_index": summary["median_s"] / (timing_batch * K) * 1e9}
+show_table(
+    ["hash", f"ms per batch of {timing_batch}", "ns per index"],
+    [[n, f"{c['median_s'] * 1e3:.2f}", f"{c['ns_per_index']:.2f}"] for n, c in hash_cost.items()],
+)
+metrics_json = exp.save_metrics(
     {
         "threads": torch.get_num_threads(),
         "load_average_1min": bbpm_bench.load_average(),
@@ -206,7 +156,7 @@ exp.save_metrics(
         "hash_configs": {name: h.config() for name, (h, _, _) in HASHES.items()},
     }
 )
-exp.save_raw(rows)
+raw_csv = exp.save_raw(rows)  # fmt: skip
 
 # %% [markdown]
 # ## Occupancy histograms at $\lambda$ = `hist_load`
@@ -214,44 +164,34 @@ exp.save_raw(rows)
 # Bars: number of slots with load $j$ (log scale); black dots: the binomial prediction
 # $D \cdot P(c = j)$ for uniform hashing.
 
-# %%
+# %% tags=["hide-input"]
 metrics = exp.load_metrics()
 names = list(metrics["hash_configs"])
 kinds = metrics["hyperparameters"]["key_kinds"]
-fig, axes = plt.subplots(
-    len(kinds), len(names), figsize=(3.6 * len(names), 3.2 * len(kinds)), sharey=True, squeeze=False
-)
+# fmt: off
+fig, axes = plt.subplots(len(kinds), len(names), figsize=(3.6 * len(names), 3.2 * len(kinds)), sharey=True, squeeze=False)
 for r, kind in enumerate(kinds):
     for c, name in enumerate(names):
         ax = axes[r, c]
         h = metrics["histograms"][f"{name}|{kind}"]
-        ax.bar(
-            np.arange(len(h["measured"])),
-            h["measured"],
-            color="tab:blue",
-            alpha=0.7,
-            label="measured",
-        )
+        ax.bar(np.arange(len(h["measured"])), h["measured"], color="tab:blue", alpha=0.7, label="measured")
         ax.plot(np.arange(len(h["theory"])), h["theory"], "k.", label="binomial theory")
-        ax.set_yscale("log")
-        ax.set_ylim(0.5, 2 * metrics["hyperparameters"]["D"])
-        ax.set_xlim(-0.7, max(len(h["measured"]), 6) + 0.5)
+        ax.set(yscale="log", ylim=(0.5, 2 * metrics["hyperparameters"]["D"]), xlim=(-0.7, max(len(h["measured"]), 6) + 0.5),
+               xlabel="slot load j (writes)", ylabel="number of slots" if c == 0 else "")
         ax.set_title(f"{name}\n{kind} keys", fontsize=10)
-        ax.set_xlabel("slot load j (writes)")
-        if c == 0:
-            ax.set_ylabel("number of slots")
 axes[0, 0].legend(fontsize=8)
 fig.suptitle(f"Occupancy at load factor {hist_load} (D = {D:,}, {K} slots per key)")
 fig.tight_layout()
-exp.save_figure(fig, "occupancy_hist.png")
-plt.show()
+hist_png = exp.save_figure(fig, "occupancy_hist.png")
+# fmt: on
 
 # %% [markdown]
 # ## Skew against load
 #
 # Solid: consecutive keys; dashed: random keys; black: the uniform-hashing value.
 
-# %%
+# %% tags=["hide-input"]
+# fmt: off
 stat_panels = [
     ("max_load", "max_load_theory", "largest slot load"),
     ("gini_load", "gini_theory", "Gini coefficient of slot loads"),
@@ -265,38 +205,24 @@ for ax, (stat, theory_stat, label) in zip(axes, stat_panels, strict=True):
     for name in names:
         for kind, ls in zip(kinds, ["-", "--"], strict=False):
             sel = [r for r in metrics["rows"] if r["hash"] == name and r["keys"] == kind]
-            ax.plot(
-                [r["load_factor"] for r in sel],
-                [r[stat] * scale for r in sel],
-                ls=ls,
-                marker="o",
-                color=colors[name],
-                label=f"{name} ({kind})",
-            )
+            ax.plot([r["load_factor"] for r in sel], [r[stat] * scale for r in sel], ls=ls, marker="o",
+                    color=colors[name], label=f"{name} ({kind})")
     if theory_stat:
         sel = [r for r in metrics["rows"] if r["hash"] == names[0] and r["keys"] == kinds[0]]
-        ax.plot(
-            [r["load_factor"] for r in sel],
-            [r[theory_stat] * scale for r in sel],
-            "k-",
-            lw=2.5,
-            alpha=0.5,
-            label="uniform hashing (theory)",
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel(r"load factor $\lambda = NKH/D$ (log scale)")
-    ax.set_ylabel(label)
+        ax.plot([r["load_factor"] for r in sel], [r[theory_stat] * scale for r in sel], "k-", lw=2.5, alpha=0.5,
+                label="uniform hashing (theory)")
+    ax.set(xscale="log", xlabel=r"load factor $\lambda = NKH/D$ (log scale)", ylabel=label)
     ax.grid(True, alpha=0.3)
 axes[-1].set_yscale("log")
 axes[0].legend(fontsize=7)
 fig.tight_layout()
-exp.save_figure(fig, "skew_vs_load.png")
-plt.show()
+skew_png = exp.save_figure(fig, "skew_vs_load.png")
+# fmt: on
 
 # %% [markdown]
 # ## Hashing cost per family
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3.5))
 cost = metrics["hash_cost"]
 ax.barh(names, [cost[n]["ns_per_index"] for n in names], color=[colors[n] for n in names])
@@ -308,57 +234,60 @@ ax.set_xlabel("time per slot index (ns, median)")
 ax.set_title(f"Hashing {timing_batch} random keys to {K} slots each ({metrics['threads']} threads)")
 ax.set_xlim(0, 1.3 * max(cost[n]["ns_per_index"] for n in names))
 fig.tight_layout()
-exp.save_figure(fig, "hash_cost.png")
-plt.show()
+cost_png = exp.save_figure(fig, "hash_cost.png")
 
 # %% [markdown]
 # ## Discussion
+#
+# At the largest load factor, $\lambda$ = {glue:text}`lam_hi`, measured against the
+# uniform-hashing theory:
 
 
-# %%
+# %% tags=["hide-input"]
 def row_of(name: str, kind: str, lam: float) -> dict:
     return next(
-        r
-        for r in metrics["rows"]
-        if r["hash"] == name and r["keys"] == kind and r["load_factor"] == lam
+        r for r in metrics["rows"] if (r["hash"], r["keys"], r["load_factor"]) == (name, kind, lam)
     )
 
 
 lam_hi = max(load_factors)
-print(f"At load factor {lam_hi} (D = {D:,}), measured vs uniform-hashing theory:")
-for name in names:
-    for kind in kinds:
-        r = row_of(name, kind, lam_hi)
-        print(
-            f"- {name:26s} {kind:11s}: max load {r['max_load']} (theory {r['max_load_theory']:.1f}), "
-            f"Gini {r['gini_load']:.3f} (theory {r['gini_theory']:.3f}), q2*D {r['q2'] * D:.3f} "
-            f"(theory {r['q2_theory'] * D:.3f}), TV {r['tv_distance']:.4f}, "
-            f"self-collisions {r['self_collision_rate']:.4f}"
-        )
+exp.record("lam_hi", lam_hi, "g", "largest load factor")
+show_table(
+    ["hash", "keys", "max load", "theory", "Gini", "theory", "q2·D", "theory", "TV", "self-collisions"],
+    [[n, k, r["max_load"], f"{r['max_load_theory']:.1f}", f"{r['gini_load']:.3f}", f"{r['gini_theory']:.3f}",
+      f"{r['q2'] * D:.3f}", f"{r['q2_theory'] * D:.3f}", f"{r['tv_distance']:.4f}", f"{r['self_collision_rate']:.4f}"]
+     for n in names for k in kinds for r in [row_of(n, k, lam_hi)]],
+)  # fmt: skip
+
+# %% [markdown]
+# The seeded families stay within total-variation distance {glue:text}`seeded_worst_tv` of the
+# binomial occupancy at every load and key kind. The prototype formula on consecutive keys
+# gives TV {glue:text}`proto_tv` at $\lambda$ = {glue:text}`load_factors`: its loads are
+# {glue:text}`proto_evenness` (Gini {glue:text}`proto_gini` vs {glue:text}`proto_gini_theory`),
+# a sign of structured, non-random placement; occupancy alone does not show the correlated
+# collisions this structure causes (exp03 measures those).
+#
+# Hashing costs {glue:text}`hash_ns_min` ns per index ({glue:text}`hash_fastest`) to
+# {glue:text}`hash_ns_max` ns ({glue:text}`hash_slowest`). {glue:text}`busy_note`
+
+# %% tags=["hide-input"]
 seeded = [n for n in names if "prototype" not in n]
-worst_tv = max(
-    row_of(n, k, lam)["tv_distance"] for n in seeded for k in kinds for lam in load_factors
-)
 proto = [row_of("global prototype", "consecutive", lam) for lam in load_factors]
-proto_tv = ", ".join(f"{r['tv_distance']:.3f}" for r in proto)
-print(
-    f"\nThe seeded families stay within TV distance {worst_tv:.4f} of the binomial occupancy at every load and key kind. "
-    f"The prototype formula on consecutive keys gives TV {proto_tv} "
-    f"at lambda = {load_factors}: its loads are "
-    + (
-        "more even than random"
-        if proto[-1]["gini_load"] < proto[-1]["gini_theory"]
-        else "more skewed than random"
-    )
-    + f" (Gini {proto[-1]['gini_load']:.3f} vs {proto[-1]['gini_theory']:.3f}), a sign of structured, "
-    "non-random placement; occupancy alone does not show the correlated collisions this structure causes "
-    "(exp03 measures those)."
-)
 fastest = min(names, key=lambda n: cost[n]["ns_per_index"])
 slowest = max(names, key=lambda n: cost[n]["ns_per_index"])
-print(
-    f"Hashing costs {cost[fastest]['ns_per_index']:.2f} ns per index ({fastest}) to "
-    f"{cost[slowest]['ns_per_index']:.2f} ns ({slowest}) on {metrics['threads']} threads "
-    f"(load average {metrics['load_average_1min']})."
-)
-print(bbpm_bench.busy_machine_note(metrics["load_average_1min"], metrics["threads"]))
+# fmt: off
+for name, value, spec, what in [
+    ("seeded_worst_tv", max(row_of(n, k, lam)["tv_distance"] for n in seeded for k in kinds for lam in load_factors), ".4f", "largest TV distance of the seeded hashes"),
+    ("proto_tv", ", ".join(f"{r['tv_distance']:.3f}" for r in proto), "", "TV distance of the prototype formula per load factor"),
+    ("load_factors", ", ".join(f"{lam:g}" for lam in load_factors), "", "load factors"),
+    ("proto_evenness", "more even than random" if proto[-1]["gini_load"] < proto[-1]["gini_theory"] else "more skewed than random", "", "prototype occupancy vs random"),
+    ("proto_gini", proto[-1]["gini_load"], ".3f", "Gini of the prototype formula's loads at the largest load"),
+    ("proto_gini_theory", proto[-1]["gini_theory"], ".3f", "Gini of uniform hashing at the largest load"),
+    ("hash_ns_min", cost[fastest]["ns_per_index"], ".2f", "fastest hashing, ns per index"),
+    ("hash_fastest", fastest, "", "fastest hash family"),
+    ("hash_ns_max", cost[slowest]["ns_per_index"], ".2f", "slowest hashing, ns per index"),
+    ("hash_slowest", slowest, "", "slowest hash family"),
+    ("busy_note", bbpm_bench.busy_machine_note(metrics["load_average_1min"], metrics["threads"]), "", "machine load during the timings"),
+]:
+    exp.record(name, value, spec, what)
+# fmt: on

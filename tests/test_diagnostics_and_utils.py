@@ -256,3 +256,13 @@ def test_neighbour_overlap_matches_a_brute_force_count():
     assert got["neighbours_per_item"] == pytest.approx(sum(neighbours) / 3)
     assert got["shared_slots_per_neighbour"] == pytest.approx(sum(shared) / len(shared))
     assert got["max_shared_slots"] == pytest.approx(sum(largest) / 3)
+
+
+def test_gini_of_histogram_equals_the_gini_of_the_loads_it_summarises():
+    from bbpm.hashing.diagnostics import gini_load, gini_of_histogram, occupancy_hist
+
+    gen = torch.Generator().manual_seed(5)
+    idx = torch.randint(0, 200, (300, 4), generator=gen)
+    hist = occupancy_hist(idx, 200).double().numpy()
+    assert gini_of_histogram(hist) == pytest.approx(gini_load(idx, 200), rel=1e-9)
+    assert gini_of_histogram([5, 0, 0]) == 0.0  # nothing written

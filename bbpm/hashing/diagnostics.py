@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 
 
@@ -157,3 +158,15 @@ def neighbour_overlap(idx: torch.Tensor, eval_rows: torch.Tensor, D: int) -> dic
         "shared_slots_per_neighbour": float(shared.double().mean()) if shared.numel() else math.nan,
         "max_shared_slots": float(max_shared.double().mean()),
     }
+
+
+def gini_of_histogram(hist: np.ndarray) -> float:
+    """Gini coefficient of loads given ``hist[j]`` = number (or expected number) of slots
+    with load j: ``sum_{j,k} h_j h_k |j - k| / (2 S^2 mean)`` with S = sum h."""
+    hist = np.asarray(hist, dtype=np.float64)
+    loads = np.arange(hist.size)
+    total, mass = hist.sum(), (hist * loads).sum()
+    if mass == 0:
+        return 0.0
+    diff = np.abs(loads[:, None] - loads[None, :])
+    return float((hist[:, None] * hist[None, :] * diff).sum() / (2 * total * mass))
