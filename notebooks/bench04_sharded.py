@@ -55,7 +55,7 @@ cluster_world_sizes = [8, 64, 512]
 link_gbit_per_s = [10, 100, 400]
 latency_us = 10.0
 
-# %%
+# %% tags=["hide-input"]
 import json
 import os
 import subprocess
@@ -64,35 +64,19 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from myst_nb import glue
 
 from bbpm import BlockPermutationHash
 from bbpm.distributed import BlockAssignment, cost_model
 from bbpm.distributed.bench import rank_batches
 from bbpm.hashing import diagnostics
-from bbpm.utils import Experiment, progress
+from bbpm.utils import Experiment, progress, show_table
 
-params = dict(
-    seed=seed,
-    D=D,
-    block_size=block_size,
-    d=d,
-    K=K,
-    H=H,
-    batch=batch,
-    n_batches=n_batches,
-    repeats=repeats,
-    world_sizes=list(world_sizes),
-    cluster_world_sizes=list(cluster_world_sizes),
-    link_gbit_per_s=list(link_gbit_per_s),
-    latency_us=latency_us,
-)
-exp = Experiment("bench04_sharded", params)
-bench_config = {
-    k: params[k]
-    for k in ("D", "d", "K", "H", "block_size", "batch", "n_batches", "seed", "repeats")
-}
+exp = Experiment.from_notebook("bench04_sharded", "notebooks/bench04_sharded.py", globals())
+bench_keys = ("D", "d", "K", "H", "block_size", "batch", "n_batches", "seed", "repeats")
+bench_config = {k: exp.params[k] for k in bench_keys}
 cpu_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-print(f"{cpu_cores} CPU cores available to this process; world sizes {list(world_sizes)}")
+glue("cpu_cores", str(cpu_cores), display=False)
 
 # %% [markdown]
 # ## Running the ranks
@@ -107,7 +91,7 @@ print(f"{cpu_cores} CPU cores available to this process; world sizes {list(world
 
 # %%
 runs = {}
-for W in progress(world_sizes, desc="world sizes"):
+for W in progress(world_sizes):
     out_file = exp.results_dir / f"ranks_W{W}.json"
     command = [
         sys.executable,
@@ -124,7 +108,6 @@ for W in progress(world_sizes, desc="world sizes"):
     if completed.returncode != 0:
         raise RuntimeError(f"bench with W={W} failed:\n{completed.stderr[-4000:]}")
     runs[W] = json.loads(out_file.read_text())
-print({W: f"{run['launch_seconds']:.1f} s" for W, run in runs.items()})
 
 # %% [markdown]
 # ## Throughput and bytes per item
@@ -201,23 +184,20 @@ for W, run in runs.items():
                 }
             )
 
+traffic_table = []
 for entry in per_world:
     for op in ("write", "read"):
         e = entry[op]
         # Counted bytes are exactly the model at the measured remote share: each remote pair is one row.
-        assert abs(
-            e["counted_payload_bytes_per_item"]
-            - e["model_payload_bytes_per_item_at_measured_share"]
-        ) < 1e-9 * max(1, e["counted_payload_bytes_per_item"])
-        syscall_text = (
-            "n/a"
-            if e["syscall_bytes_per_item"] is None
-            else f"{e['syscall_bytes_per_item']:7.1f} B/item"
-        )
-        print(
-            f"W={entry['world_size']} {op:5s}: {e['items_per_s']:>10,.0f} items/s, counted {e['counted_payload_bytes_per_item']:7.1f} B/item, "
-            f"model {e['model_payload_bytes_per_item']:7.1f} B/item, syscall {syscall_text}"
-        )
+        exact = e["model_payload_bytes_per_item_at_measured_share"]
+        assert abs(e["counted_payload_bytes_per_item"] - exact) < 1e-9 * max(1, exact)
+        syscall = e["syscall_bytes_per_item"]
+        traffic_table.append([entry["world_size"], op, f"{e['items_per_s']:,.0f}",
+                              f"{e['counted_payload_bytes_per_item']:.1f}", f"{e['model_payload_bytes_per_item']:.1f}",
+                              "n/a" if syscall is None else f"{syscall:.1f}"])  # fmt: skip
+show_table(
+    ["W", "op", "items/s", "counted B/item", "model B/item", "syscall B/item"], traffic_table
+)
 
 # %% [markdown]
 # ## Load balance and collisions
@@ -238,8 +218,9 @@ owner_share = (
 ).tolist()
 first_batch = rank_batches(bench_config, 0)[0][0]
 collision_stats = diagnostics.summarize(hash_fn.indices(first_batch, K, H), D)
-print(
-    f"pair share per rank at W={W_max}: {[f'{s:.4f}' for s in owner_share]} (ideal {1 / W_max:.4f})"
+show_table(
+    [f"rank {r}" for r in range(W_max)] + ["ideal"],
+    [[f"{v:.4f}" for v in owner_share] + [f"{1 / W_max:.4f}"]],
 )
 
 # %% [markdown]
@@ -292,8 +273,8 @@ if compute_s_per_item is not None:
             for gbit in link_gbit_per_s
         }
 
-exp.save_raw(rows)
-exp.save_metrics(
+raw_csv = exp.save_raw(rows)
+metrics_json = exp.save_metrics(
     {
         "cpu_cores": cpu_cores,
         "per_world": per_world,
@@ -314,7 +295,7 @@ exp.save_metrics(
 # the random share of remote pairs in this run, and not at all from the model evaluated at
 # the measured share; syscall bytes add gloo's framing, headers and barriers.
 
-# %%
+# %% tags=["hide-input"]
 m = exp.load_metrics()
 hp = m["hyperparameters"]
 Ws = [e["world_size"] for e in m["per_world"]]
@@ -457,8 +438,7 @@ ax_dev.set_ylabel("measured / model - 1 (%)")
 ax_dev.set_title("Deviation from the byte model", fontsize=10)
 ax_dev.grid(alpha=0.3)
 ax_dev.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
-exp.save_figure(fig, "throughput_and_bytes.png")
-plt.show()
+throughput_png = exp.save_figure(fig, "throughput_and_bytes.png")
 
 # %% [markdown]
 # The projection: aggregate items/s a cluster would reach under the model's assumptions, per
@@ -503,141 +483,144 @@ if m["projection"]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("throughput, all ranks (items/s)")
-    exp.save_figure(fig, "cluster_projection.png")
-    plt.show()
+    projection_png = exp.save_figure(fig, "cluster_projection.png")
 
 # %% [markdown]
 # ## What the run shows
+#
+# Measured on {glue:text}`cpu_cores` shared cores with gloo over loopback:
 
-# %%
+# %% tags=["hide-input"]
 cores = m["cpu_cores"]
-for e in m["per_world"]:
-    W = e["world_size"]
-    note = (
-        " (OVERSUBSCRIBED: more processes than cores, not a scaling measurement)"
-        if e["oversubscribed"]
-        else ""
-    )
-    print(
-        f"W={W}: write {e['write']['items_per_s']:,.0f} items/s, read {e['read']['items_per_s']:,.0f} items/s{note}."
-    )
+show_table(
+    ["W", "write items/s", "read items/s", "read-back cosine", "note"],
+    [[e["world_size"], f"{e['write']['items_per_s']:,.0f}", f"{e['read']['items_per_s']:,.0f}",
+      f"{e['read_cosine_mean']:.4f}",
+      "oversubscribed: more processes than cores, not a scaling measurement" if e["oversubscribed"] else ""]
+     for e in m["per_world"]],
+)  # fmt: skip
 e1 = m["per_world"][0]
 if "plain_write_items_per_s" in e1:
-    print(
-        f"One process: sharded write {e1['write']['items_per_s']:,.0f} vs BBPMMemoryFloat {e1['plain_write_items_per_s']:,.0f} items/s; "
-        f"read {e1['read']['items_per_s']:,.0f} vs {e1['plain_read_items_per_s']:,.0f} items/s (the difference is the routing overhead)."
+    routing = (
+        f"One process: sharded write {e1['write']['items_per_s']:,.0f} vs BBPMMemoryFloat "
+        f"{e1['plain_write_items_per_s']:,.0f} items/s; read {e1['read']['items_per_s']:,.0f} vs "
+        f"{e1['plain_read_items_per_s']:,.0f} items/s (the difference is the routing overhead)."
     )
+else:
+    routing = "The run has no one-process baseline (the first world size is not 1)."
+exp.record("routing_sentence", routing, "", "sharded vs plain memory in one process")
+exp.record(
+    "pair_share_min", min(m["owner_share_at_max_world"]), ".4f", "smallest pair share per rank"
+)
+exp.record(
+    "pair_share_max", max(m["owner_share_at_max_world"]), ".4f", "largest pair share per rank"
+)
+exp.record("pair_share_ideal", 1 / max(Ws), ".4f", "ideal pair share per rank")
+exp.record("w_max", max(Ws), "d", "largest world size run")  # fmt: skip
+
+# %% [markdown]
+# Bytes per item for $W > 1$: counted, the model at the expected remote share $(W-1)/W$ and at
+# the measured share (an exact match), the header bytes, and what the sockets carried:
+
+# %% tags=["hide-input"]
+bytes_table = []
 for e in m["per_world"][1:]:
     for op in ("write", "read"):
         x = e[op]
-        overhead = (
-            None
-            if x["syscall_bytes_per_item"] is None
-            else x["syscall_bytes_per_item"]
-            / (x["counted_payload_bytes_per_item"] + x["counted_header_bytes_per_item"])
-            - 1
-        )
-        print(
-            f"W={e['world_size']} {op}: counted {x['counted_payload_bytes_per_item']:.2f} B/item; model {x['model_payload_bytes_per_item']:.2f} B/item at share (W-1)/W, "
-            f"{x['model_payload_bytes_per_item_at_measured_share']:.2f} at the measured share {x['remote_pair_share']:.4f} (exact match); "
-            f"header {x['counted_header_bytes_per_item']:.3f} B/item"
-            + (
-                ""
-                if overhead is None
-                else f"; syscall bytes {x['syscall_bytes_per_item']:.2f} B/item ({overhead:+.2%} for framing and barriers)."
-            )
-        )
-print(
-    f"Pair share per rank at W={max(Ws)}: min {min(m['owner_share_at_max_world']):.4f}, max {max(m['owner_share_at_max_world']):.4f} (ideal {1 / max(Ws):.4f})."
-)
-print(
-    "Read-back cosine (mean over ranks, last batch): "
-    + ", ".join(f"W={e['world_size']}: {e['read_cosine_mean']:.4f}" for e in m["per_world"])
-    + " (the table is fixed, so larger W stores more items and reads degrade as the load grows)."
-)
+        counted = x["counted_payload_bytes_per_item"] + x["counted_header_bytes_per_item"]
+        syscall = x["syscall_bytes_per_item"]
+        bytes_table.append([e["world_size"], op, f"{x['counted_payload_bytes_per_item']:.2f}",
+                            f"{x['model_payload_bytes_per_item']:.2f}",
+                            f"{x['model_payload_bytes_per_item_at_measured_share']:.2f}",
+                            f"{x['remote_pair_share']:.4f}", f"{x['counted_header_bytes_per_item']:.3f}",
+                            "n/a" if syscall is None else f"{syscall:.2f} ({syscall / counted - 1:+.2%})"])  # fmt: skip
+show_table(["W", "op", "counted B/item", "model, share (W-1)/W", "model, measured share",
+            "measured share", "header B/item", "syscall B/item (framing, barriers)"], bytes_table)  # fmt: skip
+
+# %% [markdown]
+# {glue:text}`routing_sentence` At $W$ = {glue:text}`w_max` each rank owns between
+# {glue:text}`pair_share_min` and {glue:text}`pair_share_max` of the pairs (ideal
+# {glue:text}`pair_share_ideal`). The table is fixed, so a larger $W$ stores more items and
+# the read-back cosine falls as the load grows.
+#
+# **Projected to a cluster (a model, not a measurement).** {glue:text}`projection_sentences`
+
+# %% [markdown]
+# The projected time per call splits into transfer, latency and compute:
+
+# %% tags=["hide-input"]
 if m["projection"]:
-    for op in ("write", "read"):
-        for gbit in hp["link_gbit_per_s"]:
-            proj = m["projection"][op][f"{gbit:g}"]
-            summary = ", ".join(
-                f"W={W}: {p['items_per_s']:.3g} items/s (time: {p['network_seconds'] / p['seconds_per_call']:.0%} transfer, "
-                f"{p['latency_seconds'] / p['seconds_per_call']:.0%} latency, {p['compute_seconds'] / p['seconds_per_call']:.0%} compute)"
-                for W, p in zip(hp["cluster_world_sizes"], proj, strict=True)
+    show_table(
+        ["op", "link (Gbit/s)", "W", "items/s", "transfer", "latency", "compute"],
+        [[op, f"{gbit:g}", W, f"{p['items_per_s']:.3g}"]
+         + [f"{p[k] / p['seconds_per_call']:.0%}" for k in ("network_seconds", "latency_seconds", "compute_seconds")]
+         for op in ("write", "read") for gbit in hp["link_gbit_per_s"]
+         for W, p in zip(hp["cluster_world_sizes"], m["projection"][op][f"{gbit:g}"], strict=True)],
+    )  # fmt: skip
+
+
+# %% tags=["hide-input"]
+def largest_terms(op: str) -> str:
+    """Per cluster world size, the largest of the three terms of the projected time per call."""
+    largest = {}
+    for gbit in hp["link_gbit_per_s"]:
+        for W, p in zip(hp["cluster_world_sizes"], m["projection"][op][f"{gbit:g}"], strict=True):
+            terms = {
+                "transfer": p["network_seconds"],
+                "latency": p["latency_seconds"],
+                "compute": p["compute_seconds"],
+            }
+            term = max(terms, key=terms.get)
+            largest.setdefault(W, []).append((gbit, term, terms[term] / p["seconds_per_call"]))
+    parts = []
+    for W, cases in largest.items():
+        names_W, shares_W = {term for _, term, _ in cases}, [share for _, _, share in cases]
+        if len(names_W) == 1:
+            lo, hi = f"{min(shares_W):.0%}", f"{max(shares_W):.0%}"
+            parts.append(
+                f"W={W}: {names_W.pop()} ({lo if lo == hi else f'{lo}-{hi}'} of the time at every link speed)"
             )
-            print(f"PROJECTED {op} at {gbit:g} Gbit/s: {summary}.")
-        break_even = ", ".join(
-            f"{gbit} Gbit/s: {v:.3g}"
-            for gbit, v in m["projection"][op]["break_even_items_per_s_per_rank"].items()
-        )
-        one_rank = 1 / m["compute_seconds_per_item_W1"][op]
-        slower_links = [
-            gbit
-            for gbit, v in m["projection"][op]["break_even_items_per_s_per_rank"].items()
-            if v < one_rank
-        ]
-        transfer_verdict = (
-            "so for ranks as fast as this one transfer alone stays below compute at every link speed above"
-            if not slower_links
-            else f"so for ranks as fast as this one transfer alone exceeds compute on {', '.join(slower_links)} Gbit/s links"
-        )
-        print(
-            f"PROJECTED {op}: transfer time equals compute time once a rank handles (items/s) {break_even}; "
-            f"one rank here handles {one_rank:,.0f} items/s, {transfer_verdict}."
-        )
-        # The largest of the three terms of the projected time per call, per world size (over link speeds).
-        largest = {}
-        for gbit in hp["link_gbit_per_s"]:
-            for W, p in zip(
-                hp["cluster_world_sizes"], m["projection"][op][f"{gbit:g}"], strict=True
-            ):
-                terms = {
-                    "transfer": p["network_seconds"],
-                    "latency": p["latency_seconds"],
-                    "compute": p["compute_seconds"],
-                }
-                term = max(terms, key=terms.get)
-                largest.setdefault(W, []).append((gbit, term, terms[term] / p["seconds_per_call"]))
-        parts = []
-        for W, cases in largest.items():
-            names_W = {term for _, term, _ in cases}
-            if len(names_W) == 1:
-                shares_W = [share for _, _, share in cases]
-                span = (
-                    f"{min(shares_W):.0%}"
-                    if f"{min(shares_W):.0%}" == f"{max(shares_W):.0%}"
-                    else f"{min(shares_W):.0%}-{max(shares_W):.0%}"
-                )
-                parts.append(f"W={W}: {names_W.pop()} ({span} of the time at every link speed)")
-            else:
-                parts.append(
-                    f"W={W}: "
-                    + ", ".join(
-                        f"{term} at {gbit:g} Gbit/s ({share:.0%})" for gbit, term, share in cases
-                    )
-                )
-        latency_Ws = [W for W, cases in largest.items() if any(t == "latency" for _, t, _ in cases)]
-        transfer_Ws = [
-            W for W, cases in largest.items() if any(t == "transfer" for _, t, _ in cases)
-        ]
-        notes = []
-        if latency_Ws:
-            notes.append(
-                f"where latency is largest (W = {', '.join(map(str, latency_Ws))}), a call waits longer on the "
-                f"{cost_model.COLLECTIVES_PER_CALL[op]} collectives x (W-1) per-peer latencies "
-                f"({hp['latency_us']:g} us each, independent of the link speed) than it "
-                f"computes its {hp['batch']} keys per rank; in the model more keys per call amortise it"
+        else:
+            parts.append(
+                f"W={W}: " + ", ".join(f"{t} at {g:g} Gbit/s ({sh:.0%})" for g, t, sh in cases)
             )
-        if transfer_Ws:
-            notes.append(
-                f"the links themselves are the bottleneck at W = {', '.join(map(str, transfer_Ws))}"
-            )
-        print(
-            f"PROJECTED {op}: largest term of the time per call, "
-            + "; ".join(parts)
-            + (". " + "; ".join(notes)[0].upper() + "; ".join(notes)[1:] if notes else "")
-            + ". Ranks that compute faster (e.g. GPUs, not measured here) shift the time further to "
-            "latency and transfer."
+    notes = []
+    latency_Ws = [W for W, cases in largest.items() if any(t == "latency" for _, t, _ in cases)]
+    transfer_Ws = [W for W, cases in largest.items() if any(t == "transfer" for _, t, _ in cases)]
+    if latency_Ws:
+        notes.append(
+            f"Where latency is largest (W = {', '.join(map(str, latency_Ws))}), a call waits longer on the "
+            f"{cost_model.COLLECTIVES_PER_CALL[op]} collectives x (W-1) per-peer latencies "
+            f"({hp['latency_us']:g} us each, independent of the link speed) than it computes its "
+            f"{hp['batch']} keys per rank; in the model more keys per call amortise it"
         )
-print(
-    f"Measured: throughput and bytes on {cores} shared cores with gloo over loopback. Projected (model only): the cluster numbers above."
+    if transfer_Ws:
+        notes.append(
+            f"the links themselves are the bottleneck at W = {', '.join(map(str, transfer_Ws))}"
+        )
+    return (f"{op}: largest term of the time per call, " + "; ".join(parts) + (". " + "; ".join(notes) if notes else "")
+            + ". Ranks that compute faster (e.g. GPUs, not measured here) shift the time further to latency and transfer.")  # fmt: skip
+
+
+# %% tags=["hide-input"]
+projected = []
+for op in ("write", "read") if m["projection"] else ():
+    break_even = m["projection"][op]["break_even_items_per_s_per_rank"]
+    one_rank = 1 / m["compute_seconds_per_item_W1"][op]
+    slower_links = [gbit for gbit, v in break_even.items() if v < one_rank]
+    verdict = ("stays below compute at every link speed above" if not slower_links
+               else f"exceeds compute on {', '.join(slower_links)} Gbit/s links")  # fmt: skip
+    projected.append(
+        f"{op}: transfer time equals compute time once a rank handles (items/s) "
+        + ", ".join(f"{gbit} Gbit/s: {v:.3g}" for gbit, v in break_even.items())
+        + f"; one rank here handles {one_rank:,.0f} items/s, so for ranks as fast as this one "
+        f"transfer alone {verdict}."
+    )
+    projected.append(largest_terms(op))
+no_projection = "No projection: the run has no one-process measurement (W = 1)."
+exp.record(
+    "projection_sentences",
+    " ".join(projected) or no_projection,
+    "",
+    "the cluster projection (a model)",
 )
