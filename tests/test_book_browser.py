@@ -2,8 +2,8 @@
 
 Headless Chromium opens every page of ``_build/html`` from ``file://`` and dumps the DOM after
 its scripts ran. A page fails when it has math but MathJax rendered none (no ``mjx-container``),
-when raw ``\\(`` or ``$$`` is left in its text, when an image does not decode, or when an
-internal link points to a missing file or anchor.
+when raw ``\\(``, ``$$`` or a markdown table (``|---|``) is left in its text, when an image
+does not decode, or when an internal link points to a missing file or anchor.
 
 The browser tests are marked ``book``: the default pytest run deselects them (the book is
 built after pytest); ``scripts/build_book.sh`` runs them after each build. They skip when the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -160,13 +161,21 @@ def test_every_page_with_math_shows_rendered_math_and_no_raw_tex(rendered):
         if static.math_spans and dom.mjx == 0:
             problems.append(f"{label(page)}: {static.math_spans} math elements, none rendered")
         text = " ".join(dom.prose)
-        for raw in ("\\(", "$$"):
-            at = text.find(raw)
+        for raw, at in (("\\(", text.find("\\(")), ("$$", text.find("$$")), table_row(text)):
             if at >= 0:
                 problems.append(
                     f"{label(page)}: raw {raw} in text: ...{text[at - 40 : at + 40]}..."
                 )
     assert not problems, "\n".join(problems)
+
+
+#: A markdown table's separator row left as text ("---" may have become an em dash).
+RAW_TABLE = re.compile(r"\|\s*(?:-{3,}|\u2014)\s*\|")
+
+
+def table_row(text: str) -> tuple[str, int]:
+    match = RAW_TABLE.search(text)
+    return "a markdown table", match.start() if match else -1
 
 
 def check_image(data: bytes, svg: bool) -> None:
@@ -233,11 +242,13 @@ def test_every_internal_link_reaches_its_page_and_anchor(rendered):
 def test_checks_catch_raw_tex_broken_images_and_links(tmp_path):
     """The parser sees what the checks look for (runs without a browser)."""
     page = parse(
-        '<p id="top">See \\(x\\) and <code>$$ not prose</code></p>'
+        '<p id="top">See \\(x\\) and <code>$$ not prose</code> | a |\n|---|</p>'
         '<mjx-container>\\(y\\)</mjx-container><span class="math">z</span>'
         '<img src="missing.png"><a href="other.html#sec">x</a>'
     )
     assert "\\(x\\)" in " ".join(page.prose) and "$$" not in " ".join(page.prose)
+    assert table_row(" ".join(page.prose))[1] >= 0
+    assert table_row("| a |\n|\u2014|\u2014|")[1] >= 0 and table_row("a | b")[1] < 0
     assert page.mjx == 1 and page.math_spans == 1 and page.ids == {"top"}
     assert page.images == ["missing.png"] and page.links == ["other.html#sec"]
     with pytest.raises(OSError):
