@@ -78,30 +78,11 @@ from bbpm.hashing import diagnostics
 from bbpm.memory import kernels
 from bbpm.memory.base import EPS
 from bbpm.memory.kernels import native, torch_ops, triton_ops
-from bbpm.utils import Experiment, progress
+from bbpm.utils import Experiment, progress, show_table
 from bbpm.utils.device import zeros_table
 
-params = dict(
-    seed=seed,
-    D=D,
-    d=d,
-    K=K,
-    H=H,
-    B_values=B_values,
-    B_threads=B_threads,
-    threads_values=threads_values,
-    repeats=repeats,
-    copy_mbytes=copy_mbytes,
-    matmul_n=matmul_n,
-    grad_D=grad_D,
-    grad_d=grad_d,
-    grad_K=grad_K,
-    grad_N=grad_N,
-    grad_steps=grad_steps,
-    grad_lr=grad_lr,
-    triton_compile_configs=triton_compile_configs,
-)
-exp = Experiment("bench03_kernels", params)
+exp = Experiment.from_notebook("bench03_kernels", "notebooks/bench03_kernels.py", globals())
+params = exp.params
 default_threads = torch.get_num_threads()
 has_cuda = torch.cuda.is_available()
 print(
@@ -426,7 +407,7 @@ grad_summary["loss_first"], grad_summary["loss_last"] = losses[0], losses[-1]
 print(grad_summary)
 
 # %%
-exp.save_metrics(
+metrics_json = exp.save_metrics(
     {
         "threads_default": default_threads,
         "load_average_1min": bbpm_bench.load_average(),
@@ -437,7 +418,7 @@ exp.save_metrics(
         "gradient": {**grad_summary, "losses": losses},
     }
 )
-exp.save_raw(rows)
+raw_csv = exp.save_raw(rows)
 
 # %% [markdown]
 # ## Roofline and effective bandwidth
@@ -586,7 +567,6 @@ for device in metrics["roofs"]:
         "below_copy": len(below),
         "above_copy": [(r["path"], r["B"]) for r in above],
     }
-print("\n".join(roofline_lines))
 
 # %% [markdown]
 # ## Fitting a table through the fused read
@@ -678,7 +658,7 @@ for i, record in enumerate(gpu_records):
     fig = gpu_bench.plot_record(record)
     exp.save_figure(fig, f"cuda_record_{i}.png")
     plt.show()
-exp.save_metrics(
+metrics_json = exp.save_metrics(
     {
         **exp.load_metrics(),
         "triton_sm90_compile": compile_rows,
@@ -690,9 +670,12 @@ exp.save_metrics(
 
 # %% [markdown]
 # ## Discussion
+#
+# At the largest CPU batch, $B$ = {glue:text}`b_max`, with the copy bandwidth
+# {glue:text}`copy_text`, every path on the same inputs:
 
 
-# %%
+# %% tags=["hide-input"]
 def row_at(path: str, B: int, device: str = "cpu") -> dict:
     return next(
         r for r in result_rows if r["path"] == path and r["B"] == B and r["device"] == device
@@ -705,29 +688,27 @@ cpu_roof = metrics["roofs"]["cpu"]
 copy_text = ", ".join(
     f"{r['copy_gbps']:.1f} GB/s at {t} thread(s)" for t, r in cpu_roof["by_threads"].items()
 )
-lines = [
-    f"CPU, B = {B_max}, {metrics['threads_default']} threads unless named; copy bandwidth {copy_text} "
-    f"(buffers of {cpu_roof['n_bytes'] / 2**20:.0f} MiB"
-    + (
-        f", last-level cache {cpu_roof['llc_bytes'] / 2**20:.0f} MiB"
-        if cpu_roof["llc_bytes"]
-        else ""
-    )
-    + "):"
-]
-for name in path_names:
-    if any(r["path"] == name and r["device"] == "cpu" for r in result_rows):
-        r = row_at(name, B_max)
-        err = (
-            f", rel. diff. from canonical {r['rel_error_vs_canonical']:.1e}"
-            if "rel_error_vs_canonical" in r
-            else ""
-        ) + (f", counts equal: {r['counts_equal']}" if "counts_equal" in r else "")
-        lines.append(
-            f"- {name}: {r['median_s'] * 1e3:.3f} ms = {r['effective_gbps']:.2f} GB/s "
-            f"({r['copy_share']:.0%} of copy at {r['threads']} thread(s)){err}"
-        )
-lines += roofline_lines
+show_table(
+    ["path", "ms", "GB/s", "share of copy", "threads", "rel. diff. from canonical", "counts equal"],
+    [[name, f"{r['median_s'] * 1e3:.3f}", f"{r['effective_gbps']:.2f}", f"{r['copy_share']:.0%}", r["threads"],
+      f"{r['rel_error_vs_canonical']:.1e}" if "rel_error_vs_canonical" in r else "",
+      str(r["counts_equal"]) if "counts_equal" in r else ""]
+     for name in path_names if any(x["path"] == name and x["device"] == "cpu" for x in result_rows)
+     for r in [row_at(name, B_max)]],
+)  # fmt: skip
+exp.record("copy_text", copy_text + f" (buffers of {cpu_roof['n_bytes'] / 2**20:.0f} MiB"
+           + (f", last-level cache {cpu_roof['llc_bytes'] / 2**20:.0f} MiB)" if cpu_roof["llc_bytes"] else ")"),
+           "", "copy bandwidth per thread count")  # fmt: skip
+exp.record("b_max", B_max, ",d", "largest batch")
+exp.record("roofline_text", " ".join(roofline_lines), "", "roofline statements")
+lines = []
+
+# %% [markdown]
+# {glue:text}`roofline_text`
+#
+# {glue:text}`discussion_text` {glue:text}`busy_note`
+
+# %% tags=["hide-input"]
 fast_read = (  # what kernels.read runs on CPU (C weights where the C kernel is available)
     "read embedding_bag (auto weights)"
     if any(r["path"] == "read embedding_bag (auto weights)" for r in result_rows)
@@ -829,9 +810,14 @@ if "cuda" not in metrics["roofs"]:
         "No GPU in this run: the Triton paths are untimed here"
         + (f" (GPU records above: {len(gpu_records)})." if gpu_records else "; no GPU record yet.")
     )
-print("\n".join(lines))
-print(bbpm_bench.busy_machine_note(metrics["load_average_1min"], metrics["threads_default"]))
-exp.save_metrics(
+exp.record("discussion_text", " ".join(lines), "", "speedups, library writes, threads, gradients")
+exp.record(
+    "busy_note",
+    bbpm_bench.busy_machine_note(metrics["load_average_1min"], metrics["threads_default"]),
+    "",
+    "machine load",
+)
+metrics_json = exp.save_metrics(
     {
         **exp.load_metrics(),
         "roofline": roofline_summary,
