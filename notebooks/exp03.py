@@ -289,6 +289,7 @@ sweep_panel(
 sweep_panel(axes[1, 1], "max_load", "largest slot load (items)", "(e) collision stats: max load")
 axes[1, 1].plot(m["N"], m["max_load_theory"], "k--", lw=1, label="uniform hashing theory")
 axes[1, 1].legend(["uniform hashing theory"], fontsize=8, loc="upper left")  # fmt: skip
+plt.close(fig)  # finished below; shown once, with its provenance line, by exp.save_figure
 
 # %% tags=["hide-input"]
 ax = axes[1, 0]

@@ -349,6 +349,7 @@ axes[0, 0].secondary_xaxis("top", functions=(
     lambda lam: (lam * hp["D"] / (hp["K"] * hp["H"]) - hp["n_items"]) / hp["fill_per_step"],
 )).set_xlabel("memory load λ = NKH/D")
 # fmt: on
+plt.close(fig)  # finished below; shown once, with its provenance line, by exp.save_figure
 
 # %% tags=["hide-input"]
 # fmt: off

@@ -117,6 +117,33 @@ def test_every_glued_name_in_the_prose_was_recorded(path):
     assert not missing_glue(notebook), f"{path.name}: prose shows names no cell glued"
 
 
+def figures_without_provenance(notebook: dict) -> list[int]:
+    """Cells with an image output not followed, in the same cell, by the provenance line that
+    Experiment.save_figure displays (a figure shown by plt.show() or drawn half-way)."""
+    missing = []
+    for index, cell in enumerate(notebook.get("cells", [])):
+        pending = False
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data or "image/svg+xml" in data:
+                pending = True
+            elif pending and "bbpm-provenance" in _text(data.get("text/html", "")):
+                pending = False
+        if pending:
+            missing.append(index)
+    return missing
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("path", executed_notebooks() or [None], ids=lambda p: p and p.stem)
+def test_every_figure_has_its_provenance_line(path):
+    if path is None:
+        pytest.skip(f"no executed notebooks in {NOTEBOOKS} (run scripts/run_notebooks.sh)")
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    cells = figures_without_provenance(notebook)
+    assert not cells, f"{path.name}: figures without a provenance line in cells {cells}"
+
+
 def code_cell(*outputs: dict) -> dict:
     return {"cell_type": "code", "source": "", "outputs": list(outputs)}
 
@@ -150,3 +177,14 @@ def test_missing_glue_names_the_prose_references_without_a_value():
     )
     prose = {"cell_type": "markdown", "source": "x {glue:text}`a` and {glue:text}`b:.2f`"}
     assert missing_glue({"cells": [glued, prose]}) == {"b"}
+
+
+def test_a_figure_needs_the_provenance_line_after_it():
+    image = {"output_type": "display_data", "data": {"image/png": "iVBOR"}}
+    line = {
+        "output_type": "display_data",
+        "data": {"text/html": '<p class="bbpm-provenance">x</p>'},
+    }
+    assert figures_without_provenance({"cells": [code_cell(image, line)]}) == []
+    assert figures_without_provenance({"cells": [code_cell(line, image)]}) == [0]
+    assert figures_without_provenance({"cells": [code_cell(image), code_cell(line)]}) == [0]
