@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -67,6 +68,28 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def run_provenance(root: str | Path | None = None) -> dict[str, Any]:
+    """Where a run's numbers come from: the git commit of ``root`` (``"unknown"`` outside a
+    git checkout), whether tracked files differed from it (``dirty``) and the UTC date."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root or Path.cwd(), capture_output=True, text=True, timeout=20
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {
+        "commit": commit or "unknown",
+        "dirty": bool(status),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
+
+
 def environment_info() -> dict[str, Any]:
     """Versions and hardware, recorded with every run."""
     info: dict[str, Any] = {
@@ -113,6 +136,7 @@ class Experiment:
         self.seed = set_global_seed(int(seed)) if seed is not None else None
         self.started = time.perf_counter()
         self.records: dict[str, dict[str, Any]] = {}
+        self.provenance = run_provenance(self.root)
         self.logger.info(
             "run %s seed=%s params=%s", exp_id, self.seed, json.dumps(to_jsonable(self.params))
         )
@@ -125,6 +149,7 @@ class Experiment:
             "hyperparameters": self.params,
             "seed": self.seed,
             "environment": environment_info(),
+            "provenance": self.provenance,
             "runtime_seconds": time.perf_counter() - self.started,
             **dict(metrics),
             "records": self.records,
@@ -174,7 +199,7 @@ class Experiment:
 
     def _write_records(self) -> Path:
         path = self.results_dir / "records.json"
-        payload = {"experiment": self.exp_id, "records": self.records}
+        payload = {"experiment": self.exp_id, "run": self.provenance, "records": self.records}
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(
             json.dumps(to_jsonable(payload), indent=2, allow_nan=False), encoding="utf-8"
