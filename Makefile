@@ -5,7 +5,7 @@
 #   make exp       every notebook with full parameters (params/*.yaml)
 #   make book      install, every notebook with full parameters, the book (_build/html)
 #   make lint      ruff check + ruff format --check
-#   make reproduce full notebooks, then copy the figures/tables into paper/icml2026/
+#   make reproduce full notebooks, then the paper (numbers, tables, figures, PDF) with no placeholder
 #   make paper     numbers/tables/figures from the results, then latexmk: paper/icml2026/main.pdf
 #   make paper-full  the same, failing when a number or figure of the paper was not produced
 #   make arxiv     paper sources + generated files + .bbl as _build/paper/bbpm-arxiv.tar.gz
@@ -15,7 +15,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test pytest smoke exp book lint reproduce paper paper-full paper-if-tex arxiv clean clean-all
+.PHONY: install test pytest smoke exp book lint reproduce paper paper-full paper-check paper-if-tex arxiv clean clean-all
 
 install:
 	bash scripts/setup_env.sh
@@ -55,11 +55,15 @@ paper:
 paper-full:
 	PY=$(PY) bash scripts/build_paper.sh --full
 
+# The built PDF as a reader gets it: pages rendered, page count, placeholders, the arXiv tarball.
+paper-check:
+	$(PY) -m pytest -q tests/test_paper_pdf.py
+
 # make test / make book build the PDF when LaTeX is installed (.ci/run installs it; with
 # BBPM_REQUIRE_PAPER=1 a missing LaTeX fails instead of skipping).
 paper-if-tex:
 	@if command -v latexmk >/dev/null 2>&1 || [ "$${BBPM_REQUIRE_PAPER:-0}" = 1 ]; then \
-		PY=$(PY) bash scripts/build_paper.sh; \
+		PY=$(PY) bash scripts/build_paper.sh && $(MAKE) paper-check; \
 	else echo "[paper] latexmk not installed: skipping the PDF (see scripts/build_paper.sh)"; fi
 
 arxiv: paper

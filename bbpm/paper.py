@@ -269,15 +269,18 @@ def run_environment(results: Path) -> dict[str, str]:
 
 
 def run_mode(results: Path, root: Path) -> str:
-    """``full``, ``smoke``, ``mixed`` or ``none``: which parameter files the runs used."""
+    """``full``, ``smoke``, ``mixed``, ``custom`` or ``none``: which parameter files the runs
+    used. A run whose parameters match both files (a notebook whose smoke and full settings
+    agree) fits either mode."""
     import yaml  # pyyaml comes with papermill and jupyter-book
 
-    modes = set()
+    common = {"full", "smoke"}
+    seen = False
     for path in sorted(results.glob("*/metrics.json")):
         metrics = json.loads(path.read_text(encoding="utf-8"))
         used = metrics.get("hyperparameters", {})
         stem = notebook_stem(metrics.get("experiment", path.parent.name), root)
-        mode = "custom"
+        fits = set()
         for name, params in (
             ("full", root / "params" / f"{stem}.yaml"),
             ("smoke", root / "params" / "smoke" / f"{stem}.yaml"),
@@ -285,12 +288,16 @@ def run_mode(results: Path, root: Path) -> str:
             if params.is_file():
                 wanted = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
                 if all(used.get(k) == v for k, v in wanted.items()):
-                    mode = name
-                    break
-        modes.add(mode)
-    if not modes:
+                    fits.add(name)
+        if not fits:
+            return "custom"
+        seen = True
+        common &= fits
+    if not seen:
         return "none"
-    return modes.pop() if len(modes) == 1 else "mixed"
+    if not common:
+        return "mixed"
+    return "full" if "full" in common else "smoke"
 
 
 def tex_sources(paper_dir: Path) -> list[Path]:

@@ -887,7 +887,7 @@ for label, slow, fast in (
 record_metric(
     exp,
     "gradient_exact",
-    lambda: pm["gradient"]["exact_match"],
+    lambda: "yes" if pm["gradient"]["exact_match"] else "no",
     "",
     "rows with gradient equal the addressed rows",
 )

@@ -221,3 +221,29 @@ def test_paper_figures_and_tables_name_existing_notebooks():
     assert uses
     for notebook, _ in uses:
         assert (ROOT / "notebooks" / f"{notebook}.py").is_file()
+
+
+def write_metrics(root: Path, exp_id: str, hyperparameters: dict) -> None:
+    folder = root / "results" / exp_id
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {"experiment": exp_id, "hyperparameters": hyperparameters}
+    (folder / "metrics.json").write_text(json.dumps(payload))
+
+
+def test_run_mode_names_the_parameter_files_the_runs_used(tmp_path):
+    (tmp_path / "params" / "smoke").mkdir(parents=True)
+    (tmp_path / "notebooks").mkdir()
+    for stem, full, smoke in (("exp01", 100, 10), ("exp02", 5, 5)):
+        (tmp_path / "notebooks" / f"{stem}.py").write_text("")
+        (tmp_path / "params" / f"{stem}.yaml").write_text(f"N: {full}\n")
+        (tmp_path / "params" / "smoke" / f"{stem}.yaml").write_text(f"N: {smoke}\n")
+    results = tmp_path / "results"
+    assert paper.run_mode(results, tmp_path) == "none"
+    write_metrics(tmp_path, "exp02_same", {"N": 5, "seed": 0})  # fits both files
+    assert paper.run_mode(results, tmp_path) == "full"
+    write_metrics(tmp_path, "exp01_x", {"N": 10})
+    assert paper.run_mode(results, tmp_path) == "smoke"
+    write_metrics(tmp_path, "exp01_y", {"N": 100})
+    assert paper.run_mode(results, tmp_path) == "mixed"
+    write_metrics(tmp_path, "exp01_z", {"N": 7})
+    assert paper.run_mode(results, tmp_path) == "custom"

@@ -230,8 +230,9 @@ class Experiment:
     def save_latex_table(
         self, name: str, header: list[str], rows: Iterable[Iterable[Any]], caption: str = ""
     ) -> Path:
-        """Write a booktabs LaTeX table to ``results/<exp_id>/<name>`` (``scripts/reproduce_icml.sh``
-        copies it into ``paper/icml2026/tables/``). Floats below 10 get 4 decimals, larger ones none."""
+        """Write a booktabs LaTeX table to ``results/<exp_id>/<name>`` (``python -m bbpm.paper
+        generate`` copies it into ``paper/icml2026/generated/tables/``). Floats below 10 get 4
+        decimals, larger ones none."""
 
         def cell(value: Any) -> str:
             if isinstance(value, float):
