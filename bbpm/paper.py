@@ -430,7 +430,8 @@ ARXIV_FILES = ("main.tex", "references.bib", "main.bbl")
 
 
 def arxiv_tarball(paper_dir: Path, dest: Path) -> Path:
-    """A tarball of the paper that compiles on its own with pdflatex (no bibtex needed)."""
+    """A tarball of the paper that compiles on its own with pdflatex (no bibtex needed): the
+    sources, the ``.bbl``, the generated numbers and tables, and the figures the paper uses."""
     missing = [name for name in ARXIV_FILES if not (paper_dir / name).is_file()]
     if missing or not (paper_dir / "generated" / "numbers.tex").is_file():
         raise FileNotFoundError(
@@ -440,10 +441,19 @@ def arxiv_tarball(paper_dir: Path, dest: Path) -> Path:
     with tarfile.open(dest, "w:gz") as tar:
         for name in ARXIV_FILES:
             tar.add(paper_dir / name, arcname=name)
+        used = {
+            f"generated/figures/{notebook}/{name}.png"
+            for notebook, name in FIGURE_USE.findall(
+                "\n".join(
+                    strip_comments(p.read_text(encoding="utf-8")) for p in tex_sources(paper_dir)
+                )
+            )
+        }
         for folder in ("sections", "generated"):
             for path in sorted((paper_dir / folder).rglob("*")):
-                if path.is_file() and path.suffix in {".tex", ".png", ".txt"}:
-                    tar.add(path, arcname=str(path.relative_to(paper_dir)))
+                name = str(path.relative_to(paper_dir))
+                if path.is_file() and (path.suffix in {".tex", ".txt"} or name in used):
+                    tar.add(path, arcname=name)
     return dest
 
 
