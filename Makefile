@@ -71,6 +71,7 @@ arxiv: paper
 
 clean:
 	rm -rf _build book/_build .pytest_cache .ruff_cache .hypothesis
+	rm -rf paper/icml2026/generated paper/icml2026/latexmk.out $(addprefix paper/icml2026/main.,aux bbl blg log out fls fdb_latexmk pdf)
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 clean-all: clean
