@@ -1363,38 +1363,3 @@ print(
     f"selects by accumulated attention without seeing the question, with {m['bmrt']['position_mode']} positions; "
     "scores count a value word anywhere in the answer."
 )
-
-
-# %% [markdown]
-# ## Records for the paper
-#
-# The numbers the paper quotes, read from this run's `metrics.json` and recorded by name
-# (`results/exp07_llm_integration/records.json`); a number this run did not produce is not recorded, and the
-# paper shows a placeholder for it.
-
-# %% tags=["hide-input"]
-from bbpm.paper import record_metric, record_slug  # noqa: E402
-
-paper_metrics = exp.load_metrics()
-pm = paper_metrics
-record_metric(exp, "mode", lambda: pm["mode"], "", "llm or synthetic scoring mode")
-record_metric(exp, "model_id", lambda: pm["model"]["model_id"], "", "language model")
-record_metric(
-    exp,
-    "decode_accuracy_at_n_max",
-    lambda: pm["decode"]["accuracy_top1"][-1],
-    ".1%",
-    "BBPM top-1 decode accuracy at the largest N",
-)
-for method, series in pm.get("accuracy", {}).items():
-    slug = record_slug(method)
-    record_metric(
-        exp,
-        f"accuracy_{slug}_at_n_max",
-        lambda s=series: s["accuracy"][-1],
-        ".0%",
-        f"answer accuracy at the largest N run, {method}",
-    )
-    record_metric(
-        exp, f"n_max_{slug}", lambda s=series: s["N"][-1], ",d", f"largest N run, {method}"
-    )

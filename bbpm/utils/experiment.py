@@ -131,6 +131,8 @@ class Experiment:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.figures_dir.mkdir(parents=True, exist_ok=True)
         (self.results_dir / "log.txt").write_text("", encoding="utf-8")
+        # A new run starts with no records: none left over from an earlier version of the run.
+        (self.results_dir / "records.json").unlink(missing_ok=True)
         self.logger = get_logger(f"bbpm.{exp_id}", self.results_dir)
         seed = self.params.get("seed") if seed is None else seed
         self.seed = set_global_seed(int(seed)) if seed is not None else None
