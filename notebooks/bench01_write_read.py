@@ -345,3 +345,39 @@ for op in ("read", "write"):
     )  # fmt: skip
 exp.record("floor_ratios", ", ".join(f"{n} {r:.2f}x" for n, r in floor_ratio.items()), "", f"time / minimum traffic at {copy['copy_gbps']:.1f} GB/s")  # fmt: skip
 exp.record("roof_verdict", " ".join(verdict), "", "ops against the copy roof")
+
+
+# %% [markdown]
+# ## Records for the paper
+#
+# The numbers the paper quotes, read from this run's `metrics.json` and recorded by name
+# (`results/bench01_write_read/records.json`); a number this run did not produce is not recorded, and the
+# paper shows a placeholder for it.
+
+# %% tags=["hide-input"]
+from bbpm.paper import record_metric  # noqa: E402
+
+paper_metrics = exp.load_metrics()
+pm = paper_metrics
+record_metric(
+    exp,
+    "read_speedup",
+    lambda: pm["targets"]["read_speedup"],
+    ".1f",
+    "fast read over the canonical read",
+)
+record_metric(
+    exp,
+    "write_speedup",
+    lambda: pm["targets"]["write_speedup"],
+    ".1f",
+    "fast write over the canonical write",
+)
+record_metric(
+    exp,
+    "copy_gbps",
+    lambda: pm["copy_bandwidth"]["copy_gbps"],
+    ".1f",
+    "measured copy bandwidth (GB/s)",
+)
+record_metric(exp, "threads", lambda: pm["threads"], "d", "CPU threads")

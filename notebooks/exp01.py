@@ -762,3 +762,36 @@ latex_table = exp.save_latex_table(
     table_rows,
     caption="Mean read cosine vs N: measurement, theory and the prototype's hash formula (exp01).",
 )
+
+
+# %% [markdown]
+# ## Records for the paper
+#
+# The numbers the paper quotes, read from this run's `metrics.json` and recorded by name
+# (`results/exp01_capacity_scaling/records.json`); a number this run did not produce is not recorded, and the
+# paper shows a placeholder for it.
+
+# %% tags=["hide-input"]
+from bbpm.paper import record_metric  # noqa: E402
+
+paper_metrics = exp.load_metrics()
+pm, hp = paper_metrics, paper_metrics["hyperparameters"]
+last_row = (pm.get("theory_vs_measurement") or [{}])[-1]
+for key, name in (("D", "table_slots"), ("d", "value_dim"), ("K", "k"), ("H", "h")):
+    record_metric(exp, f"param_{name}", lambda key=key: hp[key], ",d", f"hyperparameter {key}")
+for name, get, fmt, description in (
+    ("theory_max_abs_error", lambda: pm["max_abs_error_mean_cos"], ".1e",
+     "largest |theory - measured| mean cosine, default hash, over all N"),
+    ("n_max", lambda: pm["measured"]["mixed"]["N"][-1], ",d", "largest N"),
+    ("load_at_n_max", lambda: last_row["load_factor"], ".2f", "load factor NKH/D at the largest N"),
+    ("theory_mean_cos_at_n_max", lambda: last_row["theory_mean_cos"], ".3f",
+     "theory mean cosine at the largest N"),
+):  # fmt: skip
+    record_metric(exp, name, get, fmt, description)
+for hash_name in ("mixed", "prototype"):
+    series = pm["measured"].get(hash_name, {})
+    record_metric(exp, f"mean_cos_{hash_name}_at_n_max", lambda s=series: s["mean_cos"][-1],
+                  ".3f", f"measured mean cosine at the largest N, {hash_name} hash")  # fmt: skip
+    record_metric(exp, f"share_above_ninety_{hash_name}_at_n_max",
+                  lambda s=series: s["share_above_0.9"][-1], ".1%",
+                  f"share of keys with cosine > 0.9 at the largest N, {hash_name} hash")  # fmt: skip

@@ -336,3 +336,37 @@ latex_table = exp.save_latex_table(
         f"{hp['n_seeds']} seed(s) (exp02): measurement beside theory."
     ),
 )
+
+
+# %% [markdown]
+# ## Records for the paper
+#
+# The numbers the paper quotes, read from this run's `metrics.json` and recorded by name
+# (`results/exp02_ablation_K_H/records.json`); a number this run did not produce is not recorded, and the
+# paper shows a placeholder for it.
+
+# %% tags=["hide-input"]
+from bbpm.paper import record_metric  # noqa: E402
+
+paper_metrics = exp.load_metrics()
+pm, hp = paper_metrics, paper_metrics["hyperparameters"]
+record_metric(exp, "param_d_slots", lambda: hp["D"], ",d", "table slots D")
+record_metric(exp, "param_n", lambda: hp["N"], ",d", "items N")
+record_metric(exp, "n_configs", lambda: len(pm["configs"]), "d", "number of (K, H) settings")
+record_metric(
+    exp,
+    "theory_max_abs_error",
+    lambda: pm["max_abs_error_mean_cos"],
+    ".1e",
+    "largest |theory - measured| mean cosine over the (K, H) settings",
+)
+record_metric(
+    exp,
+    "theory_max_abs_error_share",
+    lambda: pm["max_abs_error_share"]["0.9"],
+    ".1e",
+    "largest |theory - measured| share above cosine 0.9",
+)
+cos = [c["mixed_mean_cos"] for c in pm["configs"]]
+record_metric(exp, "mean_cos_best", lambda: max(cos), ".3f", "best mean cosine over (K, H)")
+record_metric(exp, "mean_cos_worst", lambda: min(cos), ".3f", "worst mean cosine over (K, H)")

@@ -470,3 +470,30 @@ for n, key in zip(names, ("global", "block", "small", "proto"), strict=True):
         exp.record(f"{key}_theory_gap", theory_err[n], ".4f", f"largest |measured - theory|, {n}")
 fastest = max(names, key=lambda n: speed[n]["write"]["median"])
 exp.record("fastest_writer", fastest, "", "hash with the highest median write speed")
+
+
+# %% [markdown]
+# ## Records for the paper
+#
+# The numbers the paper quotes, read from this run's `metrics.json` and recorded by name
+# (`results/exp03_block_vs_global/records.json`); a number this run did not produce is not recorded, and the
+# paper shows a placeholder for it.
+
+# %% tags=["hide-input"]
+from bbpm.paper import record_metric  # noqa: E402
+
+paper_metrics = exp.load_metrics()
+pm, hp = paper_metrics, paper_metrics["hyperparameters"]
+# The hashes in the order of HASHES: global (mixed), block L, small block, prototype formula.
+for slug, hash_name in zip(("global", "block", "small_block", "prototype"), pm.get("hashes", [])):
+    record_metric(
+        exp,
+        f"mean_cos_{slug}_at_n_max",
+        lambda h=hash_name: pm["per_hash"]["mean_cos"][h]["mean"][-1],
+        ".3f",
+        f"mean cosine at the largest N, {hash_name}",
+    )
+record_metric(exp, "n_max", lambda: pm["N"][-1], ",d", "largest N")
+record_metric(exp, "block_size", lambda: hp["block_size"], ",d", "block size L")
+record_metric(exp, "small_block_size", lambda: hp["small_block_size"], ",d", "small block size")
+record_metric(exp, "param_k", lambda: hp["K"], ",d", "slots per hash K")

@@ -287,3 +287,32 @@ rec(
     "",
     "GPU peaks",
 )
+
+
+# %% [markdown]
+# ## Records for the paper
+#
+# The numbers the paper quotes, read from this run's `metrics.json` and recorded by name
+# (`results/exp04_kv_memory_scaling/records.json`); a number this run did not produce is not recorded, and the
+# paper shows a placeholder for it.
+
+# %% tags=["hide-input"]
+from bbpm.paper import record_metric  # noqa: E402
+
+paper_metrics = exp.load_metrics()
+pm = paper_metrics
+record_metric(exp, "bbpm_gb", lambda: pm["bbpm_bytes_analytic"] / 1e9, ".2f", "BBPM bytes (GB)")
+record_metric(
+    exp,
+    "crossover_tokens",
+    lambda: pm["crossover_T_interpolated"],
+    ",.0f",
+    "context length where the KV cache overtakes BBPM",
+)
+record_metric(
+    exp,
+    "kv_kb_per_token",
+    lambda: pm["kv_bytes_per_token"] / 1e3,
+    ",.0f",
+    "KV-cache bytes per token (kB)",
+)

@@ -554,3 +554,43 @@ print(
     f"{nc[-1]['needle_cos']:.3f} after {nc[-1]['haystack']:,} (theory {nc[-1]['expected_cosine_theory']:.3f})."
 )
 print(f"Write speed {m['write_items_per_s']:,.0f} items/s over the stream (shared CPU).")
+
+
+# %% [markdown]
+# ## Records for the paper
+#
+# The numbers the paper quotes, read from this run's `metrics.json` and recorded by name
+# (`results/exp05_needle_haystack/records.json`); a number this run did not produce is not recorded, and the
+# paper shows a placeholder for it.
+
+# %% tags=["hide-input"]
+from bbpm.paper import record_metric  # noqa: E402
+
+paper_metrics = exp.load_metrics()
+pm = paper_metrics
+last = pm["checkpoints"][-1] if pm.get("checkpoints") else {}
+record_metric(exp, "n_max", lambda: last["N"], ",d", "items streamed at the last checkpoint")
+record_metric(
+    exp, "load_at_n_max", lambda: last["load"], ".2f", "load NKH/D at the last checkpoint"
+)
+for name in ("centred", "raw"):
+    record_metric(
+        exp,
+        f"success_{name}_at_n_max",
+        lambda n=name: last["bbpm"][n]["success"],
+        ".1%",
+        f"BBPM top-1 success at the last checkpoint, {name} codebook",
+    )
+for name in last.get("window_success", {}):
+    slug = "window_equal_memory" if "equal" in name else "window"
+    record_metric(
+        exp,
+        f"success_{slug}_at_n_max",
+        lambda n=name: last["window_success"][n],
+        ".1%",
+        f"{name}: top-1 success at the last checkpoint",
+    )
+record_metric(exp, "window", lambda: pm["hyperparameters"]["window"], ",d", "window W (items)")
+record_metric(
+    exp, "codebook_size", lambda: pm["hyperparameters"]["n_values"], ",d", "codebook size C"
+)

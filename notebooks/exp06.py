@@ -478,3 +478,38 @@ for name, value, spec, what in [
 ]:
     exp.record(name, value, spec, what)
 # fmt: on
+
+
+# %% [markdown]
+# ## Records for the paper
+#
+# The numbers the paper quotes, read from this run's `metrics.json` and recorded by name
+# (`results/exp06_drift_stability/records.json`); a number this run did not produce is not recorded, and the
+# paper shows a placeholder for it.
+
+# %% tags=["hide-input"]
+from bbpm.paper import record_metric  # noqa: E402
+
+paper_metrics = exp.load_metrics()
+pm, hp = paper_metrics, paper_metrics["hyperparameters"]
+main_curve = pm["curves"].get(str(hp.get("main_bits")), {})
+record_metric(exp, "main_bits", lambda: hp["main_bits"], "d", "key bits of the main curve")
+record_metric(
+    exp,
+    "stable_success_last",
+    lambda: main_curve["stable_success"][-1],
+    ".1%",
+    "recall of stable keys at the last step (main bits)",
+)
+drift_sigmas = sorted(main_curve.get("drift", {}), key=float)
+for label, sigma in (("smallest", drift_sigmas[:1]), ("largest", drift_sigmas[-1:])):
+    record_metric(
+        exp, f"drift_sigma_{label}", lambda s=sigma: float(s[0]), "g", f"{label} drift sigma"
+    )
+    record_metric(
+        exp,
+        f"drift_success_last_{label}_sigma",
+        lambda s=sigma: main_curve["drift"][s[0]]["success"][-1],
+        ".1%",
+        f"recall of drifting keys at the last step, {label} sigma",
+    )

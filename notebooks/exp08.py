@@ -1329,3 +1329,43 @@ print(
         caption=caption,
     ).read_text()
 )
+
+
+# %% [markdown]
+# ## Records for the paper
+#
+# The numbers the paper quotes, read from this run's `metrics.json` and recorded by name
+# (`results/exp08_peer_memories/records.json`); a number this run did not produce is not recorded, and the
+# paper shows a placeholder for it.
+
+# %% tags=["hide-input"]
+from bbpm.paper import record_metric, record_slug  # noqa: E402
+
+paper_metrics = exp.load_metrics()
+from bbpm.utils import format_bytes  # noqa: E402
+
+pm = paper_metrics
+largest = max((b for v in pm["capacity"].values() for b in v), key=int)
+record_metric(exp, "largest_budget", lambda: format_bytes(int(largest)), "", "largest byte budget")
+record_metric(
+    exp,
+    "capacity_target",
+    lambda: pm["hyperparameters"]["capacity_accuracy"],
+    ".0%",
+    "top-1 accuracy that defines capacity",
+)
+for method, per_budget in pm["capacity"].items():
+    record_metric(
+        exp,
+        f"capacity_{record_slug(method)}_largest_budget",
+        lambda e=per_budget: e[largest]["N"],
+        ",.0f",
+        f"{method}: items at the capacity target, largest budget",
+    )
+record_metric(
+    exp,
+    "capacity_ratio_bbpm_to_dict",
+    lambda: pm["capacity"]["bbpm_global"][largest]["N"] / pm["capacity"]["dict"][largest]["N"],
+    ".1f",
+    "BBPM (global hash) capacity over the exact dict's, largest budget",
+)

@@ -47,6 +47,15 @@ fi
 # --all: rebuild every page, so a warning in an unchanged page still fails the build.
 "$JUPYTER_BOOK" build book --path-output . -W -n --keep-going --all
 
+# The paper's PDF (make paper; make test and make book build it before the book when LaTeX is
+# installed) goes beside the book's pages: the introduction links to bbpm-paper.pdf.
+if [ -f paper/icml2026/main.pdf ]; then
+    cp paper/icml2026/main.pdf _build/html/bbpm-paper.pdf
+    echo "[build_book] copied the paper to _build/html/bbpm-paper.pdf"
+else
+    echo "[build_book] no paper/icml2026/main.pdf (make paper needs LaTeX): the introduction's link to bbpm-paper.pdf is dead in this build" >&2
+fi
+
 # Check what the book shows: clean notebook outputs (tests/test_notebook_outputs.py), and every
 # page opened in headless Chromium for rendered math, images and internal links
 # (tests/test_book_browser.py; skipped without chromium unless BBPM_REQUIRE_BROWSER=1).

@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -65,6 +66,28 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (Path, torch.device, torch.dtype)):
         return str(value)
     return value
+
+
+def run_provenance(root: str | Path | None = None) -> dict[str, Any]:
+    """Where a run's numbers come from: the git commit of ``root`` (``"unknown"`` outside a
+    git checkout), whether tracked files differed from it (``dirty``) and the UTC date."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root or Path.cwd(), capture_output=True, text=True, timeout=20
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {
+        "commit": commit or "unknown",
+        "dirty": bool(status),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
 
 
 def environment_info() -> dict[str, Any]:
@@ -118,11 +141,14 @@ class Experiment:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.figures_dir.mkdir(parents=True, exist_ok=True)
         (self.results_dir / "log.txt").write_text("", encoding="utf-8")
+        # A new run starts with no records: none left over from an earlier version of the run.
+        (self.results_dir / "records.json").unlink(missing_ok=True)
         self.logger = get_logger(f"bbpm.{exp_id}", self.results_dir)
         seed = self.params.get("seed") if seed is None else seed
         self.seed = set_global_seed(int(seed)) if seed is not None else None
         self.started = time.perf_counter()
         self.records: dict[str, dict[str, Any]] = {}
+        self.provenance = run_provenance(self.root)
         self.logger.info(
             "run %s seed=%s params=%s", exp_id, self.seed, json.dumps(to_jsonable(self.params))
         )
@@ -155,6 +181,7 @@ class Experiment:
             "hyperparameters": self.params,
             "seed": self.seed,
             "environment": environment_info(),
+            "provenance": self.provenance,
             "runtime_seconds": time.perf_counter() - self.started,
             **dict(metrics),
             "records": self.records,
@@ -204,7 +231,7 @@ class Experiment:
 
     def _write_records(self) -> Path:
         path = self.results_dir / "records.json"
-        payload = {"experiment": self.exp_id, "records": self.records}
+        payload = {"experiment": self.exp_id, "run": self.provenance, "records": self.records}
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(
             json.dumps(to_jsonable(payload), indent=2, allow_nan=False), encoding="utf-8"
@@ -251,8 +278,9 @@ class Experiment:
     def save_latex_table(
         self, name: str, header: list[str], rows: Iterable[Iterable[Any]], caption: str = ""
     ) -> Path:
-        """Write a booktabs LaTeX table to ``results/<exp_id>/<name>`` (``scripts/reproduce_icml.sh``
-        copies it into ``paper/icml2026/tables/``). Floats below 10 get 4 decimals, larger ones none."""
+        """Write a booktabs LaTeX table to ``results/<exp_id>/<name>`` (``python -m bbpm.paper
+        generate`` copies it into ``paper/icml2026/generated/tables/``). Floats below 10 get 4
+        decimals, larger ones none."""
 
         def cell(value: Any) -> str:
             if isinstance(value, float):
