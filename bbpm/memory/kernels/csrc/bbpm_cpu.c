@@ -166,9 +166,13 @@ DEFINE_WEIGHTS(bbpm_slot_weights_f64, double)
             T *w = weights + b * M;                                                         \
             double clean_total = 0.0, noisy_total = 0.0, mult_total = 0.0;                  \
             for (int64_t j = 0; j < M; ++j) {                                               \
-                double m = 0.0;                                                             \
-                for (int64_t k = 0; k < M; ++k) m += (row[k] == row[j]);                    \
-                double others = (double)counts[row[j]] - m;                                 \
+                const int64_t slot = row[j];                                                \
+                if (b * M + j + PREFETCH < B * M)                                           \
+                    __builtin_prefetch(counts + row[j + PREFETCH], 0, 3);                   \
+                int64_t hits = 0;                                                           \
+                for (int64_t k = 0; k < M; ++k) hits += (row[k] == slot);                   \
+                const double m = (double)hits;                                              \
+                double others = (double)counts[slot] - m;                                   \
                 if (others < 0.5) others = 0.0;                                             \
                 mult_total += m;                                                            \
                 if (others == 0.0) clean_total += m;                                        \
