@@ -154,6 +154,13 @@ def keep_top(
     return keys.gather(2, index).contiguous(), values.gather(2, index).contiguous()
 
 
+def _set_ratio(press: Any, length: int, n_kept: int) -> None:
+    """Some presses' scores depend on their ratio (StreamingLLM ranks by it): set the ratio
+    whose kept count (``int(length * (1 - ratio))`` in kvpress) is ``n_kept``."""
+    if hasattr(press, "compression_ratio"):
+        press.compression_ratio = max(0.0, (length - n_kept - 0.5) / length)
+
+
 def _cache_from(model: nn.Module, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> Any:
     cache = kvs.new_cache(model)
     for index, (keys, values) in enumerate(layers):
@@ -166,6 +173,7 @@ def compress(press: Any, model: nn.Module, prefill: Prefill, n_kept: int) -> Any
     """A new cache holding the ``n_kept`` tokens per layer and KV head that ``press`` scores
     highest on the recorded prefill (the prefill's cache is left unchanged)."""
     press.post_init_from_model(model)
+    _set_ratio(press, prefill.length, n_kept)
     layers = []
     kwargs = {"position_embeddings": (prefill.cos, prefill.sin)}
     for module, hidden, (keys, values) in zip(
@@ -192,19 +200,27 @@ def compress_question_aware(
         raise ValueError(f"questions must have one token length to share a window, got {lengths}")
     width = lengths.pop()
     if getattr(press, "window_size", width) != width:
-        raise ValueError(f"press.window_size={press.window_size} must equal the question length {width}")
+        raise ValueError(
+            f"press.window_size={press.window_size} must equal the question length {width}"
+        )
     press.post_init_from_model(model)
     batch, context = len(questions), prefill.length
+    _set_ratio(press, context + width, n_kept)
     saved = kvs.cache_layers(prefill.cache)
     ids = torch.as_tensor([list(q) for q in questions], dtype=torch.long, device=saved[0][0].device)
     recorder = _Recorder(model)
-    kvs.set_cache_layers(prefill.cache, [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in saved])
+    kvs.set_cache_layers(
+        prefill.cache,
+        [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in saved],
+    )
     try:
         with recorder:
             model(
                 input_ids=ids,
                 past_key_values=prefill.cache,
-                position_ids=torch.arange(context, context + width, device=ids.device).expand(batch, -1),
+                position_ids=torch.arange(context, context + width, device=ids.device).expand(
+                    batch, -1
+                ),
                 use_cache=True,
                 logits_to_keep=1,
             )
