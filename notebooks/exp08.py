@@ -506,7 +506,8 @@ for r in sdm_rows:
         f"{format_bytes(r['budget_bytes'])} (SDM {r['nbytes']:,} B) load {r['load']:6.3f}: SDM {r['accuracy']:.3f}"
         + (f", BBPM global {r['bbpm_global']:.3f}" if r["bbpm_global"] is not None else "")
     )
-print(f"SDM skipped: {sdm_note}" if sdm_note else "")
+if sdm_note:
+    print(f"SDM skipped: {sdm_note}")
 
 # %% [markdown]
 # ## Theory beside the measurements
