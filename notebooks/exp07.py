@@ -261,6 +261,7 @@ def injected_text(controller, key: int, rule: str | None) -> str | None:
     return controller.fact_text(value_id) if value_id >= 0 else None
 
 
+# %% tags=["hide-input"]
 def run_fact_point(s: int, N: int) -> list[dict]:
     stream = fact_stream(s, N)
     bbpm, exact = new_bbpm(), ExactController(template=template)
@@ -556,29 +557,42 @@ if len(summary):
     print(table[cols].to_string(index=False, float_format="%.3f"))
 print("skipped:", skipped or "nothing")
 
+
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-for ax, task, xlabel in (
-    (axes[0], "facts", "facts in the stream N"),
-    (axes[1], "needle", "context tokens"),
-):
+def curves(ax, task: str, methods: list[str] | None, xlabel: str) -> None:
     sub = summary[summary.task == task] if len(summary) else summary
     for method, g in sub.groupby("method", sort=False):
-        x = g.N if task == "facts" else g.context_tokens
-        style = "-" if "bbpm" in method or method in ("full", "window+oracle", "oracle") else "--"
-        ax.errorbar(
-            x,
-            g.accuracy,
-            yerr=[g.accuracy - g.low, g.high - g.accuracy],
-            fmt="o" + style,
-            ms=3,
-            capsize=2,
-            label=method,
-        )
-    ax.set(
-        xscale="log", xlabel=xlabel, ylabel="accuracy (95% Wilson)", ylim=(-0.03, 1.03), title=task
-    )
-    ax.legend(fontsize=6, ncol=2)
+        if methods is None or method in methods:
+            x = g.N if task == "facts" else g.context_tokens
+            err = [g.accuracy - g.low, g.high - g.accuracy]
+            ax.errorbar(x, g.accuracy, yerr=err, fmt="o-", ms=3, capsize=2, label=method)
+    ax.set(xscale="log", xlabel=xlabel, ylabel="accuracy (95% Wilson)", ylim=(-0.03, 1.03))
+    ax.legend(fontsize=7)
+
+
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), gridspec_kw={"width_ratios": [1, 1, 1.3]})
+curves(axes[0], "facts", None, "facts in the stream N")
+axes[0].set_title("fact stream")
+curves(axes[1], "needle", ["full", "window", "window+bbpm", "window+oracle"], "context tokens")
+axes[1].set_title("needles: the answer in context")
+last = (
+    summary[(summary.task == "needle") & (summary.N == max(context_lines))]
+    if len(summary)
+    else summary
+)
+last = last.sort_values("accuracy") if len(last) else last
+axes[2].barh(
+    last.method,
+    last.accuracy,
+    xerr=[last.accuracy - last.low, last.high - last.accuracy],
+    capsize=2,
+)
+axes[2].set(
+    xlabel="accuracy (95% Wilson)",
+    xlim=(0, 1.03),
+    title=f"needles, {max(context_lines)} filler lines",
+)
+axes[2].tick_params(axis="y", labelsize=7)
 fig.tight_layout()
 exp.save_figure(fig, "accuracy.png")
 plt.show()
@@ -650,6 +664,11 @@ for name, value, fmt, description in [
         "",
         "BBPM vs oracle",
     ),
+]:
+    R(name, value, fmt, description)
+
+# %% tags=["hide-input"]
+for name, value, fmt, description in [
     (
         "decode_at_nmax",
         decode_text,
@@ -697,6 +716,11 @@ for name, value, fmt, description in [
     ("ctx_tokens_max", ctx, ",.0f", "tokens of the longest contexts"),
     ("budget_tokens", kept, ",.0f", "tokens kept by the bounded caches there"),
     ("compression_ratio", 1 - kept / ctx, ".3f", "kvpress compression ratio there"),
+]:
+    R(name, value, fmt, description)
+
+# %% tags=["hide-input"]
+for name, value, fmt, description in [
     ("best_press", row_text(best_plain), "", "best bounded cache without BBPM, longest contexts"),
     ("best_press_bbpm", row_text(best_bbpm), "", "best bounded cache with BBPM, longest contexts"),
     (
