@@ -82,9 +82,10 @@ def test_question_aware_rows_equal_one_question_at_a_time(llama):
     press = kvp.make_press("snapkv", window_size=4)
     batch = kvp.compress_question_aware(press, llama, prefill, questions, 12)
     assert kvs.cache_length(prefill.cache) == 50
-    rows = []
+    rows, singles = [], []
     for row, q in enumerate(questions):
         single = kvp.compress_question_aware(press, llama, prefill, [q], 12)
+        singles.append(single)
         for (kb, _), (ks, _) in zip(kvs.cache_layers(batch), kvs.cache_layers(single), strict=True):
             torch.testing.assert_close(kb[row : row + 1], ks, rtol=1e-4, atol=1e-5)
         rows.append(kvs.cache_layers(single)[0][0])
@@ -93,8 +94,7 @@ def test_question_aware_rows_equal_one_question_at_a_time(llama):
     answers = kvs.greedy_generate_batch(
         llama, questions, batch, position_start=50, max_new_tokens=3
     )
-    for row, q in enumerate(questions):
-        single = kvp.compress_question_aware(press, llama, prefill, [q], 12)
+    for row, (q, single) in enumerate(zip(questions, singles, strict=True)):
         alone = kvs.greedy_generate_batch(llama, [q], single, position_start=50, max_new_tokens=3)
         assert answers[row].token_ids == alone[0].token_ids
     with pytest.raises(ValueError, match="one token length"):
