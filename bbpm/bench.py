@@ -377,6 +377,10 @@ def compare_paths(
         kernels.read(memory, counts, idx, EPS, backend="auto"), read_reference
     )
     del read_reference
+    rule_error = relative_error(
+        kernels.read(memory, counts, idx, EPS, backend="auto", rule="inverse_noise"),
+        kernels.read(memory, counts, idx, EPS, backend="canonical", rule="inverse_noise"),
+    )
 
     cpu_times: dict[str, list[float]] = {}
     with torch.no_grad():
@@ -387,6 +391,9 @@ def compare_paths(
                     memory, counts, idx, EPS, backend="canonical"
                 ),
                 "read_fast": lambda: kernels.read(memory, counts, idx, EPS, backend="auto"),
+                "read_inverse_noise": lambda: kernels.read(
+                    memory, counts, idx, EPS, backend="auto", rule="inverse_noise"
+                ),
                 "write_canonical": lambda: kernels.write(
                     memory, counts, idx, values, backend="canonical"
                 ),
@@ -431,6 +438,12 @@ def compare_paths(
         result[f"{op}_flops"] = flops(op, B, M, d)
         result[f"{op}_hash_share_fast"] = hash_s / (fast + hash_s)
     result["read_rel_error"] = read_error
+    # the inverse-noise read (bbpm.memory.read_rules) on the same fast path, against the
+    # debiased fast read: > 1 means slower
+    result["read_inverse_noise_time_ratio"] = (
+        result["read_inverse_noise_median_s"] / result["read_fast_median_s"]
+    )
+    result["read_inverse_noise_rel_error"] = rule_error
     result["write_rel_error"] = write_error
     result["counts_equal"] = counts_equal
     return result
@@ -477,6 +490,11 @@ def format_report(result: dict[str, Any]) -> str:
             f"with hashing {result[f'{op}_e2e_speedup']:4.1f}x | CPU time {result[f'{op}_cpu_speedup']:4.1f}x | "
             f"max rel err {result[f'{op}_rel_error']:.1e}"
         )
+    lines.append(
+        f"read inverse_noise (same fast path, rule weights): {format_ms(result['read_inverse_noise_median_s']):>7s} ms "
+        f"= {result['read_inverse_noise_time_ratio']:.2f}x the debiased fast read's time | max rel err vs its "
+        f"canonical rule {result['read_inverse_noise_rel_error']:.1e}"
+    )
     note = busy_machine_note(result["load_average_1min"], result["threads"])
     if note:
         lines.append(note)

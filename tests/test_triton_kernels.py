@@ -191,3 +191,21 @@ def test_compiled_kernels_refuse_cpu_tensors_with_a_clear_error():
         kernels.write(memory, counts, idx, values, backend="triton")
     assert not triton_ops.supports_read(memory, counts)
     assert kernels.read_backend(memory, counts) == "torch"
+
+
+@interpreted_only
+@pytest.mark.parametrize("rule", ["mean", "inverse_noise"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_interpreted_weighted_read_equals_canonical_rule(rule, dtype):
+    """The Triton weighted read with a read rule's weights (duplicate slots in every row)
+    equals the rule's canonical gather, and the dispatcher routes rules to it."""
+    from bbpm.memory import read_rules
+
+    memory, counts, idx, _ = table(dtype=dtype)
+    reference = read_rules.read_reference(memory, counts, idx, rule)
+    weights = read_rules.slot_weights(counts, idx, rule, EPS).float()
+    assert rel_err(triton_ops.read_weighted(memory, idx, weights, block_m=4), reference) < 1e-6
+    routed = kernels.read(memory, counts, idx, EPS, backend="triton", rule=rule)
+    assert rel_err(routed, reference) < 1e-6
+    with pytest.raises(ValueError, match="weights must be float32"):
+        triton_ops.read_weighted(memory, idx, weights.double())

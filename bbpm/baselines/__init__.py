@@ -12,6 +12,8 @@ shared step :func:`decode_top1`.
 - :class:`FlyHashHebbianMemory`: Hebbian outer-product W under k-WTA fly-hash codes.
 - :class:`CountSketchMemory`: count sketch of vectors (median or mean over rows).
 - :func:`bbpm_from_budget`: BBPM itself (global or block-permutation hash).
+- :class:`~bbpm.baselines.sdm.SparseDistributedMemory` (``"sdm"``, optional: needs torchhd,
+  extra ``bbpm[hd]``): Kanerva's sparse distributed memory as torchhd implements it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from bbpm.baselines.flyhash import FlyHashHebbianMemory
 from bbpm.baselines.hopfield import HopfieldMemory
 
 METHODS = ("dict", "fhrr", "hopfield", "flyhash", "count_sketch", "bbpm_global", "bbpm_block")
+#: peers that need an optional package (``sdm``: torchhd)
+OPTIONAL_METHODS = ("sdm",)
 
 
 def make_memory(
@@ -39,7 +43,7 @@ def make_memory(
     device: torch.device | str | None = None,
     **options: Any,
 ) -> Any:
-    """Build memory ``method`` (one of :data:`METHODS`) sized to ``nbytes`` bytes.
+    """Build memory ``method`` (one of :data:`METHODS` or :data:`OPTIONAL_METHODS`) sized to ``nbytes`` bytes.
 
     ``options`` go to that memory's constructor (e.g. ``K``/``H`` for BBPM, ``rows`` for
     the count sketch, ``k`` for the fly hash, ``top_k``/``beta`` for Hopfield).
@@ -58,11 +62,16 @@ def make_memory(
         return bbpm_from_budget(
             nbytes, d, hash=method.removeprefix("bbpm_"), seed=seed, device=device, **options
         )
-    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "sdm":
+        from bbpm.baselines.sdm import SparseDistributedMemory
+
+        return SparseDistributedMemory.from_budget(nbytes, d, seed=seed, device=device, **options)
+    raise ValueError(f"method must be one of {METHODS + OPTIONAL_METHODS}, got {method!r}")
 
 
 __all__ = [
     "METHODS",
+    "OPTIONAL_METHODS",
     "CountSketchMemory",
     "ExactDictMemory",
     "FHRRMemory",

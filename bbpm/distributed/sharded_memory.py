@@ -42,7 +42,7 @@ from torch import nn
 from bbpm.distributed.assignment import BlockAssignment
 from bbpm.hashing import BlockPermutationHash, MultiHashWrapper
 from bbpm.hashing.base import HashFunction
-from bbpm.memory import kernels
+from bbpm.memory import kernels, read_rules
 from bbpm.memory.base import (
     EPS,
     CheckedExtraState,
@@ -62,7 +62,8 @@ from bbpm.utils.device import zeros_table
 KEY_BYTES = 8  # a key travels as int64
 HASH_ID_BYTES = 1  # ... with its hash number h as uint8 (hence H <= 256)
 HEADER_COLUMNS = 3  # per destination: pair count, error flag, operation code
-_OPS = {1: "write", 2: "read"}
+# a read's code carries its rule: a read rule other than "debiased" answers 2d + 2 numbers
+_OPS = {1: "write", 2: "read", 3: "read:mean", 4: "read:inverse_noise"}
 _OP_CODES = {name: code for code, name in _OPS.items()}
 
 
@@ -150,10 +151,12 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         check_finite: bool = True,
         assignment: str = "contiguous",
         group: dist.ProcessGroup | None = None,
+        read_rule: str = "debiased",
     ) -> None:
         super().__init__()
         self._init_lock()
         self.D, self.d, self.K, self.H = check_sizes(D, d, K, H)
+        self.read_rule = read_rules.check_read_rule(read_rule)
         if H > 256:
             raise ValueError(f"H must be <= 256 (the hash id travels as one byte), got H={H}")
         self.block_size = block_size_of(hash_fn)
@@ -241,20 +244,28 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
             )
         self._count("write", route, recv_counts, rows.shape[1], answer_bytes=0)
 
-    def read(self, keys: torch.Tensor | None) -> torch.Tensor:
-        """Collective. Count-debiased mean of each key's K*H slots divided by the write
-        scale, ``[B, d]`` in the caller's order (``None`` = nothing to read, gives ``[0, d]``)."""
-        error, route = None, None
+    def read(self, keys: torch.Tensor | None, read_rule: str | None = None) -> torch.Tensor:
+        """Collective. Each key's K*H slots combined by ``read_rule`` (None: the memory's
+        rule, default the count-debiased mean; every rank passes the same rule) divided by
+        the write scale, ``[B, d]`` in the caller's order (``None`` = nothing to read, gives
+        ``[0, d]``). For ``"mean"`` and ``"inverse_noise"`` the owner of each (key, hash)
+        pair answers the partial sums of :func:`bbpm.memory.read_rules.rule_terms` over its
+        K slots (``2d + 2`` numbers) and the caller adds the H pairs' sums and normalises."""
+        error, route, rule = None, None, self.read_rule
         try:
+            rule = rule if read_rule is None else read_rules.check_read_rule(read_rule)
             keys, _ = self._empty_if_none(keys, None)
             keys = check_keys_on(keys, self.memory.device)
             route = self._route(keys)
         except Exception as exc:
             error = exc
-        recv_counts = self._exchange_header("read", route, error)
+        op = "read" if rule == "debiased" else f"read:{rule}"
+        recv_counts = self._exchange_header(op, route, error)
         requests = self._pack(route["keys"], route["hash_ids"], None)
         received = self._all_to_all(requests, route["send_counts"], recv_counts)
         pair_keys, hash_ids, _ = self._unpack(received, with_values=False)
+        if rule != "debiased":
+            return self._read_rule(rule, route, recv_counts, requests, pair_keys, hash_ids)
         with torch.no_grad():
             partial = kernels.read(
                 self.memory, self.counts, self._local_slots(pair_keys, hash_ids), self.eps
@@ -269,6 +280,42 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         per_key = per_pair.view(-1, self.H, self.d)
         # Each hash holds K slots, so the mean of the H per-hash means is the mean over K*H.
         combined = per_key[:, 0] if self.H == 1 else per_key.mean(dim=1)
+        return combined / self.scale
+
+    @torch.no_grad()
+    def _read_rule(self, rule, route, recv_counts, requests, pair_keys, hash_ids) -> torch.Tensor:
+        """The owner's partial sums for the pairs it received, sent back, combined per key."""
+        n, work = pair_keys.shape[0], self.read_dtype
+        local = self._local_slots(pair_keys, hash_ids)  # [n, K]
+        # a key's multiplicities count its whole K*H row (its hashes may share slots)
+        full = self.hash_fn.indices(pair_keys, self.K, self.H)
+        mult = read_rules.slot_multiplicity(full, work).view(n, self.H, self.K)
+        mult = mult[torch.arange(n, device=mult.device), hash_ids]
+        g, h = read_rules.rule_terms(self.counts, local, rule, mult, work)
+        rows = self.memory[local].to(work)  # [n, K, d]
+        partial = torch.cat(
+            [
+                torch.einsum("pk,pkd->pd", g, rows),
+                (mult * g).sum(1, keepdim=True),
+                torch.einsum("pk,pkd->pd", h, rows),
+                (mult * h).sum(1, keepdim=True),
+            ],
+            dim=1,
+        )
+        answers = self._all_to_all(partial.contiguous(), recv_counts, route["send_counts"])
+        per_pair = torch.empty_like(answers)
+        per_pair[route["order"]] = answers
+        self._count(
+            "read", route, recv_counts, requests.shape[1], partial.shape[1] * partial.element_size()
+        )
+        d = self.d
+        sums = per_pair.view(-1, self.H, 2 * d + 2).sum(dim=1)
+        zg, zh = sums[:, d : d + 1], sums[:, 2 * d + 1 :]
+        combined = torch.where(
+            zg > 0,
+            sums[:, :d] / zg.clamp_min(1e-30),
+            sums[:, d + 1 : 2 * d + 1] / zh.clamp_min(1e-30),
+        )
         return combined / self.scale
 
     def forward(self, keys: torch.Tensor | None) -> torch.Tensor:
@@ -449,7 +496,7 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild an empty memory (same dict as BBPMMemoryFloat.config())."""
-        return memory_config(self)
+        return {**memory_config(self), "read_rule": self.read_rule}
 
     def sharding(self) -> dict[str, Any]:
         return {
@@ -530,7 +577,14 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         assignment: str = "contiguous",
     ) -> ShardedBBPMMemory:
         """Collective: an empty memory from a ``config()`` dict (this class's or BBPMMemoryFloat's)."""
-        return memory_from_config(cls, config, device=device, assignment=assignment, group=group)
+        return memory_from_config(
+            cls,
+            config,
+            device=device,
+            assignment=assignment,
+            group=group,
+            read_rule=config.get("read_rule", "debiased"),
+        )
 
     def extra_repr(self) -> str:
         return (

@@ -263,8 +263,9 @@ def greedy_generate_batch(
     The suffixes are left-padded to a common length; padding is masked out of attention and
     each row gets its own position ids, so row ``i`` is decoded as ``greedy_generate(model,
     suffixes[i], cache, ...)`` would decode it (up to floating-point rounding). Rows that hit a
-    stop token keep running but their extra tokens are dropped. The shared cache is broadcast
-    to the batch and left unchanged. ``Answer.seconds`` is the batch wall time divided by the
+    stop token keep running but their extra tokens are dropped. A cache of one row is shared:
+    broadcast to the batch; a cache with one row per suffix gives each its own context (e.g.
+    question-aware compression). The cache is left unchanged. ``Answer.seconds`` is the batch wall time divided by the
     batch size.
     """
     if max_new_tokens < 1:
@@ -293,6 +294,11 @@ def greedy_generate_batch(
     kwargs: dict[str, Any] = {}
     if "logits_to_keep" in inspect.signature(model.forward).parameters:
         kwargs["logits_to_keep"] = 1
+    if saved and saved[0][0].shape[0] not in (1, batch):
+        raise ValueError(
+            f"the cache holds {saved[0][0].shape[0]} rows; it must hold 1 (shared by every "
+            f"suffix) or one per suffix ({batch})"
+        )
     if saved:
         set_cache_layers(
             cache, [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in saved]

@@ -20,7 +20,7 @@ from torch import nn
 
 from bbpm.hashing import diagnostics as hash_diagnostics
 from bbpm.hashing.base import HashFunction
-from bbpm.memory import kernels
+from bbpm.memory import kernels, read_rules
 from bbpm.memory.base import (
     EPS,
     CheckedExtraState,
@@ -57,6 +57,9 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         write_scale: ``"1/sqrt(KH)"`` (default) or ``"unit"``; see
             :func:`bbpm.memory.base.write_scale_factor`.
         check_finite: reject NaN/inf values on write (set False to skip the scan).
+        read_rule: how :meth:`read` combines a key's K*H slots: ``"debiased"`` (default,
+            the count-debiased mean above), ``"mean"`` or ``"inverse_noise"``; see
+            :mod:`bbpm.memory.read_rules` (``read(keys, read_rule=...)`` overrides it per call).
 
     Buffers: ``memory [D, d]``, ``counts [D, 1]``.
 
@@ -84,11 +87,13 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         device: torch.device | str | None = None,
         write_scale: str = "1/sqrt(KH)",
         check_finite: bool = True,
+        read_rule: str = "debiased",
     ) -> None:
         super().__init__()
         self._init_lock()
         self.D, self.d, self.K, self.H = check_sizes(D, d, K, H)
         check_hash_and_dtype(hash_fn, D, dtype)
+        self.read_rule = read_rules.check_read_rule(read_rule)
         self.scale = write_scale_factor(write_scale, K, H)
         self.write_scale = write_scale
         self.hash_fn = hash_fn
@@ -144,10 +149,12 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         with torch.no_grad():
             kernels.write(self.memory, self.counts, idx, scaled)
 
-    def read(self, keys: torch.Tensor) -> torch.Tensor:
-        """Count-debiased mean of the key's K*H slots, divided by the write scale: ``[B, d]``."""
+    def read(self, keys: torch.Tensor, read_rule: str | None = None) -> torch.Tensor:
+        """The key's K*H slots combined by ``read_rule`` (None: the memory's rule; default
+        the count-debiased mean), divided by the write scale: ``[B, d]``."""
+        rule = self.read_rule if read_rule is None else read_rules.check_read_rule(read_rule)
         idx = self.slots(keys)
-        return kernels.read(self.memory, self.counts, idx, self.eps) / self.scale
+        return kernels.read(self.memory, self.counts, idx, self.eps, rule=rule) / self.scale
 
     def forward(self, keys: torch.Tensor) -> torch.Tensor:
         return self.read(keys)
@@ -184,7 +191,7 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild an empty memory of the same shape and hashing."""
-        return memory_config(self)
+        return {**memory_config(self), "read_rule": self.read_rule}
 
     # ------------------------------------------------------------------ checkpoints
     def get_extra_state(self) -> dict[str, Any]:
@@ -226,12 +233,14 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
                 "the checkpoint's hash_fn has no config() to rebuild it from; build the memory "
                 "with the same hash_fn and call memory.load_state_dict(state_dict)"
             )
-        memory = memory_from_config(cls, config, device=device)
+        memory = memory_from_config(
+            cls, config, device=device, read_rule=config.get("read_rule", "debiased")
+        )
         memory.load_state_dict(state_dict)
         return memory
 
     def extra_repr(self) -> str:
         return (
             f"D={self.D}, d={self.d}, K={self.K}, H={self.H}, dtype={self.memory.dtype}, "
-            f"write_scale={self.write_scale!r}, hash_fn={self.hash_fn!r}"
+            f"write_scale={self.write_scale!r}, read_rule={self.read_rule!r}, hash_fn={self.hash_fn!r}"
         )

@@ -2,7 +2,7 @@
 (mean cosine, spread, share above a threshold, tail bounds: :mod:`snr_bounds`), and small
 measurements that check both against the real memory (:mod:`sanity_checks`)."""
 
-from bbpm.theory import collision_model, sanity_checks, snr_bounds
+from bbpm.theory import collision_model, read_rules, sanity_checks, snr_bounds
 from bbpm.theory.collision_model import (
     expected_load_histogram,
     expected_max_load,
@@ -16,6 +16,7 @@ from bbpm.theory.collision_model import (
 from bbpm.theory.snr_bounds import (
     cosine_given_hash,
     cosine_std,
+    exact_share,
     expected_cosine,
     high_load_cosine,
     load_moments,
@@ -29,6 +30,7 @@ __all__ = [
     "collision_model",
     "cosine_given_hash",
     "cosine_std",
+    "exact_share",
     "expected_cosine",
     "expected_load_histogram",
     "expected_max_load",
@@ -42,6 +44,7 @@ __all__ = [
     "predict",
     "prob_slot_shared",
     "prototype_guess",
+    "read_rules",
     "sanity_checks",
     "share_above",
     "share_below_bound",

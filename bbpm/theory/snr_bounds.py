@@ -1,5 +1,7 @@
 """Read fidelity of the count-debiased BBPM read: mean cosine, spread, share above a
 threshold, and a tail bound, as functions of N, D, K, H, d (derived in ``book/theory.md``).
+The other read rules (``read_rule="mean"`` / ``"inverse_noise"``) and the share of keys read
+back exactly (:func:`exact_share`) come from :mod:`bbpm.theory.read_rules` on the same model.
 
 Model. N items with values ``v_y`` uniform on the unit sphere of R^d are written once each
 into ``M = K*H`` slots by uniform hashing over D slots. Slot j of key x also holds ``n_j``
@@ -323,9 +325,11 @@ def expected_cosine(
     pair_correction: bool = True,
     n_samples: int = 20000,
     seed: int = 0,
+    read_rule: str = "debiased",
 ) -> float:
     """Expected cosine between ``read(key)`` and the unit value written under it
-    (count-debiased read of :class:`~bbpm.memory.BBPMMemoryFloat`, each key written once).
+    (count-debiased read of :class:`~bbpm.memory.BBPMMemoryFloat`, each key written once;
+    ``read_rule="mean"`` / ``"inverse_noise"``: that read, by :mod:`bbpm.theory.read_rules`).
 
     Args:
         N, D, K, H: items written, slots, slots per hash, hashes.
@@ -338,8 +342,12 @@ def expected_cosine(
             ``EXACT_ITEMS`` crosstalk entries simulated exactly); ``"auto"`` (default):
             delta, or loads when d <= 2 (cosine far from linear in the loads).
         pair_correction: include items that hit two slots of the key (``M^2/D`` terms).
+        read_rule: ``"debiased"`` (default), ``"mean"`` or ``"inverse_noise"``; the last
+            two use sampled loads (``method`` "auto" or "loads") with the pair correction.
     """
     N, D, K, H, d = _check_cosine_setting(N, D, K, H, d)
+    if _other_rule(read_rule, method):
+        return _rule_summary(N, D, K, H, d, read_rule, block_size, n_samples, seed)["mean"]
     method = _resolve_method(method, d, K * H, "delta")
     if method == "delta":
         return _delta_mean(_load_model(N, D, K, H, block_size, pair_correction), d)
@@ -348,6 +356,39 @@ def expected_cosine(
         return float(conditional_mean_cosine(a, s2, d).mean())
     mean, _, _ = _sampled_cosine_terms(N, D, K, H, d, n_samples, seed, block_size)
     return float(mean.mean())
+
+
+def _other_rule(read_rule: str, method: str) -> bool:
+    """True for a rule other than ``"debiased"`` (which :mod:`read_rules` computes)."""
+    from bbpm.theory.read_rules import check_rule
+
+    if check_rule(read_rule) == "debiased":
+        return False
+    if method not in ("auto", "loads"):
+        raise ValueError(f"read_rule={read_rule!r} takes method 'auto' or 'loads', got {method!r}")
+    return True
+
+
+def _rule_summary(*args: Any, **kwargs: Any) -> dict[str, float]:
+    from bbpm.theory.read_rules import rule_summary
+
+    return rule_summary(*args, **kwargs)
+
+
+def exact_share(
+    N: int,
+    D: int,
+    K: int,
+    H: int,
+    read_rule: str = "inverse_noise",
+    block_size: int | None = None,
+) -> float:
+    """Expected share of keys read back exactly: for ``"inverse_noise"`` the keys with at
+    least one slot free of other items, for ``"debiased"``/``"mean"`` the keys whose every
+    slot is free of them (see :func:`bbpm.theory.read_rules.exact_share`)."""
+    from bbpm.theory.read_rules import exact_share as _exact_share
+
+    return _exact_share(N, D, K, H, read_rule, block_size)
 
 
 def _finite_difference_steps(m: LoadMoments) -> tuple[float, float]:
@@ -482,6 +523,7 @@ def cosine_std(
     method: str = "auto",
     n_samples: int = 20000,
     seed: int = 0,
+    read_rule: str = "debiased",
 ) -> float:
     """Standard deviation of the cosine across keys of one memory.
 
@@ -489,8 +531,11 @@ def cosine_std(
     mean loads, the second by the delta method ``grad G . Cov(a, s2) . grad G``.
     ``method="loads"`` averages both over sampled loads instead; ``"auto"`` uses it when
     ``K*H <= SMALL_M``, ``d <= 2`` or a key has fewer than ``EXACT_ITEMS`` crosstalk
-    entries on average (a skewed, G far from linear, crosstalk far from Gaussian)."""
+    entries on average (a skewed, G far from linear, crosstalk far from Gaussian).
+    ``read_rule``: as in :func:`expected_cosine`."""
     N, D, K, H, d = _check_cosine_setting(N, D, K, H, d)
+    if _other_rule(read_rule, method):
+        return _rule_summary(N, D, K, H, d, read_rule, block_size, n_samples, seed)["std"]
     method = _spread_method(method, N, D, K, H, d, "delta")
     if method == "loads":
         mean, second, _ = _sampled_cosine_terms(N, D, K, H, d, n_samples, seed, block_size)
@@ -526,8 +571,10 @@ def share_above(
     method: str = "auto",
     n_samples: int = 20000,
     seed: int = 0,
+    read_rule: str = "debiased",
 ) -> float:
     """Expected share of keys whose read has cosine above ``tau`` (``0 <= tau < 1``).
+    ``read_rule``: as in :func:`expected_cosine` (sampled loads for the other rules).
 
     ``method="normal"``: Geary-Hinkley normal approximation of the ratio. With signal
     ``X = a + u`` and orthogonal noise ``Y = ||e_perp|| = sqrt(s2/d) chi_{d-1}``,
@@ -540,6 +587,9 @@ def share_above(
     """
     tau = _check_tau(tau)
     N, D, K, H, d = _check_cosine_setting(N, D, K, H, d)
+    if _other_rule(read_rule, method):
+        summary = _rule_summary(N, D, K, H, d, read_rule, block_size, n_samples, seed, (tau,))
+        return summary[f"share_{tau:g}"]
     method = _spread_method(method, N, D, K, H, d, "normal")
     if method == "loads":
         _, _, shares = _sampled_cosine_terms(N, D, K, H, d, n_samples, seed, block_size, (tau,))

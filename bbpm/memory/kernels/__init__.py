@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from bbpm.memory import read_rules
 from bbpm.memory.base import EPS
 from bbpm.memory.kernels import native, torch_ops, triton_ops
 
@@ -135,16 +136,20 @@ def read(
     eps: float = EPS,
     backend: str = "auto",
     check_bounds: bool = True,
+    rule: str = "debiased",
 ) -> torch.Tensor:
     """Count-debiased mean over the ``idx [B, M]`` slots, ``[B, d]``, in
     ``promote_types(memory.dtype, counts.dtype)`` (float32 for fp16/bf16 storage).
-    Input checks and ``check_bounds`` as in :func:`write`."""
+    Input checks and ``check_bounds`` as in :func:`write`. ``rule``: one of
+    :data:`bbpm.memory.read_rules.READ_RULES` (see :func:`read_with_rule`)."""
     _check(memory, counts, idx)
     if backend == "native":
         raise ValueError(f"backend='native' is write-only; read backends: {READ_BACKENDS}")
     _check_backend(backend)
     if backend == "auto":
         backend = read_backend(memory, counts)
+    if read_rules.check_read_rule(rule) != "debiased":
+        return read_with_rule(memory, counts, idx, rule, eps, backend, check_bounds)
     if backend == "triton":
         return triton_ops.read_fused(memory, counts, idx, eps, check_bounds=check_bounds)
     native_weights = backend == "torch" and idx.shape[0] and native.supports_weights(memory, counts)
@@ -156,6 +161,39 @@ def read(
     return torch_ops.read_embedding_bag(memory, counts, idx, eps, weights)
 
 
+def read_with_rule(
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    rule: str,
+    eps: float = EPS,
+    backend: str = "torch",
+    check_bounds: bool = True,
+) -> torch.Tensor:
+    """Read under a :mod:`~bbpm.memory.read_rules` rule: the rule's ``[B, M]`` slot weights
+    (one C pass on CPU where the library builds, else torch ops) feed the weighted gather of
+    each backend: ``embedding_bag`` (``"torch"``), the Triton weighted read (``"triton"``) or
+    :func:`read_rules.read_reference` (``"canonical"``). Called by :func:`read`."""
+    if backend == "canonical":
+        if check_bounds:
+            torch_ops.check_slot_range(idx, memory.shape[0])
+        return read_rules.read_reference(memory, counts, idx, rule, eps)
+    out_dtype = torch_ops.read_dtype(memory, counts)
+    if idx.shape[0] == 0:
+        return memory.new_zeros(0, memory.shape[1], dtype=out_dtype)
+    if native.supports_rule_weights(counts, idx):
+        weights = native.rule_weights(counts, idx, rule, eps)  # one pass, range checked
+    else:
+        if check_bounds:
+            torch_ops.check_slot_range(idx, memory.shape[0])
+        weights = read_rules.slot_weights(counts, idx, rule, eps)
+    if backend == "triton":
+        return triton_ops.read_weighted(memory, idx, weights.to(torch.float32), check_bounds=False)
+    if memory.dtype in (torch.float16, torch.bfloat16):
+        return torch_ops.read_chunked(memory, counts, idx, eps, weights=weights.to(out_dtype))
+    return torch_ops.read_embedding_bag(memory, counts, idx, eps, weights.to(memory.dtype))
+
+
 __all__ = [
     "BACKENDS",
     "HAS_TRITON",
@@ -163,6 +201,7 @@ __all__ = [
     "native",
     "read",
     "read_backend",
+    "read_with_rule",
     "torch_ops",
     "triton_ops",
     "write",

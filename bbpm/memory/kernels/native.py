@@ -147,6 +147,10 @@ def _load() -> ctypes.CDLL | None:
         weights_fn = getattr(library, name)
         weights_fn.argtypes = [pointer, pointer, pointer, i64, i64, ctypes.c_double, ctypes.c_int]
         weights_fn.restype = None
+    for name in _RULE_FUNCTIONS.values():
+        rule_fn = getattr(library, name)
+        rule_fn.argtypes = [pointer, pointer, pointer, i64, i64, ctypes.c_int, ctypes.c_int]
+        rule_fn.restype = None
     library.bbpm_flyhash_topk.argtypes = [pointer, pointer, pointer, i64, i64, i64, i64, i64]
     library.bbpm_flyhash_topk.argtypes += [ctypes.c_int]
     library.bbpm_flyhash_topk.restype = ctypes.c_int
@@ -291,6 +295,49 @@ def slot_weights(
     return weights
 
 
+_RULE_FUNCTIONS = {torch.float32: "bbpm_rule_weights_f32", torch.float64: "bbpm_rule_weights_f64"}
+_RULE_CODES = {"mean": 1, "inverse_noise": 2}
+
+
+def supports_rule_weights(counts: torch.Tensor, idx: torch.Tensor) -> bool:
+    """Whether :func:`rule_weights` serves these buffers: CPU float32/float64 counts."""
+    return (
+        counts.device.type == "cpu"
+        and idx.device.type == "cpu"
+        and counts.dtype in _RULE_FUNCTIONS
+        and available()
+    )
+
+
+def rule_weights(
+    counts: torch.Tensor, idx: torch.Tensor, rule: str, eps: float, threads: int | None = None
+) -> torch.Tensor:
+    """``[B, M]`` weights of a :mod:`~bbpm.memory.read_rules` rule in the counts' dtype, in
+    one pass over the rows (``"debiased"``: :func:`slot_weights`); equal to
+    :func:`bbpm.memory.read_rules.slot_weights` up to float rounding. ``IndexError`` for a
+    slot id outside ``[0, D)``."""
+    if rule == "debiased":
+        return slot_weights(counts, idx, eps, threads)
+    if rule not in _RULE_CODES:
+        raise ValueError(f"rule must be 'debiased', 'mean' or 'inverse_noise', got {rule!r}")
+    library = _require_library()
+    if counts.dtype not in _RULE_FUNCTIONS or counts.device.type != "cpu":
+        raise RuntimeError(f"rule_weights needs float32/float64 CPU counts, got {counts.dtype}")
+    counts = counts.contiguous()
+    idx = _checked_slots(library, idx, counts.shape[0])
+    weights = torch.empty(idx.shape, dtype=counts.dtype)
+    getattr(library, _RULE_FUNCTIONS[counts.dtype])(
+        counts.data_ptr(),
+        idx.data_ptr(),
+        weights.data_ptr(),
+        idx.shape[0],
+        idx.shape[1],
+        _RULE_CODES[rule],
+        thread_count(idx.numel(), threads),
+    )
+    return weights
+
+
 def flyhash_topk(
     patterns: torch.Tensor, inputs: torch.Tensor, k: int, threads: int | None = None
 ) -> torch.Tensor:
@@ -334,7 +381,9 @@ __all__ = [
     "available",
     "cache_dir",
     "flyhash_topk",
+    "rule_weights",
     "slot_weights",
+    "supports_rule_weights",
     "supports_weights",
     "supports_write",
     "thread_count",

@@ -123,17 +123,20 @@ def read_chunked(
     idx: torch.Tensor,
     eps: float = EPS,
     chunk_slots: int = CHUNK_SLOTS,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Read with float32 (or wider) accumulation for low-precision storage, ``[B, d]``.
 
     Items are processed in blocks of ``max(1, chunk_slots // M)``; each block's gathered
     rows are upcast once and reduced with a batched ``weights @ rows`` product, so the
-    extra memory is about ``chunk_slots * d`` floats whatever B is."""
+    extra memory is about ``chunk_slots * d`` floats whatever B is. ``weights``: ``[B, M]``
+    slot weights in the accumulation dtype (default: the count-debiased mean's)."""
     B, M = idx.shape
     acc_dtype = read_dtype(memory, counts)
     if B == 0:
         return memory.new_zeros(0, memory.shape[1], dtype=acc_dtype)
-    weights = slot_weights(counts, idx, eps, dtype=acc_dtype)
+    if weights is None:
+        weights = slot_weights(counts, idx, eps, dtype=acc_dtype)
     items_per_block = max(1, chunk_slots // M)
     blocks = []
     for start in range(0, B, items_per_block):

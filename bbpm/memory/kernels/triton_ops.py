@@ -10,6 +10,8 @@ tensors of supported dtypes (see :func:`supports_read` / :func:`supports_write`)
   ``[BLOCK_M, BLOCK_D]`` accumulator, sums it over slots once at the end (one cross-warp
   reduction, not one per step) and stores ``sum / M``: the canonical read, with no
   ``[B, M, d]`` tensor.
+* ``_weighted_read_kernel``: the same tiling with a given ``[B, M]`` weight per slot in
+  place of ``1 / ((counts + eps) M)``: the reads of :mod:`bbpm.memory.read_rules`.
 * ``_write_kernel``: one program per (item b, block of columns); it loads the value row once
   and ``atomic_add``-s it into the item's M slots (duplicates add up, as ``index_add_``
   does); the column-block-0 program also adds 1 to each slot's count. Relaxed atomics:
@@ -92,6 +94,44 @@ if HAS_TRITON:
             ).to(tl.float32)
             acc += rows / (slot_counts[:, None] + eps)
         tl.store(out_ptr + item * stride_out + cols, tl.sum(acc, axis=0) / M, mask=col_mask)
+
+    @triton.jit
+    def _weighted_read_kernel(
+        memory_ptr,
+        weights_ptr,
+        idx_ptr,
+        out_ptr,
+        D,
+        M,
+        d,
+        stride_memory,
+        stride_weights,
+        stride_idx,
+        stride_out,
+        BLOCK_M: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+    ):
+        item = tl.program_id(0).to(tl.int64)
+        cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+        col_mask = cols < d
+        acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+        for first in range(0, M, BLOCK_M):
+            offs = first + tl.arange(0, BLOCK_M)
+            slot_mask = offs < M
+            slots = tl.load(idx_ptr + item * stride_idx + offs, mask=slot_mask, other=0).to(
+                tl.int64
+            )
+            slot_mask = slot_mask & (slots >= 0) & (slots < D)
+            weight = tl.load(
+                weights_ptr + item * stride_weights + offs, mask=slot_mask, other=0.0
+            ).to(tl.float32)
+            rows = tl.load(
+                memory_ptr + slots[:, None] * stride_memory + cols[None, :],
+                mask=slot_mask[:, None] & col_mask[None, :],
+                other=0.0,
+            ).to(tl.float32)
+            acc += rows * weight[:, None]
+        tl.store(out_ptr + item * stride_out + cols, tl.sum(acc, axis=0), mask=col_mask)
 
     @triton.jit
     def _write_kernel(
@@ -308,6 +348,45 @@ def read_fused(
     return out
 
 
+def read_weighted(
+    memory: torch.Tensor,
+    idx: torch.Tensor,
+    weights: torch.Tensor,
+    block_m: int | None = None,
+    num_warps: int | None = None,
+    check_bounds: bool = True,
+) -> torch.Tensor:
+    """Weighted read on CUDA, ``[B, d]`` float32: ``sum_j weights[b, j] memory[idx[b, j]]``
+    (the read rules of :mod:`bbpm.memory.read_rules` pass their slot weights). ``weights``:
+    ``[B, M]`` float32 on the memory's device. Launch options and ``check_bounds`` as in
+    :func:`read_fused`."""
+    _require_triton()
+    placeholder_counts = torch.empty(0, 1, dtype=torch.float32, device=memory.device)
+    _check_buffers("read", memory, placeholder_counts, idx)
+    if weights.shape != idx.shape or weights.dtype != torch.float32:
+        raise ValueError(
+            f"weights must be float32 of idx's shape {tuple(idx.shape)}, got "
+            f"{weights.dtype} of shape {tuple(weights.shape)}"
+        )
+    if weights.device != memory.device:
+        raise ValueError(f"weights must be on {memory.device}, got {weights.device}")
+    idx, weights = idx.contiguous(), weights.contiguous()
+    if check_bounds:
+        torch_ops.check_slot_range(idx, memory.shape[0])
+    B, M = idx.shape
+    d = memory.shape[1]
+    block_m, block_d = _blocks(M, d, block_m)
+    out = torch.empty(B, d, dtype=torch.float32, device=memory.device)
+    if B:
+        grid = (B, triton.cdiv(d, block_d))
+        _weighted_read_kernel[grid](
+            memory, weights, idx, out, memory.shape[0], M, d,
+            memory.stride(0), weights.stride(0), idx.stride(0), out.stride(0),
+            BLOCK_M=block_m, BLOCK_D=block_d, **_launch_options(num_warps),
+        )  # fmt: skip
+    return out
+
+
 def write_fused(
     memory: torch.Tensor,
     counts: torch.Tensor,
@@ -440,6 +519,7 @@ __all__ = [
     "compile_report",
     "interpreted",
     "read_fused",
+    "read_weighted",
     "supports_read",
     "supports_write",
     "write_fused",

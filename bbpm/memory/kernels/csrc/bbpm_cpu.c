@@ -1,6 +1,6 @@
 /* BBPM's CPU kernels, called through ctypes from bbpm/memory/kernels/native.py (which
  * compiles this file on first use: plain C99, OpenMP or pthreads, no torch headers, about
- * a second to build). ctypes releases the GIL for each call. Three kernels:
+ * a second to build). ctypes releases the GIL for each call. Four kernels:
  *
  * 1. The write: scatter-add of value rows and counts into their slots,
  *      for i in 0..B*M-1 (item b = i / M):  memory[idx[i], :] += values[b, :];  counts[idx[i]] += 1
@@ -14,7 +14,8 @@
  *    identical for every thread count.
  * 2. The read weights 1 / ((counts[idx] + eps) * M) for torch's embedding_bag read, which
  *    fuses the gather and the weighting itself (there is no read kernel here).
- * 3. The fly-hash encoder of the exp08 baseline (bottom of the file).
+ * 3. The read-rule weights of the "mean" and "inverse_noise" reads (same use).
+ * 4. The fly-hash encoder of the exp08 baseline (bottom of the file).
  *
  * bbpm_first_bad_index() runs before any of them so that an out-of-range slot id raises in
  * Python with the table untouched.
@@ -145,6 +146,49 @@ DEFINE_WRITE(bbpm_write_f64_c64, double, double)
 
 DEFINE_WEIGHTS(bbpm_slot_weights_f32, float)
 DEFINE_WEIGHTS(bbpm_slot_weights_f64, double)
+
+/* Read-rule weights (bbpm/memory/read_rules.py) for the "mean" (rule 1) and
+ * "inverse_noise" (rule 2) reads, one item (row of M slot ids) at a time:
+ *   m_j = entries of the row equal to idx_j (O(M^2) compares; M is tens of slots),
+ *   n_j = max(counts[idx_j] - m_j, 0) (writes of other items in the slot),
+ *   mean:           w_j = 1 / sum_k m_k
+ *   inverse_noise:  w_j = [n_j = 0] / sum_k m_k [n_k = 0]   when some slot is clean,
+ *                   w_j = (1 / n_j) / sum_k (m_k / n_k)    otherwise.
+ * Sums in double. Slot ids must be in range (checked with bbpm_first_bad_index first). */
+#define DEFINE_RULE_WEIGHTS(NAME, T)                                                        \
+    void NAME(const T *counts, const int64_t *idx, T *weights, int64_t B, int64_t M,        \
+              int rule, int threads) {                                                      \
+        (void)threads;                                                                      \
+        _Pragma("omp parallel for num_threads(clamp_threads(threads)) schedule(static)")    \
+        for (int64_t b = 0; b < B; ++b) {                                                   \
+            const int64_t *row = idx + b * M;                                               \
+            T *w = weights + b * M;                                                         \
+            double clean_total = 0.0, noisy_total = 0.0, mult_total = 0.0;                  \
+            for (int64_t j = 0; j < M; ++j) {                                               \
+                const int64_t slot = row[j];                                                \
+                if (b * M + j + PREFETCH < B * M)                                           \
+                    __builtin_prefetch(counts + row[j + PREFETCH], 0, 3);                   \
+                int64_t hits = 0;                                                           \
+                for (int64_t k = 0; k < M; ++k) hits += (row[k] == slot);                   \
+                const double m = (double)hits;                                              \
+                double others = (double)counts[slot] - m;                                   \
+                if (others < 0.5) others = 0.0;                                             \
+                mult_total += m;                                                            \
+                if (others == 0.0) clean_total += m;                                        \
+                else noisy_total += m / others;                                             \
+                w[j] = (T)others;                                                           \
+            }                                                                               \
+            for (int64_t j = 0; j < M; ++j) {                                               \
+                double others = (double)w[j];                                               \
+                if (rule == 1) w[j] = (T)(1.0 / mult_total);                                \
+                else if (clean_total > 0.0) w[j] = (T)(others == 0.0 ? 1.0 / clean_total : 0.0); \
+                else w[j] = (T)(1.0 / (others * noisy_total));                              \
+            }                                                                               \
+        }                                                                                   \
+    }
+
+DEFINE_RULE_WEIGHTS(bbpm_rule_weights_f32, float)
+DEFINE_RULE_WEIGHTS(bbpm_rule_weights_f64, double)
 
 /* ------------------------------------------------------------------------------------
  * Fly-hash encoder for bbpm.baselines.flyhash: the k winners of m units, unit u summing

@@ -1,0 +1,158 @@
+"""Read rules: how a float BBPM memory combines the M = K*H slots of a key into one value.
+
+Every rule is a weighted sum of the raw slot rows, ``r = (1/s) sum_j w_j memory[idx_j]``
+(``s`` the write scale), with weights that depend only on the counts and the slot ids, so
+each read is linear in ``memory`` (differentiable w.r.t. it) and the write scale cancels.
+With ``c_j`` the count of slot ``idx_j`` and ``m_j`` the number of times the key's own row
+holds that slot (``m_j > 1`` when two of its hashes meet, possible for H > 1)::
+
+    "debiased"       w_j = 1 / ((c_j + eps) M)                     (the spec's read)
+    "mean"           w_j = 1 / sum_k m_k                           (raw slots, unity gain)
+    "inverse_noise"  n_j = max(c_j - m_j, 0)   (writes of other items in slot j)
+                     some n_j = 0:  w_j = [n_j = 0] / sum_k m_k [n_k = 0]   (clean slots only)
+                     else:          w_j = (1/n_j) / sum_k (m_k / n_k)
+
+Assumption behind ``"inverse_noise"``: each key is written once. Slot j then holds
+``m_j s v`` plus ``n_j`` other items, so ``memory[idx_j] / (m_j s)`` estimates ``v`` with
+crosstalk variance proportional to ``n_j / m_j^2``, and the weights above are the
+minimum-variance unbiased combination (inverse-variance weighting); a clean slot
+(``n_j = 0``) holds ``v`` exactly, and the read then returns it exactly. ``"mean"`` has the
+same unit gain but weights every slot alike; ``"debiased"`` divides each slot by its count,
+which shrinks the signal to ``mean_j m_j / c_j`` under load.
+
+Repeated writes. A key written ``r`` times (values ``v_1 .. v_r``) holds ``m_j s sum_i v_i``
+in each slot and ``c_j = r m_j + n_j``. ``"inverse_noise"`` and ``"mean"`` then return the
+*sum* ``v_1 + ... + v_r`` (plus crosstalk; ``"inverse_noise"`` sees ``(r-1) m_j`` extra
+writes in every slot, so it no longer finds clean slots and weights by ``1/(n_j + (r-1)
+m_j)``). ``"debiased"`` returns the *mean* of the ``v_i`` at low load (each clean slot
+divided by its count ``r m_j``). Keys never written: ``"inverse_noise"`` treats an empty
+slot as clean and returns its zero row.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bbpm.memory.base import EPS
+
+#: The read rules a float BBPM memory offers (the first is the default).
+READ_RULES = ("debiased", "mean", "inverse_noise")
+
+
+def check_read_rule(rule: object) -> str:
+    """``rule`` when it is one of :data:`READ_RULES`, else ``ValueError`` naming them."""
+    if not isinstance(rule, str) or rule not in READ_RULES:
+        raise ValueError(f"read_rule must be one of {READ_RULES}, got {rule!r}")
+    return rule
+
+
+def slot_multiplicity(idx: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[B, M]``: how many entries of row b of ``idx`` equal ``idx[b, j]`` (1 when the row's
+    slots are distinct), in ``dtype``. One sort per row, no ``[B, M, M]`` tensor."""
+    B, M = idx.shape
+    if M == 1 or B == 0:
+        return torch.ones(idx.shape, dtype=dtype, device=idx.device)
+    ordered, order = idx.sort(dim=1)
+    starts = torch.ones(idx.shape, dtype=torch.bool, device=idx.device)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    if bool(starts.all()):
+        return torch.ones(idx.shape, dtype=dtype, device=idx.device)
+    run = starts.long().cumsum(dim=1) - 1  # run number of each sorted entry
+    run_length = torch.zeros(idx.shape, dtype=dtype, device=idx.device)
+    run_length.scatter_add_(1, run, torch.ones(idx.shape, dtype=dtype, device=idx.device))
+    mult = torch.empty(idx.shape, dtype=dtype, device=idx.device)
+    mult.scatter_(1, order, run_length.gather(1, run))
+    return mult
+
+
+def rule_terms(
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    rule: str,
+    mult: torch.Tensor,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unnormalised weights ``(g, h)``, each ``[B, M]`` in ``dtype``, for ``"mean"`` and
+    ``"inverse_noise"``: the rule's weights are ``g / sum(m g)`` where ``sum(m g) > 0``, else
+    ``h / sum(m h)`` (sums over the key's entries, ``m`` = :func:`slot_multiplicity`).
+    Sums over any partition of the entries add up, which the sharded memory uses."""
+    if rule == "mean":
+        g = torch.ones(idx.shape, dtype=dtype, device=idx.device)
+        return g, g
+    if rule != "inverse_noise":
+        raise ValueError(f"rule_terms covers 'mean' and 'inverse_noise', got {rule!r}")
+    c = counts[:, 0].index_select(0, idx.reshape(-1)).view(idx.shape).to(dtype)
+    others = (c - mult.to(dtype)).clamp_min(0.0)
+    clean = others < 0.5  # counts hold integers; 0.5 guards against rounding
+    g = clean.to(dtype)
+    h = torch.where(clean, torch.zeros_like(others), 1.0 / others.clamp_min(1.0))
+    return g, h
+
+
+def normalise(
+    g: torch.Tensor, h: torch.Tensor, mult: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weights [B, M], uses_g [B] bool)`` from :func:`rule_terms`' ``g, h``."""
+    mult = mult.to(g.dtype)
+    zg = (mult * g).sum(dim=1, keepdim=True)
+    zh = (mult * h).sum(dim=1, keepdim=True)
+    uses_g = zg > 0
+    weights = torch.where(uses_g, g / zg.clamp_min(1e-30), h / zh.clamp_min(1e-30))
+    return weights, uses_g[:, 0]
+
+
+def slot_weights(
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    rule: str = "debiased",
+    eps: float = EPS,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """``[B, M]`` weights of ``rule`` on the raw slot rows ``memory[idx]`` (see the module
+    docstring), in ``dtype`` (default: the counts' dtype). ``"debiased"`` gives exactly
+    :func:`bbpm.memory.kernels.torch_ops.slot_weights`."""
+    from bbpm.memory.kernels import torch_ops
+
+    rule = check_read_rule(rule)
+    dtype = dtype or counts.dtype
+    if rule == "debiased":
+        return torch_ops.slot_weights(counts, idx, eps, dtype=dtype)
+    work = torch.promote_types(counts.dtype, torch.float32)
+    mult = slot_multiplicity(idx, work)
+    if rule == "mean":
+        if bool((mult == 1).all()):
+            return torch.full(idx.shape, 1.0 / idx.shape[1], dtype=dtype, device=idx.device)
+        return (1.0 / mult.sum(dim=1, keepdim=True)).expand(idx.shape).to(dtype)
+    g, h = rule_terms(counts, idx, rule, mult, work)
+    return normalise(g, h, mult)[0].to(dtype)
+
+
+def read_reference(
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    rule: str = "debiased",
+    eps: float = EPS,
+) -> torch.Tensor:
+    """Canonical read under ``rule``, ``[B, d]``: gather ``[B, M, d]`` slot rows and sum them
+    with :func:`slot_weights` (``"debiased"``: the canonical count-debiased mean itself).
+    Returned in ``promote_types(memory.dtype, counts.dtype)``; divide by the write scale."""
+    from bbpm.memory.kernels import torch_ops
+
+    rule = check_read_rule(rule)
+    if rule == "debiased":
+        return torch_ops.read_gather_mean(memory, counts, idx, eps)
+    out_dtype = torch_ops.read_dtype(memory, counts)
+    weights = slot_weights(counts, idx, rule, eps, dtype=out_dtype)
+    return (memory[idx].to(out_dtype) * weights[..., None]).sum(dim=1)
+
+
+__all__ = [
+    "READ_RULES",
+    "check_read_rule",
+    "normalise",
+    "read_reference",
+    "rule_terms",
+    "slot_multiplicity",
+    "slot_weights",
+]
