@@ -55,6 +55,8 @@ from bbpm.memory.base import (
     locked,
     memory_config,
     memory_from_config,
+    nonfinite_rows,
+    to_storage,
     write_scale_factor,
 )
 from bbpm.utils.device import zeros_table
@@ -222,13 +224,14 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         try:
             keys, values = self._empty_if_none(keys, values)
             keys = check_keys_on(keys, self.memory.device)
-            values = check_values(values, keys, self.d, self.check_finite)
+            values = check_values(values, keys, self.d, check_finite=False)
             if values.requires_grad and torch.is_grad_enabled():
                 raise ValueError(
                     "ShardedBBPMMemory does not record writes for autograd; pass values.detach()"
                 )
             route = self._route(keys)
-            scaled = (values * self.scale).to(self.memory.dtype)[route["pair_item"]]
+            stored = to_storage(values, self.scale, self.memory.dtype, self.check_finite)
+            scaled = stored[route["pair_item"]]
         except Exception as exc:  # reported on every rank by _exchange_header
             error = exc
         recv_counts = self._exchange_header("write", route, error)
@@ -347,6 +350,8 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
             if first_type == "TypeError"
             else ValueError
             if first_type == "ValueError"
+            else OverflowError
+            if first_type == "OverflowError"
             else RuntimeError
         )
         raise exc_type(message) from error
@@ -432,20 +437,27 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
 
     @torch.no_grad()
     def global_stats(self) -> dict[str, float]:
-        """Collective: ``n_items`` (items written so far), ``load_factor`` (N*K*H/D) and
-        ``nbytes`` summed over all ranks."""
+        """Collective: ``n_items`` (items written so far), ``load_factor`` (N*K*H/D),
+        ``nbytes`` and ``nonfinite_slots`` (slots whose sum overflowed the storage dtype; see
+        :meth:`BBPMMemoryFloat.nonfinite_slots`) summed over all ranks."""
         totals = torch.tensor(
-            [float(self.counts.sum()), float(self.nbytes)],
+            [float(self.counts.sum()), float(self.nbytes), float(self.nonfinite_slots())],
             dtype=torch.float64,
             device=self.memory.device,
         )
         dist.all_reduce(totals, group=self.group)
-        total_count, nbytes = totals.tolist()
+        total_count, nbytes, nonfinite = totals.tolist()
         return {
             "n_items": total_count / (self.K * self.H),
             "load_factor": total_count / self.D,
             "nbytes": nbytes,
+            "nonfinite_slots": int(nonfinite),
         }
+
+    @torch.no_grad()
+    def nonfinite_slots(self) -> int:
+        """Slots of *this rank's* shard whose sum or count is inf or NaN (local)."""
+        return nonfinite_rows(self.memory, self.counts)
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild an empty memory (same dict as BBPMMemoryFloat.config())."""

@@ -150,6 +150,39 @@ def check_values(values: object, keys: torch.Tensor, d: int, check_finite: bool)
     return values
 
 
+def to_storage(
+    values: torch.Tensor, factor: float, dtype: torch.dtype, check_finite: bool = True
+) -> torch.Tensor:
+    """``values * factor`` cast to the storage ``dtype``, checked after the cast (unless
+    ``check_finite`` is False): NaN/inf in ``values`` raise ``ValueError``; finite values that
+    do not fit the storage dtype (1e300 into float32, 7e4 into float16) raise
+    ``OverflowError``, so an overflow never reaches the table as inf."""
+    scaled = values * factor if factor != 1.0 else values
+    stored = scaled.to(dtype)
+    if check_finite and stored.numel() and not bool(torch.isfinite(stored).all()):
+        if not bool(torch.isfinite(values).all()):
+            raise ValueError(
+                "values contain NaN or inf; clean them or pass check_finite=False to skip this check"
+            )
+        largest = float(scaled.detach().abs().max())
+        raise OverflowError(
+            f"values overflow the memory's storage dtype {str(dtype).removeprefix('torch.')}: "
+            f"a value times the write factor {factor:.6g} is {largest:.6g}, but the largest "
+            f"finite {str(dtype).removeprefix('torch.')} is {torch.finfo(dtype).max:.6g}; "
+            "scale the values down or store them in a wider dtype"
+        )
+    return stored
+
+
+def nonfinite_rows(table: torch.Tensor, counts: torch.Tensor | None = None) -> int:
+    """Number of rows of ``table [D, ...]`` holding a NaN or inf (or whose ``counts [D, 1]``
+    entry does): slots whose accumulated sum overflowed the storage dtype."""
+    bad = ~torch.isfinite(table.reshape(table.shape[0], -1)).all(dim=1)
+    if counts is not None:
+        bad |= ~torch.isfinite(counts.reshape(counts.shape[0], -1)).all(dim=1)
+    return int(bad.sum())
+
+
 def check_keys_on(keys: object, device: torch.device) -> torch.Tensor:
     keys = check_keys(keys)
     if keys.device != device:

@@ -35,6 +35,8 @@ from bbpm.memory.base import (
     locked,
     memory_config,
     memory_from_config,
+    nonfinite_rows,
+    to_storage,
     write_scale_factor,
 )
 from bbpm.utils.device import zeros_table
@@ -56,7 +58,16 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         device: where the buffers live.
         write_scale: ``"1/sqrt(KH)"`` (default) or ``"unit"``; see
             :func:`bbpm.memory.base.write_scale_factor`.
-        check_finite: reject NaN/inf values on write (set False to skip the scan).
+        check_finite: reject NaN/inf values on write (``ValueError``) and values that
+            overflow the storage dtype once scaled and cast (``OverflowError``, e.g. 7e4 into
+            float16); set False to skip the scan.
+
+    Overflow of a slot's sum: each written value is checked, but a slot's accumulated sum
+    can still pass the storage dtype's largest finite number after many large writes
+    (float16: 65504). Such a write is not refused (checking every touched slot would cost
+    a second pass over the rows); it is reported: :meth:`nonfinite_slots` and
+    ``diagnostics()["nonfinite_slots"]`` count the slots holding inf or NaN, and a read of
+    such a slot returns inf/NaN rather than a finite wrong number.
 
     Buffers: ``memory [D, d]``, ``counts [D, 1]``.
 
@@ -124,9 +135,9 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         later :meth:`read` is differentiable with respect to the written values. The table
         then holds that graph (and later writes take the torch path) until :meth:`clear`."""
         keys = check_keys_on(keys, self.memory.device)
-        values = check_values(values, keys, self.d, self.check_finite)
+        values = check_values(values, keys, self.d, check_finite=False)
         idx = hashed_slots(self.hash_fn, keys, self.K, self.H, self.D)
-        scaled = (values * self.scale).to(self.memory.dtype)
+        scaled = to_storage(values, self.scale, self.memory.dtype, self.check_finite)
         if values.requires_grad and torch.is_grad_enabled():
             # Out-of-place so the graph keeps the values; counts never need gradients.
             kernels.torch_ops.check_slot_range(idx, self.D)  # index_add would stop halfway
@@ -180,7 +191,15 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         stats["load_factor"] = self.load_factor
         stats["memory_occupied_fraction"] = float((self.counts > 0).double().mean())
         stats["memory_max_count"] = float(self.counts.max())
+        stats["nonfinite_slots"] = self.nonfinite_slots()
         return stats
+
+    @torch.no_grad()
+    def nonfinite_slots(self) -> int:
+        """Number of slots whose stored sum or count is inf or NaN (an accumulated sum that
+        overflowed the storage dtype, or a write with ``check_finite=False``); 0 when the
+        table is sound."""
+        return nonfinite_rows(self.memory.detach(), self.counts)
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild an empty memory of the same shape and hashing."""
