@@ -155,3 +155,20 @@ def test_a_write_waits_for_a_reader_holding_the_lock():
         assert not mem.counts.any()
     writer.join()
     assert done.is_set() and float(mem.counts.sum()) == 3 * 2
+
+
+def test_bench_times_the_locked_write_against_the_unlocked_method(capsys):
+    from bbpm import bench
+
+    rows = bench.lock_cost(D=4096, d=8, K=4, batch_sizes=(64, 4), repeats=3)
+    assert [row["B"] for row in rows] == [64, 4]
+    assert all(row["ratio"] == row["locked_median_s"] / row["unlocked_median_s"] for row in rows)
+    print(bench.format_lock_report(rows, 3))
+    assert "locked vs" in capsys.readouterr().out
+    # the unlocked method the benchmark times is the same write
+    keys, values = bench.make_inputs(64, 8)
+    a = BBPMMemoryFloat(4096, 8, 4, 1, GlobalAffineHash(4096))
+    b = BBPMMemoryFloat(4096, 8, 4, 1, GlobalAffineHash(4096))
+    a.write(keys, values)
+    BBPMMemoryFloat.write.__wrapped__(b, keys, values)
+    assert torch.equal(a.memory, b.memory) and torch.equal(a.counts, b.counts)
