@@ -47,16 +47,18 @@ from bbpm.memory.base import (
     EPS,
     CheckedExtraState,
     MutationLock,
+    apply_write_weight,
     check_hash_and_dtype,
     check_keys_on,
     check_sizes,
     check_values,
     counts_dtype_for,
+    load_default_write_weight,
     locked,
     memory_config,
     memory_from_config,
     nonfinite_rows,
-    to_storage,
+    plan_weighted_write,
     write_scale_factor,
 )
 from bbpm.utils.device import zeros_table
@@ -193,6 +195,11 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         self.register_buffer(
             "counts", zeros_table(n_local_slots, 1, dtype=counts_dtype, device=device)
         )
+        # decay's write weight (see BBPMMemoryFloat); equal on every rank when every rank
+        # decays with the same gamma
+        self.register_buffer(
+            "write_weight", torch.ones((), dtype=torch.float64, device=self.memory.device)
+        )
         self.read_dtype = torch.promote_types(dtype, counts_dtype)
         self.traffic = {"write": Traffic(), "read": Traffic()}
         self._check_same_config_on_every_rank()
@@ -214,13 +221,14 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         """Zero this rank's shard (call on every rank to clear the whole memory)."""
         self.memory.zero_()
         self.counts.zero_()
+        self.write_weight.fill_(1.0)
 
     @locked
     def write(self, keys: torch.Tensor | None, values: torch.Tensor | None) -> None:
         """Collective. Add ``values: [B, d]`` under ``keys: [B]`` int64 (B may differ per
         rank, 0 included; ``None, None`` = nothing to write). Inputs are validated on every
         rank before anything moves: one bad batch raises on every rank and writes nothing."""
-        error, route, scaled = None, None, None
+        error, route, scaled, weight = None, None, None, 1.0
         try:
             keys, values = self._empty_if_none(keys, values)
             keys = check_keys_on(keys, self.memory.device)
@@ -230,7 +238,8 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
                     "ShardedBBPMMemory does not record writes for autograd; pass values.detach()"
                 )
             route = self._route(keys)
-            stored = to_storage(values, self.scale, self.memory.dtype, self.check_finite)
+            # no fold on overflow: the weight must stay the same on every rank
+            stored, weight = plan_weighted_write(self, values, fold_on_overflow=False)
             scaled = stored[route["pair_item"]]
         except Exception as exc:  # reported on every rank by _exchange_header
             error = exc
@@ -239,8 +248,13 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         received = self._all_to_all(rows, route["send_counts"], recv_counts)
         pair_keys, hash_ids, pair_values = self._unpack(received, with_values=True)
         with torch.no_grad():
+            apply_write_weight(self, weight)
             kernels.write(
-                self.memory, self.counts, self._local_slots(pair_keys, hash_ids), pair_values
+                self.memory,
+                self.counts,
+                self._local_slots(pair_keys, hash_ids),
+                pair_values,
+                count_step=weight,
             )
         self._count("write", route, recv_counts, rows.shape[1], answer_bytes=0)
 
@@ -447,6 +461,7 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         )
         dist.all_reduce(totals, group=self.group)
         total_count, nbytes, nonfinite = totals.tolist()
+        total_count /= float(self.write_weight)  # in units of a fresh write (see decay)
         return {
             "n_items": total_count / (self.K * self.H),
             "load_factor": total_count / self.D,
@@ -488,6 +503,10 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
                 )
 
     # ------------------------------------------------------------------ checkpoints
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        load_default_write_weight(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def get_extra_state(self) -> dict[str, Any]:
         return {**self.config(), "sharding": self.sharding()}
 

@@ -2,8 +2,10 @@
 
 A fixed-size memory fills up; these policies trade old items for new ones:
 
-* :func:`decay` multiplies memory and counts by ``gamma`` (exponential forgetting: an item
-  written t decays ago weighs ``gamma**t`` against a fresh write in any shared slot).
+* :func:`decay` forgets exponentially: an item written t decays ago weighs ``gamma**t``
+  against a fresh write in any shared slot. It raises the memory's write weight by
+  ``1 / gamma`` rather than shrinking the table, so reads are exactly unchanged by any
+  number of decays.
 * :func:`clip` rescales slots whose debiased value norm exceeds ``max_norm``.
 * :class:`TTLEviction` zeroes slots not written during the last ``ttl`` steps.
 
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from bbpm.memory.base import WEIGHT_CAP
 from bbpm.memory.float_superposition import BBPMMemoryFloat
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -76,14 +79,21 @@ def _check_real(name: str, value: Any, allowed: str) -> float:
 @_holding_memory_lock
 @torch.no_grad()
 def decay(memory: BBPMMemoryFloat, gamma: float) -> None:
-    """Multiply ``memory`` and ``counts`` by ``gamma`` in (0, 1]. A slot's debiased value is
-    unchanged by decay alone; later writes then outweigh what was there."""
+    """Forget by ``gamma`` in (0, 1]: what is stored now weighs ``gamma`` against later writes.
+
+    Equivalent to multiplying ``memory`` and ``counts`` by ``gamma``, but done by dividing
+    the memory's ``write_weight`` by ``gamma`` (later writes are stored heavier): the table is
+    untouched, so every read is bit-identical after any number of decays, in every storage
+    dtype. The table is rescaled by a power of two only at a later write, once the weight
+    leaves its range (:func:`bbpm.memory.base.write_weight_range`); past ``WEIGHT_CAP`` the
+    weight stops growing (a fold there floors every slot anyway). O(1): no pass over the
+    table. For a :class:`~bbpm.distributed.ShardedBBPMMemory`, decay is local: call it on
+    every rank with the same ``gamma`` (as ``clear``)."""
     _check_memory(memory)
     gamma = _check_real("gamma", gamma, "in (0, 1]")
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-    memory.memory.mul_(gamma)
-    memory.counts.mul_(gamma)
+    memory.write_weight.fill_(min(float(memory.write_weight) / gamma, WEIGHT_CAP))
 
 
 @_holding_memory_lock

@@ -32,11 +32,12 @@ from bbpm.memory.base import (
     check_values,
     counts_dtype_for,
     hashed_slots,
+    load_default_write_weight,
     locked,
     memory_config,
     memory_from_config,
     nonfinite_rows,
-    to_storage,
+    weighted_values,
     write_scale_factor,
 )
 from bbpm.utils.device import zeros_table
@@ -69,7 +70,15 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
     ``diagnostics()["nonfinite_slots"]`` count the slots holding inf or NaN, and a read of
     such a slot returns inf/NaN rather than a finite wrong number.
 
-    Buffers: ``memory [D, d]``, ``counts [D, 1]``.
+    Decay (:func:`bbpm.memory.decay`) does not touch the table: it raises the weight
+    ``write_weight`` (a float64 scalar buffer, 1 until the first decay) with which later
+    writes are stored (values times the weight, counts ``+=`` the weight), so a slot's
+    debiased value is exactly unchanged by any number of decays. The table is rescaled by a
+    power of two only when the weight leaves its range (see
+    :func:`bbpm.memory.base.write_weight_range`). ``load_factor``, ``n_items`` and the
+    diagnostics' counts are in units of a fresh write (counts divided by the weight).
+
+    Buffers: ``memory [D, d]``, ``counts [D, 1]``, ``write_weight []`` (float64).
 
     Threads: ``write``, ``clear``, ``load_state_dict`` and the eviction policies of
     :mod:`bbpm.memory.eviction` hold ``memory.lock`` (a re-entrant lock), so several threads
@@ -107,6 +116,9 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         counts_dtype = counts_dtype_for(dtype)
         self.register_buffer("memory", zeros_table(D, d, dtype=dtype, device=device))
         self.register_buffer("counts", zeros_table(D, 1, dtype=counts_dtype, device=device))
+        self.register_buffer(
+            "write_weight", torch.ones((), dtype=torch.float64, device=self.memory.device)
+        )
         check_hash_output(hash_fn, self.K, self.H, self.D, self.memory.device)
 
     # ------------------------------------------------------------------ core API
@@ -125,6 +137,7 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         else:
             self.memory.zero_()
         self.counts.zero_()
+        self.write_weight.fill_(1.0)
 
     @locked
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
@@ -137,7 +150,7 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         keys = check_keys_on(keys, self.memory.device)
         values = check_values(values, keys, self.d, check_finite=False)
         idx = hashed_slots(self.hash_fn, keys, self.K, self.H, self.D)
-        scaled = to_storage(values, self.scale, self.memory.dtype, self.check_finite)
+        scaled, weight = weighted_values(self, values, idx)
         if values.requires_grad and torch.is_grad_enabled():
             # Out-of-place so the graph keeps the values; counts never need gradients.
             kernels.torch_ops.check_slot_range(idx, self.D)  # index_add would stop halfway
@@ -149,11 +162,13 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
                 self.counts.index_add_(
                     0,
                     flat,
-                    torch.ones(flat.numel(), 1, dtype=self.counts.dtype, device=flat.device),
+                    torch.full(
+                        (flat.numel(), 1), weight, dtype=self.counts.dtype, device=flat.device
+                    ),
                 )
             return
         with torch.no_grad():
-            kernels.write(self.memory, self.counts, idx, scaled)
+            kernels.write(self.memory, self.counts, idx, scaled, count_step=weight)
 
     def read(self, keys: torch.Tensor) -> torch.Tensor:
         """Count-debiased mean of the key's K*H slots, divided by the write scale: ``[B, d]``."""
@@ -174,13 +189,15 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
 
     @property
     def load_factor(self) -> float:
-        """Average writes per slot so far, ``lambda = N * K * H / D``."""
-        return float(self.counts.sum()) / self.D
+        """Average writes per slot so far, ``lambda = N * K * H / D`` (after decay: each
+        write weighted by its decay, in units of a fresh write)."""
+        return float(self.counts.sum()) / float(self.write_weight) / self.D
 
     @property
     def n_items(self) -> float:
-        """Number of items written so far (``counts.sum() / (K*H)``)."""
-        return float(self.counts.sum()) / (self.K * self.H)
+        """Number of items written so far (``counts.sum() / (K*H)``; after decay weighted
+        as :attr:`load_factor`)."""
+        return float(self.counts.sum()) / float(self.write_weight) / (self.K * self.H)
 
     @torch.no_grad()
     def diagnostics(self, keys: torch.Tensor) -> dict[str, Any]:
@@ -190,7 +207,7 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         stats = hash_diagnostics.summarize(idx.cpu(), self.D)
         stats["load_factor"] = self.load_factor
         stats["memory_occupied_fraction"] = float((self.counts > 0).double().mean())
-        stats["memory_max_count"] = float(self.counts.max())
+        stats["memory_max_count"] = float(self.counts.max()) / float(self.write_weight)
         stats["nonfinite_slots"] = self.nonfinite_slots()
         return stats
 
@@ -206,6 +223,10 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         return memory_config(self)
 
     # ------------------------------------------------------------------ checkpoints
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        load_default_write_weight(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def get_extra_state(self) -> dict[str, Any]:
         return self.config()
 
