@@ -364,3 +364,20 @@ def test_sharded_memory_decays_like_the_single_process_memory(single_rank_group)
         sharded.read(torch.arange(60)), single.read(torch.arange(60)), rtol=1e-6, atol=1e-7
     )
     assert torch.equal(sharded.counts, single.counts)
+
+
+def test_sharded_checkpoint_carries_the_write_weight(single_rank_group, tmp_path):
+    from bbpm.distributed import ShardedBBPMMemory, to_single_process_state_dict
+
+    mem = make_sharded()
+    mem.write(torch.arange(40), torch.randn(40, 4, generator=torch.Generator().manual_seed(6)))
+    for _ in range(30):
+        decay(mem, 0.6)
+    mem.save(str(tmp_path))
+    loaded = ShardedBBPMMemory.load(str(tmp_path))
+    assert loaded.write_weight.item() == mem.write_weight.item() > 1
+    assert_bit_identical(buffers(mem), buffers(loaded))
+    single = BBPMMemoryFloat.from_state_dict(to_single_process_state_dict(str(tmp_path)))
+    assert single.write_weight.item() == mem.write_weight.item()
+    # H = 2: the sharded read averages per-hash means (equal up to float rounding)
+    torch.testing.assert_close(single.read(torch.arange(40)), mem.read(torch.arange(40)))
