@@ -3,7 +3,8 @@
 ``python -m bbpm.bench`` measures, in one process and on the same inputs, the canonical
 read/write of :mod:`bbpm.memory.kernels.torch_ops` against the paths
 :func:`bbpm.memory.kernels.read` / :func:`~bbpm.memory.kernels.write` pick, and prints the
-speedups and the largest relative difference. The helpers here are also used by the
+speedups and the largest relative difference; then the cost of the memory's thread lock
+(:func:`lock_cost`: the locked ``BBPMMemoryFloat.write`` against the unlocked method). The helpers here are also used by the
 ``bench*`` notebooks.
 
 Timing: calls of the compared paths are interleaved round-robin (so a burst of load from
@@ -449,6 +450,62 @@ def compare_paths(
     return result
 
 
+def lock_cost(
+    D: int = 1_000_000,
+    d: int = 64,
+    K: int = 32,
+    H: int = 1,
+    batch_sizes: Sequence[int] = (8192, 16),
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 5,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Cost of the memory's thread lock: ``BBPMMemoryFloat.write`` (holds ``memory.lock``)
+    against the same method unlocked (``BBPMMemoryFloat.write.__wrapped__``) on one memory and
+    the same inputs, interleaved, per batch size; one thread calls both (no contention).
+    Returns per batch size the medians and ``ratio`` = locked / unlocked median."""
+    from bbpm.memory.float_superposition import BBPMMemoryFloat
+
+    memory = BBPMMemoryFloat(D, d, K, H, GlobalAffineHash(D, seed=seed), dtype=dtype, device=device)
+    unlocked = BBPMMemoryFloat.write.__wrapped__  # type: ignore[attr-defined]
+    rows = []
+    for B in batch_sizes:
+        keys, values = make_inputs(B, d, dtype, seed, device)
+        times = interleaved_times(
+            {
+                "locked": lambda k=keys, v=values: memory.write(k, v),
+                "unlocked": lambda k=keys, v=values: unlocked(memory, k, v),
+            },
+            repeats,
+            warmup=1,
+            device=device,
+        )
+        locked_s = statistics.median(times["locked"])
+        unlocked_s = statistics.median(times["unlocked"])
+        rows.append(
+            {
+                "B": B,
+                "locked_median_s": locked_s,
+                "unlocked_median_s": unlocked_s,
+                "ratio": locked_s / unlocked_s,
+            }
+        )
+    return rows
+
+
+def format_lock_report(rows: Sequence[dict[str, Any]], repeats: int) -> str:
+    """The lock line ``python -m bbpm.bench`` prints."""
+    parts = [
+        f"B={row['B']}: {format_ms(row['locked_median_s'])} ms locked vs "
+        f"{format_ms(row['unlocked_median_s'])} ms unlocked ({row['ratio']:.3f}x)"
+        for row in rows
+    ]
+    return f"lock : BBPMMemoryFloat.write with its thread lock, median of {repeats}: " + "; ".join(
+        parts
+    )
+
+
 def format_report(result: dict[str, Any]) -> str:
     """The lines ``python -m bbpm.bench`` prints."""
     on_target = all(result[key] == value for key, value in TARGET_SETTING.items())
@@ -552,6 +609,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
             )
             print(format_report(result))
+            if n_threads == thread_counts[0]:
+                lock_repeats = max(args.repeats, 21)
+                rows = lock_cost(
+                    D=args.D,
+                    d=args.d,
+                    K=args.K,
+                    H=args.H,
+                    batch_sizes=(args.B, 16),
+                    dtype=DTYPES[args.dtype],
+                    repeats=lock_repeats,
+                    device=args.device,
+                    seed=args.seed,
+                )
+                print(format_lock_report(rows, lock_repeats))
     finally:
         torch.set_num_threads(default_threads)
     return 0

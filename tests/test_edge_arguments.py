@@ -192,3 +192,10 @@ def test_every_notebook_of_the_repository_has_a_readable_parameters_cell():
     for path in notebooks:
         defaults = parameters_defaults(path)
         assert check_parameters(defaults, defaults) == defaults
+
+
+@pytest.mark.parametrize("d", [1, 4, 5])
+def test_fhrr_and_hopfield_take_an_empty_batch(d):
+    for mem in (FHRRMemory(d), HopfieldMemory(d, capacity=4)):
+        mem.write(torch.empty(0, dtype=torch.int64), torch.empty(0, d))
+        assert mem.read(torch.empty(0, dtype=torch.int64)).shape == (0, d)

@@ -60,6 +60,21 @@ def test_native_write_equals_canonical_and_counts_are_identical(dtype, counts_dt
 
 
 @needs_native
+@pytest.mark.parametrize("dtype, counts_dtype", DTYPE_PAIRS)
+@pytest.mark.parametrize("backend", ["native", "torch"])
+def test_write_with_a_count_step_equals_canonical(dtype, counts_dtype, backend):
+    """A decayed memory's writes add its write weight (here 2**40 / 3) to the counts."""
+    memory, counts, idx, values = table(dtype=dtype, counts_dtype=counts_dtype)
+    step = 2.0**40 / 3
+    canon_memory, canon_counts = memory.clone(), counts.clone()
+    torch_ops.write_index_add(canon_memory, canon_counts, idx, values, count_step=step)
+    kernels.write(memory, counts, idx, values, backend=backend, count_step=step)
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    assert float((memory - canon_memory).abs().max() / canon_memory.abs().max()) < tol
+    assert torch.equal(counts, canon_counts)
+
+
+@needs_native
 def test_native_write_is_bitwise_identical_for_every_thread_count():
     memory, counts, idx, values = table(B=2000, M=16)  # 32000 entries: up to 7 threads
     results = []

@@ -1,6 +1,7 @@
 """Every notebook's parameters cell agrees with its params files.
 
-For each ``notebooks/<stem>.py`` (py:percent, parsed with jupytext):
+For each ``notebooks/<stem>.py`` (py:percent, its parameters cell read by
+:func:`bbpm.utils.parameters.parameters_defaults`, the parser notebooks use at run time):
 
 * there is exactly one code cell tagged ``parameters``, holding plain ``name = value``
   assignments of constants;
@@ -12,7 +13,6 @@ For each ``notebooks/<stem>.py`` (py:percent, parsed with jupytext):
 
 from __future__ import annotations
 
-import ast
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -20,61 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-jupytext = pytest.importorskip("jupytext")
+from bbpm.utils.parameters import parameters_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
-
-# AST nodes allowed in a default value: constants, containers and arithmetic on them.
-_CONSTANT_NODES = (
-    ast.Expression, ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.Load,
-    ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop,
-)  # fmt: skip
-
-
-def constant_value(node: ast.expr, where: str) -> Any:
-    """Evaluate a default made only of constants (``2**20`` allowed, names and calls not)."""
-    expression = ast.Expression(body=node)
-    bad = [n for n in ast.walk(expression) if not isinstance(n, _CONSTANT_NODES)]
-    if bad:
-        raise ValueError(
-            f"{where}: default {ast.unparse(node)!r} is not a constant "
-            f"(found {type(bad[0]).__name__}); use a literal so papermill and the params yaml can set it"
-        )
-    return eval(compile(expression, where, "eval"), {"__builtins__": {}}, {})
-
-
-def parameters_defaults(path: Path) -> dict[str, Any]:
-    """``{name: default}`` of the notebook's code cell tagged ``parameters``."""
-    notebook = jupytext.read(path)
-    cells = [
-        cell
-        for cell in notebook.cells
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", [])
-    ]
-    if len(cells) != 1:
-        raise ValueError(
-            f'{path.name}: expected exactly one cell tagged parameters (# %% tags=["parameters"]), found {len(cells)}'
-        )
-    defaults: dict[str, Any] = {}
-    for statement in ast.parse(cells[0].source).body:
-        target = (
-            statement.targets[0]
-            if isinstance(statement, ast.Assign) and len(statement.targets) == 1
-            else None
-        )
-        if isinstance(statement, ast.AnnAssign) and statement.value is not None:
-            target = statement.target
-        if not isinstance(target, ast.Name):
-            raise ValueError(
-                f"{path.name}: the parameters cell may only hold `name = value` assignments, got {ast.unparse(statement)!r}"
-            )
-        if target.id in defaults:
-            raise ValueError(
-                f"{path.name}: parameter {target.id!r} is assigned twice in the parameters cell"
-            )
-        defaults[target.id] = constant_value(statement.value, f"{path.name}:{target.id}")
-    return defaults
 
 
 def kind(value: Any) -> str:

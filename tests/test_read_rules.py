@@ -255,3 +255,36 @@ def test_inverse_noise_beats_debiased_beats_mean_over_load():
     for row in mean_cosines(8192, 8, 1, [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]):
         assert row["inverse_noise"] >= row["debiased"] - 0.002
         assert row["debiased"] >= row["mean"] - 0.002
+
+
+def test_rules_after_decay_read_in_units_of_a_fresh_write():
+    from bbpm.memory import decay
+
+    torch.manual_seed(0)
+    D, d = 1 << 16, 8
+
+    def memory():
+        return BBPMMemoryFloat(D=D, d=d, K=4, H=1, hash_fn=GlobalAffineHash(D, seed=3))
+
+    old_keys, new_keys = torch.arange(0, 20), torch.arange(100, 120)
+    old_vals, new_vals = torch.randn(20, d), torch.randn(20, d)
+    mem = memory()
+    mem.write(old_keys, old_vals)
+    decay(mem, 0.5)
+    decay(mem, 0.5)
+    mem.write(new_keys, new_vals)
+    assert float(mem.write_weight) == 4.0
+    # "mean": the table in units of a fresh write, as if old items had been scaled by gamma**2
+    twin = memory()
+    twin.write(old_keys, 0.25 * old_vals)
+    twin.write(new_keys, new_vals)
+    keys = torch.cat([old_keys, new_keys])
+    torch.testing.assert_close(
+        mem.read(keys, read_rule="mean"), twin.read(keys, read_rule="mean"), atol=1e-6, rtol=0
+    )
+    # "inverse_noise" at this low load: keys written after the decays exactly, older keys
+    # as their value times gamma**2
+    torch.testing.assert_close(mem.read(new_keys, read_rule="inverse_noise"), new_vals)
+    torch.testing.assert_close(mem.read(old_keys, read_rule="inverse_noise"), 0.25 * old_vals)
+    # the default read is unchanged by decay alone
+    torch.testing.assert_close(mem.read(old_keys), old_vals)

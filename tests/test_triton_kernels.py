@@ -93,6 +93,16 @@ def test_interpreted_write_equals_canonical(M, d, block_m, num_warps):
 
 
 @interpreted_only
+def test_interpreted_write_adds_the_count_step_of_a_decayed_memory():
+    memory, counts, idx, values = table(d=70, M=19)
+    ref_memory, ref_counts = memory.clone(), counts.clone()
+    torch_ops.write_index_add(ref_memory, ref_counts, idx, values, count_step=2.5)
+    triton_ops.write_fused(memory, counts, idx, values, count_step=2.5)
+    assert rel_err(memory, ref_memory) < 1e-6
+    assert torch.equal(counts, ref_counts)  # 2.5 per (item, slot), once per column block
+
+
+@interpreted_only
 def test_interpreted_kernels_follow_strides():
     """Rows of a wider buffer, counts as a column of a [D, 2] tensor, idx a transposed view."""
     memory, counts, idx, values = table(d=24, M=8)

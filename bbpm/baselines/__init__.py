@@ -4,7 +4,9 @@ Every memory here has the :class:`bbpm.memory.base.AssociativeMemory` interface:
 ``write(keys [B] int64, values [B, d])``, ``read(keys [B]) -> [B, d]`` (the raw read,
 before any cleanup), ``clear()`` and ``nbytes`` (bytes of its state), plus a
 ``from_budget(nbytes, d, ...)`` constructor. Cleanup against a codebook is the separate,
-shared step :func:`decode_top1`.
+shared step :func:`decode_top1`. ``write``, ``clear`` and ``load_state_dict`` hold the
+memory's re-entrant ``lock`` (as :class:`~bbpm.memory.BBPMMemoryFloat` does), so several
+threads may write into one memory; ``read`` does not take it.
 
 - :class:`ExactDictMemory`: the oracle (key 8 bytes + value), FIFO when bounded.
 - :class:`FHRRMemory`: FHRR phasor binding, superposed in hashed banks of traces.

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from bbpm.hashing.base import check_positive_int
-from bbpm.memory.base import check_keys_on, check_values
+from bbpm.memory.base import check_keys_on, check_values, to_storage
 
 
 def check_budget(nbytes: Any, minimum: int, what: str) -> int:
@@ -58,11 +58,16 @@ def check_seed(seed: Any) -> int:
 
 
 def check_write(
-    keys: Any, values: Any, d: int, device: torch.device
+    keys: Any, values: Any, d: int, device: torch.device, dtype: torch.dtype | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate ``keys: [B]`` int64 and ``values: [B, d]`` floating, finite, on ``device``."""
+    """Validate ``keys: [B]`` int64 and ``values: [B, d]`` floating, finite, on ``device``.
+    With ``dtype`` (the memory's storage dtype) the values come back cast to it, checked
+    after the cast: a value too large for that dtype raises ``OverflowError`` instead of
+    being stored as inf (see :func:`bbpm.memory.base.to_storage`)."""
     keys = check_keys_on(keys, device)
-    values = check_values(values, keys, d, check_finite=True)
+    values = check_values(values, keys, d, check_finite=dtype is None)
+    if dtype is not None:
+        values = to_storage(values, 1.0, dtype)
     return keys, values
 
 

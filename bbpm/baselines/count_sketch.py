@@ -116,9 +116,9 @@ class CountSketchMemory(MutationLock, nn.Module):
     @torch.no_grad()
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Add ``s_r(k) * v`` into bucket ``h_r(k)`` of every row."""
-        keys, values = check_write(keys, values, self.d, self.device)
+        keys, values = check_write(keys, values, self.d, self.device, self.table.dtype)
         flat, signs = self.buckets(keys)
-        signed = signs[:, :, None] * values.to(self.table.dtype)[:, None, :]  # [B, R, d]
+        signed = signs[:, :, None] * values[:, None, :]  # [B, R, d]
         self.table.view(-1, self.d).index_add_(0, flat.reshape(-1), signed.reshape(-1, self.d))
 
     @torch.no_grad()

@@ -96,7 +96,7 @@ class ExactDictMemory(MutationLock, nn.Module):
     @torch.no_grad()
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Store ``values: [B, d]`` under ``keys: [B]`` int64 (later writes of a key win)."""
-        keys, values = check_write(keys, values, self.d, self.device)
+        keys, values = check_write(keys, values, self.d, self.device, self.values.dtype)
         key_list = keys.tolist()
         if self._all_new(key_list):
             if self.capacity is not None and len(key_list) > self.capacity:

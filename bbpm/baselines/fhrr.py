@@ -114,10 +114,9 @@ class FHRRMemory(MutationLock, nn.Module):
     @torch.no_grad()
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Bind ``values: [B, d]`` to their keys' phasors and add them to their banks."""
-        keys, values = check_write(keys, values, self.d, self.device)
+        keys, values = check_write(keys, values, self.d, self.device, self.real.dtype)
         bank = self.banks(keys)
         cos, sin = self.phasors(keys)
-        values = values.to(self.real.dtype)
         self.real.index_add_(0, bank, cos * values)
         self.imag.index_add_(0, bank, sin * values)
 

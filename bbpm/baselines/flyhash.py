@@ -183,11 +183,9 @@ class FlyHashHebbianMemory(MutationLock, nn.Module):
     @torch.no_grad()
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Hebbian update ``W[code] += v`` for every winner of every key."""
-        keys, values = check_write(keys, values, self.d, self.device)
+        keys, values = check_write(keys, values, self.d, self.device, self.weights.dtype)
         code = self.codes(keys)
-        self.weights.index_add_(
-            0, code.reshape(-1), values.to(self.weights.dtype).repeat_interleave(self.k, dim=0)
-        )
+        self.weights.index_add_(0, code.reshape(-1), values.repeat_interleave(self.k, dim=0))
 
     @torch.no_grad()
     def read(self, keys: torch.Tensor) -> torch.Tensor:

@@ -123,7 +123,7 @@ class HopfieldMemory(MutationLock, nn.Module):
     @torch.no_grad()
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Append patterns and values, overwriting the oldest when full."""
-        keys, values = check_write(keys, values, self.d, self.device)
+        keys, values = check_write(keys, values, self.d, self.device, self.values.dtype)
         if keys.shape[0] > self.capacity:  # only the last `capacity` items of the batch survive
             keys, values = keys[-self.capacity :], values[-self.capacity :]
         n = keys.shape[0]

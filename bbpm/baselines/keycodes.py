@@ -43,7 +43,10 @@ def key_words(keys: torch.Tensor, salt: int, n_words: int) -> torch.Tensor:
     """``keys: [B] int64`` -> ``[B, n_words]`` int64 random 64-bit words."""
     base = splitmix64(keys ^ salt)
     j = torch.arange(n_words, dtype=torch.int64, device=keys.device) * GOLDEN
-    return _splitmix64_(base[:, None] + j[None, :])
+    words = _splitmix64_(base[:, None] + j[None, :])
+    if words.numel() == 0:  # an empty batch: strides a dtype view accepts
+        return torch.zeros(keys.shape[0], n_words, dtype=torch.int64, device=keys.device)
+    return words
 
 
 def key_uniform(

@@ -4,7 +4,8 @@ Layout of a checkpoint directory (written by :func:`save`, every rank at once)::
 
     shard_{rank}_of_{W}.pt   {"memory": [n_local_blocks*L, d], "counts": [n_local_blocks*L, 1],
                               "blocks": [n_local_blocks] global block ids, in local order,
-                              "rank": rank, "world_size": W}
+                              "rank": rank, "world_size": W,
+                              "write_weight": [] float64 (decay's write weight; 1 if absent)}
     metadata.json            config (as BBPMMemoryFloat.config()), world size, the block -> rank
                              assignment (rule and per-rank blocks), shard file names, totals
 
@@ -56,6 +57,7 @@ def save(memory: ShardedBBPMMemory, path: str | os.PathLike) -> Path:
         "blocks": memory.local_blocks.clone(),
         "rank": memory.rank,
         "world_size": memory.world_size,
+        "write_weight": memory.write_weight.detach().cpu(),
     }
     torch.save(shard, directory / (name + ".tmp"))
     os.replace(directory / (name + ".tmp"), directory / name)
@@ -71,6 +73,7 @@ def save(memory: ShardedBBPMMemory, path: str | os.PathLike) -> Path:
             "shards": [shard_file_name(r, memory.world_size) for r in range(memory.world_size)],
             "n_items": totals["n_items"],
             "load_factor": totals["load_factor"],
+            "write_weight": float(memory.write_weight),
         }
         (directory / (METADATA + ".tmp")).write_text(
             json.dumps(metadata, indent=2), encoding="utf-8"
@@ -181,16 +184,32 @@ def load(
     L = memory.block_size
     mine = memory.local_blocks
     old_owner, old_local = old.owner(mine), old.local_index(mine)
+    weight = float(metadata.get("write_weight", 1.0))
     sources = old_owner.unique().tolist()
     shards = {source: _open_shard(directory, metadata, source) for source in sources}
     with torch.no_grad():
+        memory.write_weight.fill_(weight)
         for source, shard in shards.items():
             from_source = (old_owner == source).nonzero().view(-1)
             new_rows = _block_rows(from_source, L).to(memory.memory.device)
             old_rows = _block_rows(old_local[from_source], L)
-            memory.memory[new_rows] = shard["memory"][old_rows].to(memory.memory.device)
-            memory.counts[new_rows] = shard["counts"][old_rows].to(memory.counts.device)
+            rows, counts = _at_weight(shard, old_rows, weight)
+            memory.memory[new_rows] = rows.to(memory.memory.device)
+            memory.counts[new_rows] = counts.to(memory.counts.device)
     return memory
+
+
+def _at_weight(
+    shard: dict[str, Any], rows: torch.Tensor, weight: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A shard's ``rows`` of memory and counts, rescaled from the shard's write weight to
+    ``weight`` (unchanged when they agree, as when every rank decayed alike)."""
+    memory, counts = shard["memory"][rows], shard["counts"][rows]
+    ratio = weight / float(shard.get("write_weight", 1.0))
+    if ratio == 1.0:
+        return memory, counts
+    wide = torch.float64
+    return (memory.to(wide) * ratio).to(memory.dtype), (counts.to(wide) * ratio).to(counts.dtype)
 
 
 def to_single_process_state_dict(path: str | os.PathLike) -> dict[str, Any]:
@@ -207,12 +226,17 @@ def to_single_process_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     counts_dtype = counts_dtype_for(dtype)
     memory = torch.zeros(config["D"], config["d"], dtype=dtype)
     counts = torch.zeros(config["D"], 1, dtype=counts_dtype)
+    weight = float(metadata.get("write_weight", 1.0))
     for rank in range(metadata["world_size"]):
         shard = _open_shard(directory, metadata, rank)
         rows = _block_rows(shard["blocks"], L)
-        memory[rows] = shard["memory"]
-        counts[rows] = shard["counts"]
-    return {"memory": memory, "counts": counts, "_extra_state": dict(config)}
+        memory[rows], counts[rows] = _at_weight(shard, torch.arange(rows.numel()), weight)
+    return {
+        "memory": memory,
+        "counts": counts,
+        "write_weight": torch.tensor(weight, dtype=torch.float64),
+        "_extra_state": dict(config),
+    }
 
 
 def from_single_process_state_dict(
@@ -243,4 +267,5 @@ def from_single_process_state_dict(
     with torch.no_grad():
         memory.memory.copy_(state_dict["memory"][rows].to(memory.memory.device))
         memory.counts.copy_(state_dict["counts"][rows].to(memory.counts.device))
+        memory.write_weight.fill_(float(state_dict.get("write_weight", 1.0)))
     return memory

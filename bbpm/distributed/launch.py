@@ -3,7 +3,10 @@
 :func:`spawn_local` runs ``fn(rank, world_size, *args)`` in ``world_size`` fresh processes
 (``torch.multiprocessing`` with the "spawn" start method) joined into one gloo (or NCCL)
 group through a ``FileStore`` in a temporary directory, so no TCP port has to be picked.
-Each worker's return value is sent back (through a file) and returned in rank order.
+Each worker's return value is sent back (through a file) and returned in rank order: the
+files are ``torch.save``-d by the workers into that temporary directory (created for the call,
+mode 0700) and read back with ``torch.load(weights_only=False)``, since a return value may be
+any picklable object; no path from the caller is ever loaded.
 For real jobs launch with ``torchrun`` instead (see the README section "Sharding a memory across processes and machines").
 """
 

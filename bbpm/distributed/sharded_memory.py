@@ -47,14 +47,18 @@ from bbpm.memory.base import (
     EPS,
     CheckedExtraState,
     MutationLock,
+    apply_write_weight,
     check_hash_and_dtype,
     check_keys_on,
     check_sizes,
     check_values,
     counts_dtype_for,
+    load_default_write_weight,
     locked,
     memory_config,
     memory_from_config,
+    nonfinite_rows,
+    plan_weighted_write,
     write_scale_factor,
 )
 from bbpm.utils.device import zeros_table
@@ -194,6 +198,11 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         self.register_buffer(
             "counts", zeros_table(n_local_slots, 1, dtype=counts_dtype, device=device)
         )
+        # decay's write weight (see BBPMMemoryFloat); equal on every rank when every rank
+        # decays with the same gamma
+        self.register_buffer(
+            "write_weight", torch.ones((), dtype=torch.float64, device=self.memory.device)
+        )
         self.read_dtype = torch.promote_types(dtype, counts_dtype)
         self.traffic = {"write": Traffic(), "read": Traffic()}
         self._check_same_config_on_every_rank()
@@ -215,23 +224,26 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         """Zero this rank's shard (call on every rank to clear the whole memory)."""
         self.memory.zero_()
         self.counts.zero_()
+        self.write_weight.fill_(1.0)
 
     @locked
     def write(self, keys: torch.Tensor | None, values: torch.Tensor | None) -> None:
         """Collective. Add ``values: [B, d]`` under ``keys: [B]`` int64 (B may differ per
         rank, 0 included; ``None, None`` = nothing to write). Inputs are validated on every
         rank before anything moves: one bad batch raises on every rank and writes nothing."""
-        error, route, scaled = None, None, None
+        error, route, scaled, weight = None, None, None, 1.0
         try:
             keys, values = self._empty_if_none(keys, values)
             keys = check_keys_on(keys, self.memory.device)
-            values = check_values(values, keys, self.d, self.check_finite)
+            values = check_values(values, keys, self.d, check_finite=False)
             if values.requires_grad and torch.is_grad_enabled():
                 raise ValueError(
                     "ShardedBBPMMemory does not record writes for autograd; pass values.detach()"
                 )
             route = self._route(keys)
-            scaled = (values * self.scale).to(self.memory.dtype)[route["pair_item"]]
+            # no fold on overflow: the weight must stay the same on every rank
+            stored, weight = plan_weighted_write(self, values, fold_on_overflow=False)
+            scaled = stored[route["pair_item"]]
         except Exception as exc:  # reported on every rank by _exchange_header
             error = exc
         recv_counts = self._exchange_header("write", route, error)
@@ -239,8 +251,13 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         received = self._all_to_all(rows, route["send_counts"], recv_counts)
         pair_keys, hash_ids, pair_values = self._unpack(received, with_values=True)
         with torch.no_grad():
+            apply_write_weight(self, weight)
             kernels.write(
-                self.memory, self.counts, self._local_slots(pair_keys, hash_ids), pair_values
+                self.memory,
+                self.counts,
+                self._local_slots(pair_keys, hash_ids),
+                pair_values,
+                count_step=weight,
             )
         self._count("write", route, recv_counts, rows.shape[1], answer_bytes=0)
 
@@ -291,7 +308,9 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         full = self.hash_fn.indices(pair_keys, self.K, self.H)
         mult = read_rules.slot_multiplicity(full, work).view(n, self.H, self.K)
         mult = mult[torch.arange(n, device=mult.device), hash_ids]
-        g, h = read_rules.rule_terms(self.counts, local, rule, mult, work)
+        weight = float(self.write_weight)  # after a decay: units of a fresh write
+        counts = self.counts if weight == 1.0 else self.counts / weight
+        g, h = read_rules.rule_terms(counts, local, rule, mult, work)
         rows = self.memory[local].to(work)  # [n, K, d]
         partial = torch.cat(
             [
@@ -316,7 +335,7 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
             sums[:, :d] / zg.clamp_min(1e-30),
             sums[:, d + 1 : 2 * d + 1] / zh.clamp_min(1e-30),
         )
-        return combined / self.scale
+        return combined / (self.scale * weight)
 
     def forward(self, keys: torch.Tensor | None) -> torch.Tensor:
         return self.read(keys)
@@ -394,6 +413,8 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
             if first_type == "TypeError"
             else ValueError
             if first_type == "ValueError"
+            else OverflowError
+            if first_type == "OverflowError"
             else RuntimeError
         )
         raise exc_type(message) from error
@@ -479,20 +500,28 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
 
     @torch.no_grad()
     def global_stats(self) -> dict[str, float]:
-        """Collective: ``n_items`` (items written so far), ``load_factor`` (N*K*H/D) and
-        ``nbytes`` summed over all ranks."""
+        """Collective: ``n_items`` (items written so far), ``load_factor`` (N*K*H/D),
+        ``nbytes`` and ``nonfinite_slots`` (slots whose sum overflowed the storage dtype; see
+        :meth:`BBPMMemoryFloat.nonfinite_slots`) summed over all ranks."""
         totals = torch.tensor(
-            [float(self.counts.sum()), float(self.nbytes)],
+            [float(self.counts.sum()), float(self.nbytes), float(self.nonfinite_slots())],
             dtype=torch.float64,
             device=self.memory.device,
         )
         dist.all_reduce(totals, group=self.group)
-        total_count, nbytes = totals.tolist()
+        total_count, nbytes, nonfinite = totals.tolist()
+        total_count /= float(self.write_weight)  # in units of a fresh write (see decay)
         return {
             "n_items": total_count / (self.K * self.H),
             "load_factor": total_count / self.D,
             "nbytes": nbytes,
+            "nonfinite_slots": int(nonfinite),
         }
+
+    @torch.no_grad()
+    def nonfinite_slots(self) -> int:
+        """Slots of *this rank's* shard whose sum or count is inf or NaN (local)."""
+        return nonfinite_rows(self.memory, self.counts)
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild an empty memory (same dict as BBPMMemoryFloat.config())."""
@@ -523,6 +552,10 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
                 )
 
     # ------------------------------------------------------------------ checkpoints
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        load_default_write_weight(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def get_extra_state(self) -> dict[str, Any]:
         return {**self.config(), "sharding": self.sharding()}
 

@@ -150,6 +150,169 @@ def check_values(values: object, keys: torch.Tensor, d: int, check_finite: bool)
     return values
 
 
+def to_storage(
+    values: torch.Tensor, factor: float, dtype: torch.dtype, check_finite: bool = True
+) -> torch.Tensor:
+    """``values * factor`` cast to the storage ``dtype``, checked after the cast (unless
+    ``check_finite`` is False): NaN/inf in ``values`` raise ``ValueError``; finite values that
+    do not fit the storage dtype (1e300 into float32, 7e4 into float16) raise
+    ``OverflowError``, so an overflow never reaches the table as inf."""
+    scaled = values * factor if factor != 1.0 else values
+    stored = scaled.to(dtype)
+    if check_finite and stored.numel() and not bool(torch.isfinite(stored).all()):
+        if not bool(torch.isfinite(values).all()):
+            raise ValueError(
+                "values contain NaN or inf; clean them or pass check_finite=False to skip this check"
+            )
+        largest = float(scaled.detach().abs().max())
+        raise OverflowError(
+            f"values overflow the memory's storage dtype {str(dtype).removeprefix('torch.')}: "
+            f"a value times the write factor {factor:.6g} is {largest:.6g}, but the largest "
+            f"finite {str(dtype).removeprefix('torch.')} is {torch.finfo(dtype).max:.6g}; "
+            "scale the values down or store them in a wider dtype"
+        )
+    return stored
+
+
+# ---------------------------------------------------------------------------- decay
+#: Largest write weight kept: beyond it a fold would floor every slot anyway (see
+#: :func:`fold_write_weight`), so :func:`bbpm.memory.decay` stops growing the weight there.
+WEIGHT_CAP = 2.0**900
+#: Rows per block when a fold rescales the table (bounds its temporary memory).
+FOLD_ROWS = 65536
+
+
+def write_weight_range(dtype: torch.dtype) -> tuple[float, float, float]:
+    """``(target, high, count_floor)`` of the write weight for a storage ``dtype``.
+
+    A decayed memory stores a fresh write with weight ``w`` (values times ``w``, counts
+    ``+= w``) instead of shrinking the table, so ``decay`` never touches the table. Once
+    ``w > high`` the next write first folds the table: memory and counts are divided by a
+    power of two ``f`` (exact) that brings ``w`` into ``[target, 2 * target)``; a slot whose
+    count would drop below ``count_floor`` is scaled to that count instead (its debiased
+    value kept), so old content weighs at least ``count_floor / w`` against a fresh write:
+    ``2**-32`` or less for float32/bfloat16 (``2**-64`` for float64), below the storage
+    precision, and ``2**-11`` for float16, whose range (6e-5 to 65504) holds no more.
+    Counts stay >= 1 after a fold except in float16 tables, so the read's 1e-8 stays
+    negligible."""
+    if dtype == torch.float16:
+        return 1.0, 2.0**4, 2.0**-11
+    if dtype == torch.float64:
+        return 2.0**64, 2.0**128, 1.0
+    return 2.0**32, 2.0**64, 1.0
+
+
+def fold_factor(weight: float, target: float) -> float:
+    """The power of two ``f`` that brings ``weight`` into ``[target, 2 * target)`` (1 when
+    ``weight < 2 * target``)."""
+    if weight < 2.0 * target:
+        return 1.0
+    return 2.0 ** math.floor(math.log2(weight / target))
+
+
+@torch.no_grad()
+def fold_write_weight(
+    memory: torch.Tensor, counts: torch.Tensor, factor: float, count_floor: float
+) -> torch.Tensor:
+    """Divide ``memory [D, d]`` and ``counts [D, 1]`` by ``factor`` (a power of two), in place
+    and block by block; a nonzero count that would fall below ``count_floor`` becomes
+    ``count_floor`` and its row is scaled by ``count_floor / count`` (the slot's debiased
+    value kept). Returns ``memory`` (a new tensor when it records autograd history)."""
+    work = torch.float64 if memory.dtype == torch.float64 else torch.float32
+    if memory.requires_grad:  # a graph output: rescale out of place, recorded
+        multiplier, new_counts = _fold_multipliers(counts, factor, count_floor)
+        counts.copy_(new_counts)
+        with torch.enable_grad():
+            return (memory.to(work) * multiplier.to(work)).to(memory.dtype)
+    for start in range(0, memory.shape[0], FOLD_ROWS):
+        rows = slice(start, start + FOLD_ROWS)
+        multiplier, new_counts = _fold_multipliers(counts[rows], factor, count_floor)
+        memory[rows] = (memory[rows].to(work) * multiplier.to(work)).to(memory.dtype)
+        counts[rows] = new_counts
+    return memory
+
+
+def _fold_multipliers(
+    counts: torch.Tensor, factor: float, count_floor: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-slot multiplier ``[n, 1]`` (float64) and the folded counts (counts' dtype)."""
+    wide = counts.to(torch.float64)
+    folded = wide / factor
+    floored = (folded < count_floor) & (wide > 0)
+    new_counts = torch.where(floored, torch.full_like(folded, count_floor), folded)
+    multiplier = torch.where(floored, count_floor / wide, torch.full_like(folded, 1.0 / factor))
+    return multiplier, new_counts.to(counts.dtype)
+
+
+def plan_weighted_write(
+    module: Any, values: torch.Tensor, fold_on_overflow: bool = True
+) -> tuple[torch.Tensor, float]:
+    """The values a write of ``module`` (a BBPM float memory) stores and the weight it uses:
+    ``values * scale * w`` in the storage dtype (checked by :func:`to_storage`) and ``w``,
+    the memory's write weight, or the folded weight when ``w`` passed its range
+    (:func:`write_weight_range`) or (with ``fold_on_overflow``) when the values only fit the
+    storage dtype at the folded weight. Changes nothing; :func:`apply_write_weight` then
+    folds the table to that weight."""
+    dtype = module.memory.dtype
+    weight = float(module.write_weight)
+    target, high, _ = write_weight_range(dtype)
+    folded = weight / fold_factor(weight, target)
+    new_weight = folded if weight > high else weight
+    try:
+        stored = to_storage(values, module.scale * new_weight, dtype, module.check_finite)
+    except OverflowError:
+        if new_weight == folded or not fold_on_overflow:
+            raise
+        stored = to_storage(values, module.scale * folded, dtype, module.check_finite)
+        new_weight = folded
+    return stored, new_weight
+
+
+def apply_write_weight(module: Any, new_weight: float) -> None:
+    """Fold ``module``'s table from its write weight to ``new_weight`` (planned by
+    :func:`plan_weighted_write`; nothing to do when they are equal)."""
+    weight = float(module.write_weight)
+    if new_weight == weight:
+        return
+    count_floor = write_weight_range(module.memory.dtype)[2]
+    module.memory = fold_write_weight(
+        module.memory, module.counts, weight / new_weight, count_floor
+    )
+    module.write_weight.fill_(new_weight)
+
+
+def weighted_values(
+    module: Any, values: torch.Tensor, idx: torch.Tensor
+) -> tuple[torch.Tensor, float]:
+    """:func:`plan_weighted_write` then :func:`apply_write_weight` for a single-process
+    memory; ``idx`` is range-checked before a fold, so a refused write leaves every buffer
+    unchanged. Returns the stored values and the count step."""
+    stored, new_weight = plan_weighted_write(module, values)
+    if new_weight != float(module.write_weight):
+        from bbpm.memory.kernels.torch_ops import check_slot_range
+
+        check_slot_range(idx, module.memory.shape[0])
+        apply_write_weight(module, new_weight)
+    return stored, new_weight
+
+
+def load_default_write_weight(state_dict: dict[str, Any], prefix: str) -> None:
+    """A checkpoint saved before memories had a write weight loads with weight 1 (its
+    counts are then plain write counts)."""
+    key = prefix + "write_weight"
+    if key not in state_dict and prefix + "memory" in state_dict:
+        state_dict[key] = torch.ones((), dtype=torch.float64)
+
+
+def nonfinite_rows(table: torch.Tensor, counts: torch.Tensor | None = None) -> int:
+    """Number of rows of ``table [D, ...]`` holding a NaN or inf (or whose ``counts [D, 1]``
+    entry does): slots whose accumulated sum overflowed the storage dtype."""
+    bad = ~torch.isfinite(table.reshape(table.shape[0], -1)).all(dim=1)
+    if counts is not None:
+        bad |= ~torch.isfinite(counts.reshape(counts.shape[0], -1)).all(dim=1)
+    return int(bad.sum())
+
+
 def check_keys_on(keys: object, device: torch.device) -> torch.Tensor:
     keys = check_keys(keys)
     if keys.device != device:

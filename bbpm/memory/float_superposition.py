@@ -32,9 +32,12 @@ from bbpm.memory.base import (
     check_values,
     counts_dtype_for,
     hashed_slots,
+    load_default_write_weight,
     locked,
     memory_config,
     memory_from_config,
+    nonfinite_rows,
+    weighted_values,
     write_scale_factor,
 )
 from bbpm.utils.device import zeros_table
@@ -56,12 +59,29 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         device: where the buffers live.
         write_scale: ``"1/sqrt(KH)"`` (default) or ``"unit"``; see
             :func:`bbpm.memory.base.write_scale_factor`.
-        check_finite: reject NaN/inf values on write (set False to skip the scan).
+        check_finite: reject NaN/inf values on write (``ValueError``) and values that
+            overflow the storage dtype once scaled and cast (``OverflowError``, e.g. 7e4 into
+            float16); set False to skip the scan.
         read_rule: how :meth:`read` combines a key's K*H slots: ``"debiased"`` (default,
             the count-debiased mean above), ``"mean"`` or ``"inverse_noise"``; see
             :mod:`bbpm.memory.read_rules` (``read(keys, read_rule=...)`` overrides it per call).
 
-    Buffers: ``memory [D, d]``, ``counts [D, 1]``.
+    Overflow of a slot's sum: each written value is checked, but a slot's accumulated sum
+    can still pass the storage dtype's largest finite number after many large writes
+    (float16: 65504). Such a write is not refused (checking every touched slot would cost
+    a second pass over the rows); it is reported: :meth:`nonfinite_slots` and
+    ``diagnostics()["nonfinite_slots"]`` count the slots holding inf or NaN, and a read of
+    such a slot returns inf/NaN rather than a finite wrong number.
+
+    Decay (:func:`bbpm.memory.decay`) does not touch the table: it raises the weight
+    ``write_weight`` (a float64 scalar buffer, 1 until the first decay) with which later
+    writes are stored (values times the weight, counts ``+=`` the weight), so a slot's
+    debiased value is exactly unchanged by any number of decays. The table is rescaled by a
+    power of two only when the weight leaves its range (see
+    :func:`bbpm.memory.base.write_weight_range`). ``load_factor``, ``n_items`` and the
+    diagnostics' counts are in units of a fresh write (counts divided by the weight).
+
+    Buffers: ``memory [D, d]``, ``counts [D, 1]``, ``write_weight []`` (float64).
 
     Threads: ``write``, ``clear``, ``load_state_dict`` and the eviction policies of
     :mod:`bbpm.memory.eviction` hold ``memory.lock`` (a re-entrant lock), so several threads
@@ -101,6 +121,9 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         counts_dtype = counts_dtype_for(dtype)
         self.register_buffer("memory", zeros_table(D, d, dtype=dtype, device=device))
         self.register_buffer("counts", zeros_table(D, 1, dtype=counts_dtype, device=device))
+        self.register_buffer(
+            "write_weight", torch.ones((), dtype=torch.float64, device=self.memory.device)
+        )
         check_hash_output(hash_fn, self.K, self.H, self.D, self.memory.device)
 
     # ------------------------------------------------------------------ core API
@@ -119,6 +142,7 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         else:
             self.memory.zero_()
         self.counts.zero_()
+        self.write_weight.fill_(1.0)
 
     @locked
     def write(self, keys: torch.Tensor, values: torch.Tensor) -> None:
@@ -129,9 +153,9 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         later :meth:`read` is differentiable with respect to the written values. The table
         then holds that graph (and later writes take the torch path) until :meth:`clear`."""
         keys = check_keys_on(keys, self.memory.device)
-        values = check_values(values, keys, self.d, self.check_finite)
+        values = check_values(values, keys, self.d, check_finite=False)
         idx = hashed_slots(self.hash_fn, keys, self.K, self.H, self.D)
-        scaled = (values * self.scale).to(self.memory.dtype)
+        scaled, weight = weighted_values(self, values, idx)
         if values.requires_grad and torch.is_grad_enabled():
             # Out-of-place so the graph keeps the values; counts never need gradients.
             kernels.torch_ops.check_slot_range(idx, self.D)  # index_add would stop halfway
@@ -143,18 +167,25 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
                 self.counts.index_add_(
                     0,
                     flat,
-                    torch.ones(flat.numel(), 1, dtype=self.counts.dtype, device=flat.device),
+                    torch.full(
+                        (flat.numel(), 1), weight, dtype=self.counts.dtype, device=flat.device
+                    ),
                 )
             return
         with torch.no_grad():
-            kernels.write(self.memory, self.counts, idx, scaled)
+            kernels.write(self.memory, self.counts, idx, scaled, count_step=weight)
 
     def read(self, keys: torch.Tensor, read_rule: str | None = None) -> torch.Tensor:
         """The key's K*H slots combined by ``read_rule`` (None: the memory's rule; default
         the count-debiased mean), divided by the write scale: ``[B, d]``."""
         rule = self.read_rule if read_rule is None else read_rules.check_read_rule(read_rule)
         idx = self.slots(keys)
-        return kernels.read(self.memory, self.counts, idx, self.eps, rule=rule) / self.scale
+        weight = float(self.write_weight)
+        if rule == "debiased" or weight == 1.0:
+            return kernels.read(self.memory, self.counts, idx, self.eps, rule=rule) / self.scale
+        # after a decay: counts and values in units of a fresh write (see read_rules)
+        counts = self.counts / weight
+        return kernels.read(self.memory, counts, idx, self.eps, rule=rule) / (self.scale * weight)
 
     def forward(self, keys: torch.Tensor) -> torch.Tensor:
         return self.read(keys)
@@ -170,13 +201,15 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
 
     @property
     def load_factor(self) -> float:
-        """Average writes per slot so far, ``lambda = N * K * H / D``."""
-        return float(self.counts.sum()) / self.D
+        """Average writes per slot so far, ``lambda = N * K * H / D`` (after decay: each
+        write weighted by its decay, in units of a fresh write)."""
+        return float(self.counts.sum()) / float(self.write_weight) / self.D
 
     @property
     def n_items(self) -> float:
-        """Number of items written so far (``counts.sum() / (K*H)``)."""
-        return float(self.counts.sum()) / (self.K * self.H)
+        """Number of items written so far (``counts.sum() / (K*H)``; after decay weighted
+        as :attr:`load_factor`)."""
+        return float(self.counts.sum()) / float(self.write_weight) / (self.K * self.H)
 
     @torch.no_grad()
     def diagnostics(self, keys: torch.Tensor) -> dict[str, Any]:
@@ -186,14 +219,26 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         stats = hash_diagnostics.summarize(idx.cpu(), self.D)
         stats["load_factor"] = self.load_factor
         stats["memory_occupied_fraction"] = float((self.counts > 0).double().mean())
-        stats["memory_max_count"] = float(self.counts.max())
+        stats["memory_max_count"] = float(self.counts.max()) / float(self.write_weight)
+        stats["nonfinite_slots"] = self.nonfinite_slots()
         return stats
+
+    @torch.no_grad()
+    def nonfinite_slots(self) -> int:
+        """Number of slots whose stored sum or count is inf or NaN (an accumulated sum that
+        overflowed the storage dtype, or a write with ``check_finite=False``); 0 when the
+        table is sound."""
+        return nonfinite_rows(self.memory.detach(), self.counts)
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild an empty memory of the same shape and hashing."""
         return {**memory_config(self), "read_rule": self.read_rule}
 
     # ------------------------------------------------------------------ checkpoints
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        load_default_write_weight(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def get_extra_state(self) -> dict[str, Any]:
         return self.config()
 

@@ -27,6 +27,16 @@ writes in every slot, so it no longer finds clean slots and weights by ``1/(n_j 
 m_j)``). ``"debiased"`` returns the *mean* of the ``v_i`` at low load (each clean slot
 divided by its count ``r m_j``). Keys never written: ``"inverse_noise"`` treats an empty
 slot as clean and returns its zero row.
+
+Decay. :func:`bbpm.memory.decay` raises the memory's ``write_weight`` instead of shrinking
+the table, so later writes are stored with that weight (values and counts). The memory
+reads ``"mean"`` and ``"inverse_noise"`` in units of a fresh write: counts divided by the
+weight, result divided by it. A key written after the last decay reads as without decay
+(clean slots exact); a key written before reads ``gamma**k`` times its value after ``k``
+decays of factor ``gamma``, and its slots' counts are fractions, so the clean-slot test
+(``n_j < 0.5``) can take a slot shared by older items for clean. The rule's assumption is
+then "each key written once, after the last decay"; ``"debiased"`` is exactly unchanged
+by decay alone.
 """
 
 from __future__ import annotations

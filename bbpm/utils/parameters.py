@@ -86,6 +86,10 @@ def parameters_defaults(notebook: str | Path) -> dict[str, Any]:
                 f"{path.name}: the parameters cell may only hold `name = value` assignments, "
                 f"got {ast.unparse(statement)!r}"
             )
+        if target.id in defaults:
+            raise ValueError(
+                f"{path.name}: parameter {target.id!r} is assigned twice in the parameters cell"
+            )
         expression = ast.Expression(body=statement.value)
         bad = [n for n in ast.walk(expression) if not isinstance(n, _CONSTANT_NODES)]
         if bad:

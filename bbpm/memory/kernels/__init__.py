@@ -103,9 +103,11 @@ def write(
     values: torch.Tensor,
     backend: str = "auto",
     check_bounds: bool = True,
+    count_step: float = 1.0,
 ) -> None:
     """Add ``values [B, d]`` (in ``memory.dtype``) into the ``idx [B, M]`` slots of
-    ``memory [D, d]`` and add 1 to those slots of ``counts [D, 1]``, in place.
+    ``memory [D, d]`` and add ``count_step`` (1 by default; a decayed memory's write weight)
+    to those slots of ``counts [D, 1]``, in place.
 
     Bad input raises before anything is written: ``ValueError``/``TypeError`` for shapes,
     dtypes and devices, ``IndexError`` for a slot id outside ``[0, D)``. ``check_bounds=False``
@@ -117,16 +119,18 @@ def write(
     if backend == "auto":
         backend = write_backend(memory, counts, values)
     if backend == "triton":
-        triton_ops.write_fused(memory, counts, idx, values, check_bounds=check_bounds)
+        triton_ops.write_fused(
+            memory, counts, idx, values, check_bounds=check_bounds, count_step=count_step
+        )
     elif backend == "native":
-        native.write(memory, counts, idx, values)
+        native.write(memory, counts, idx, values, count_step=count_step)
     else:
         if check_bounds:
             torch_ops.check_slot_range(idx, memory.shape[0])
         if backend == "canonical":
-            torch_ops.write_index_add(memory, counts, idx, values)
+            torch_ops.write_index_add(memory, counts, idx, values, count_step)
         else:
-            torch_ops.write_columns(memory, counts, idx, values)
+            torch_ops.write_columns(memory, counts, idx, values, count_step=count_step)
 
 
 def read(

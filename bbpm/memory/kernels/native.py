@@ -142,6 +142,7 @@ def _load() -> ctypes.CDLL | None:
     for suffix in _SUFFIXES.values():
         write_fn = getattr(library, f"bbpm_write_{suffix}")
         write_fn.argtypes = [pointer, pointer, pointer, pointer, i64, i64, i64, i64, ctypes.c_int]
+        write_fn.argtypes += [ctypes.c_double]
         write_fn.restype = ctypes.c_int
     for name in ("bbpm_slot_weights_f32", "bbpm_slot_weights_f64"):
         weights_fn = getattr(library, name)
@@ -217,9 +218,11 @@ def write(
     idx: torch.Tensor,
     values: torch.Tensor,
     threads: int | None = None,
+    count_step: float = 1.0,
 ) -> None:
-    """``memory[idx[b, j]] += values[b]`` and ``counts[idx[b, j]] += 1`` for every entry,
-    in place; the same sums as :func:`torch_ops.write_index_add`, added in entry order.
+    """``memory[idx[b, j]] += values[b]`` and ``counts[idx[b, j]] += count_step`` (default 1)
+    for every entry, in place; the same sums as :func:`torch_ops.write_index_add`, added in
+    entry order.
 
     Raises ``IndexError`` (table untouched) if a slot id is outside ``[0, D)``, and
     ``RuntimeError`` if the kernel is unavailable or the buffers unsupported."""
@@ -249,6 +252,7 @@ def write(
         d,
         D,
         thread_count(B * M, threads),
+        float(count_step),
     )
     # The kernel wrote through raw pointers: tell autograd the tensors changed, as an
     # in-place torch op would (a graph that saved them then refuses to backpropagate).

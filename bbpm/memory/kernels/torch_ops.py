@@ -48,10 +48,15 @@ def check_slot_range(idx: torch.Tensor, D: int) -> None:
 
 
 def write_index_add(
-    memory: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor, values: torch.Tensor
+    memory: torch.Tensor,
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    values: torch.Tensor,
+    count_step: float = 1.0,
 ) -> None:
     """Canonical write: each value row is repeated K*H times and added with ``index_add_``;
-    every addressed slot's count grows by 1 (a slot hit twice counts twice).
+    every addressed slot's count grows by ``count_step`` (1 by default; a decayed memory's
+    write weight), a slot hit twice twice.
 
     Args:
         memory: ``[D, d]``, updated in place.
@@ -63,7 +68,7 @@ def write_index_add(
     slots_per_item = idx.shape[1]
     memory.index_add_(0, flat, values.repeat_interleave(slots_per_item, dim=0))
     counts.index_add_(
-        0, flat, torch.ones(flat.numel(), 1, dtype=counts.dtype, device=counts.device)
+        0, flat, torch.full((flat.numel(), 1), count_step, dtype=counts.dtype, device=counts.device)
     )
 
 
@@ -153,12 +158,12 @@ def read_chunked(
     return torch.cat(blocks, dim=0)
 
 
-def add_counts(counts: torch.Tensor, idx: torch.Tensor) -> None:
-    """``counts[idx] += 1`` for every entry of ``idx`` (duplicates add twice), without
-    allocating a ``[B*M, 1]`` tensor of ones (the ones are an expanded scalar)."""
+def add_counts(counts: torch.Tensor, idx: torch.Tensor, step: float = 1.0) -> None:
+    """``counts[idx] += step`` for every entry of ``idx`` (duplicates add twice), without
+    allocating a ``[B*M, 1]`` tensor (the steps are an expanded scalar)."""
     flat = idx.reshape(-1)
-    ones = torch.ones((), dtype=counts.dtype, device=counts.device).expand(flat.numel())
-    counts[:, 0].index_add_(0, flat, ones)
+    steps = torch.full((), step, dtype=counts.dtype, device=counts.device).expand(flat.numel())
+    counts[:, 0].index_add_(0, flat, steps)
 
 
 def write_columns(
@@ -167,6 +172,7 @@ def write_columns(
     idx: torch.Tensor,
     values: torch.Tensor,
     group_rows: int = GROUP_ROWS,
+    count_step: float = 1.0,
 ) -> None:
     """Fast write, same result as :func:`write_index_add` up to the order of float additions.
 
@@ -190,7 +196,7 @@ def write_columns(
         block = columns[first : first + group]
         source = values if block.shape[0] == 1 else values.repeat(block.shape[0], 1)
         memory.index_add_(0, block.reshape(-1), source)
-    add_counts(counts, idx)
+    add_counts(counts, idx, count_step)
 
 
 __all__ = [

@@ -146,6 +146,7 @@ if HAS_TRITON:
         stride_counts,
         stride_idx,
         stride_values,
+        count_step,
         BLOCK_M: tl.constexpr,
         BLOCK_D: tl.constexpr,
     ):
@@ -171,7 +172,7 @@ if HAS_TRITON:
             if col_block == 0:
                 tl.atomic_add(
                     counts_ptr + slots * stride_counts,
-                    tl.full([BLOCK_M], 1.0, dtype=tl.float32),
+                    tl.zeros([BLOCK_M], dtype=tl.float32) + count_step,
                     mask=slot_mask,
                     sem="relaxed",
                 )
@@ -305,7 +306,17 @@ def _read_plan(memory, counts, idx, eps, block_m, num_warps, launch=True, check_
     return _read_kernel, grid, args, constexprs, _launch_options(num_warps), out
 
 
-def _write_plan(memory, counts, idx, values, block_m, num_warps, launch=True, check_bounds=False):
+def _write_plan(
+    memory,
+    counts,
+    idx,
+    values,
+    block_m,
+    num_warps,
+    launch=True,
+    check_bounds=False,
+    count_step=1.0,
+):
     """Validated launch of the write: (kernel, grid, args, constexprs, options)."""
     _require_triton()
     _check_buffers("write", memory, counts, idx, values, launch=launch)
@@ -320,6 +331,7 @@ def _write_plan(memory, counts, idx, values, block_m, num_warps, launch=True, ch
     block_m, block_d = _blocks(M, d, block_m)
     args = (memory, counts, idx, values, memory.shape[0], M, d)
     args += (memory.stride(0), counts.stride(0), idx.stride(0), values.stride(0))
+    args += (float(count_step),)
     grid = (B, triton.cdiv(d, block_d))
     constexprs = {"BLOCK_M": block_m, "BLOCK_D": block_d}
     return _write_kernel, grid, args, constexprs, _launch_options(num_warps)
@@ -395,13 +407,22 @@ def write_fused(
     block_m: int | None = None,
     num_warps: int | None = None,
     check_bounds: bool = True,
+    count_step: float = 1.0,
 ) -> None:
     """Scatter-add write on CUDA: ``memory[idx[b, j]] += values[b]`` and
-    ``counts[idx[b, j]] += 1`` for all b, j, with relaxed float atomics (in place; only
-    atomicity is needed, not ordering). ``block_m``, ``num_warps`` and ``check_bounds``
-    as in :func:`read_fused`; with the check on, a bad slot id leaves the table untouched."""
+    ``counts[idx[b, j]] += count_step`` (1 by default; a decayed memory's write weight) for
+    all b, j, with relaxed float atomics (in place; only atomicity is needed, not ordering).
+    ``block_m``, ``num_warps`` and ``check_bounds`` as in :func:`read_fused`; with the check
+    on, a bad slot id leaves the table untouched."""
     kernel, grid, args, constexprs, options = _write_plan(
-        memory, counts, idx, values, block_m, num_warps, check_bounds=check_bounds
+        memory,
+        counts,
+        idx,
+        values,
+        block_m,
+        num_warps,
+        check_bounds=check_bounds,
+        count_step=count_step,
     )
     if grid[0]:
         kernel[grid](*args, **constexprs, **options)

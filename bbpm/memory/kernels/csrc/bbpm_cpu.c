@@ -3,7 +3,8 @@
  * a second to build). ctypes releases the GIL for each call. Four kernels:
  *
  * 1. The write: scatter-add of value rows and counts into their slots,
- *      for i in 0..B*M-1 (item b = i / M):  memory[idx[i], :] += values[b, :];  counts[idx[i]] += 1
+ *      for i in 0..B*M-1 (item b = i / M):  memory[idx[i], :] += values[b, :];  counts[idx[i]] += step
+ *    (step = 1, or the write weight of a decayed memory)
  *    torch's CPU index_add_/scatter_add_ sort the indices and reduce segments (bench03 times
  *    them); here every slot row is a random 4-cache-line read-modify-write in a table far
  *    larger than the caches, so the loop is bound by memory latency, hidden with software
@@ -77,6 +78,7 @@ static int run_threads(void *(*work)(void *), void *args, size_t arg_size, int t
         const VT *values;                                                                   \
         const int64_t *idx;                                                                 \
         int64_t n, M, d, lo, hi;                                                            \
+        CT step;                                                                            \
     } NAME##_args;                                                                          \
                                                                                             \
     static void *NAME##_range(void *p) {                                                    \
@@ -85,6 +87,7 @@ static int run_threads(void *(*work)(void *), void *args, size_t arg_size, int t
         CT *restrict counts = a->counts;                                                    \
         const int64_t *restrict idx = a->idx;                                               \
         const int64_t n = a->n, M = a->M, d = a->d, lo = a->lo, hi = a->hi;                 \
+        const CT step = a->step;                                                            \
         const int64_t line = 64 / (int64_t)sizeof(VT);                                      \
         const VT *restrict src = a->values;                                                 \
         int64_t j = 0;                                                                      \
@@ -101,7 +104,7 @@ static int run_threads(void *(*work)(void *), void *args, size_t arg_size, int t
             if (slot >= lo && slot < hi) {                                                  \
                 VT *restrict dst = memory + slot * d;                                       \
                 for (int64_t k = 0; k < d; ++k) dst[k] += src[k];                           \
-                counts[slot] += (CT)1;                                                      \
+                counts[slot] += step;                                                       \
             }                                                                               \
             if (++j == M) {                                                                 \
                 j = 0;                                                                      \
@@ -112,12 +115,12 @@ static int run_threads(void *(*work)(void *), void *args, size_t arg_size, int t
     }                                                                                       \
                                                                                             \
     int NAME(VT *memory, CT *counts, const VT *values, const int64_t *idx, int64_t B,       \
-             int64_t M, int64_t d, int64_t D, int threads) {                                \
+             int64_t M, int64_t d, int64_t D, int threads, double step) {                   \
         NAME##_args args[MAX_THREADS];                                                      \
         threads = clamp_threads(threads);                                                   \
         for (int t = 0; t < threads; ++t) {                                                 \
             NAME##_args a = {memory, counts, values, idx, B * M, M, d, D * t / threads,     \
-                             D * (t + 1) / threads};                                        \
+                             D * (t + 1) / threads, (CT)step};                              \
             args[t] = a;                                                                    \
         }                                                                                   \
         return run_threads(NAME##_range, args, sizeof(NAME##_args), threads);               \
