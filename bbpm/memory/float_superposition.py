@@ -34,6 +34,7 @@ from bbpm.memory.base import (
     memory_config,
     memory_from_config,
     nonfinite_rows,
+    warn_past_write_limit,
     weighted_values,
     write_scale_factor,
 )
@@ -51,8 +52,13 @@ class BBPMMemoryFloat(CheckedExtraState, nn.Module):
         hash_fn: a :class:`~bbpm.hashing.HashFunction` with ``hash_fn.D == D``.
         dtype: storage dtype of ``memory`` (floating point). ``counts`` are float32
             (float64 when dtype is float64): exact integers up to 2**24 (2**53) writes per slot.
-            With float16/bfloat16 storage, writes add in the storage dtype and reads
-            accumulate in float32 and return float32.
+            With float16/bfloat16 storage the table's dtype is what the memory costs: writes
+            add in the storage dtype (each rounds the slot's sum), reads accumulate in
+            float32 and return float32. A slot's value is guaranteed within 1% only up to
+            21 writes per slot (float16) or 3 (bfloat16)
+            (:func:`~bbpm.memory.base.low_precision_write_limit`); the first write that
+            takes a slot past it raises one :class:`~bbpm.memory.base.LowPrecisionWarning`
+            per memory. Use float32 for many writes per slot.
         device: where the buffers live.
         write_scale: ``"1/sqrt(KH)"`` (default) or ``"unit"``; see
             :func:`bbpm.memory.base.write_scale_factor`.
@@ -149,9 +155,11 @@ class BBPMMemoryFloat(CheckedExtraState, nn.Module):
                         (flat.numel(), 1), weight, dtype=self.counts.dtype, device=flat.device
                     ),
                 )
+                warn_past_write_limit(self, idx)
             return
         with torch.no_grad():
             kernels.write(self.memory, self.counts, idx, scaled, count_step=weight)
+            warn_past_write_limit(self, idx)
 
     def read(self, keys: torch.Tensor) -> torch.Tensor:
         """Count-debiased mean of the key's K*H slots, divided by the write scale: ``[B, d]``."""
