@@ -6,7 +6,8 @@ of a ``[D, d]`` table, and a ``[D, 1]`` counts table records how many writes hit
     write:  memory[idx] += s * v          counts[idx] += 1
     read:   r = mean_j( memory[idx_j] / (counts[idx_j] + eps) ) / s
 
-with ``s`` the write scale (1 or 1/sqrt(K*H)) and ``eps = 1e-8``. At low load every slot
+with ``s`` the write scale (1 or 1/sqrt(K*H)) and ``eps = 1e-8`` (after :func:`~bbpm.memory.decay`,
+a write adds ``w * s * v`` and ``w``, with ``w`` the memory's write weight). At low load every slot
 holds only this item, so ``read(write(v)) == v``. As load grows each slot returns the
 average of the items sharing it; averaging over K*H slots shrinks that crosstalk.
 """
