@@ -381,3 +381,73 @@ def test_sharded_checkpoint_carries_the_write_weight(single_rank_group, tmp_path
     assert single.write_weight.item() == mem.write_weight.item()
     # H = 2: the sharded read averages per-hash means (equal up to float rounding)
     torch.testing.assert_close(single.read(torch.arange(40)), mem.read(torch.arange(40)))
+
+
+# ---------------------------------------------------------------------------- low precision
+@pytest.mark.parametrize(("dtype", "limit"), [(torch.float16, 21), (torch.bfloat16, 3)])
+def test_the_stated_write_limit_follows_from_the_unit_roundoff(dtype, limit):
+    from bbpm.memory.base import LOW_PRECISION_ERROR_BOUND, low_precision_write_limit
+
+    u = torch.finfo(dtype).eps / 2
+    bound = lambda n: (n - 1) * u / (1 - (n - 1) * u)  # noqa: E731
+    assert low_precision_write_limit(dtype) == limit
+    assert bound(limit) <= LOW_PRECISION_ERROR_BOUND < bound(limit + 1)
+    assert low_precision_write_limit(torch.float32) is None
+
+
+@pytest.mark.parametrize(("dtype", "limit"), [(torch.float16, 21), (torch.bfloat16, 3)])
+def test_sums_stay_within_one_percent_up_to_the_write_limit(dtype, limit):
+    """Up to the limit, every slot's debiased value is within 1% of the exact mean of what
+    was written, relative to the mean magnitude: repeated values, mixed signs, spreads."""
+    import warnings
+
+    from bbpm.memory.base import LowPrecisionWarning
+
+    gen, trials = torch.Generator().manual_seed(7), 40
+    mem = BBPMMemoryFloat(
+        1 << 14, 32, 1, 1, GlobalAffineHash(1 << 14, seed=1), dtype=dtype, write_scale="unit"
+    )
+    keys = torch.arange(trials)
+    assert mem.slots(keys).unique().numel() == trials  # one slot per key, none shared
+    kind = (keys % 4)[None, :, None]
+    repeated = (torch.randn(1, trials, 32, generator=gen) * 2.5).expand(limit, -1, -1)
+    spread = torch.randn(limit, trials, 32, generator=gen) * 2.0 ** torch.randint(
+        -5, 6, (limit, trials, 1), generator=gen
+    )
+    plain = torch.randn(limit, trials, 32, generator=gen) + 0.5 * (kind == 2)
+    values = torch.where(kind == 0, repeated, torch.where(kind == 1, spread, plain))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LowPrecisionWarning)  # none up to the limit
+        for step in range(limit):
+            mem.write(keys, values[step])
+    exact = values.double().mean(dim=0)
+    magnitude = values.double().abs().mean(dim=0)
+    worst = float(((mem.read(keys).double() - exact).abs() / magnitude).max())
+    assert worst <= 0.01
+
+
+@pytest.mark.parametrize(("dtype", "limit"), [(torch.float16, 21), (torch.bfloat16, 3)])
+def test_passing_the_write_limit_warns_once_per_memory(dtype, limit):
+    from bbpm.memory.base import LowPrecisionWarning
+
+    mem = make_memory(dtype)
+    key, value = torch.tensor([3]), torch.full((1, 4), 2.5)
+    for _ in range(limit):
+        mem.write(key, value)
+    with pytest.warns(LowPrecisionWarning, match=f"past the {limit} up to which"):
+        mem.write(key, value)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LowPrecisionWarning)
+        mem.write(key, value)  # once per memory
+        make_memory(torch.float32).write(key, value.expand(1, 4))
+
+
+def test_many_float16_writes_lose_precision_as_stated():
+    """Why the limit exists: 400 writes of one value into float16 read more than 1% off."""
+    mem = make_memory(torch.float16)
+    with pytest.warns(match="past the 21"):
+        for _ in range(400):
+            mem.write(torch.tensor([3]), torch.full((1, 4), 2.5))
+    assert abs(mem.read(torch.tensor([3]))[0, 0].item() - 2.5) > 0.025

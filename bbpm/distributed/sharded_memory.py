@@ -59,6 +59,7 @@ from bbpm.memory.base import (
     memory_from_config,
     nonfinite_rows,
     plan_weighted_write,
+    warn_past_write_limit,
     write_scale_factor,
 )
 from bbpm.utils.device import zeros_table
@@ -252,13 +253,9 @@ class ShardedBBPMMemory(MutationLock, CheckedExtraState, nn.Module):
         pair_keys, hash_ids, pair_values = self._unpack(received, with_values=True)
         with torch.no_grad():
             apply_write_weight(self, weight)
-            kernels.write(
-                self.memory,
-                self.counts,
-                self._local_slots(pair_keys, hash_ids),
-                pair_values,
-                count_step=weight,
-            )
+            local_slots = self._local_slots(pair_keys, hash_ids)
+            kernels.write(self.memory, self.counts, local_slots, pair_values, count_step=weight)
+            warn_past_write_limit(self, local_slots)
         self._count("write", route, recv_counts, rows.shape[1], answer_bytes=0)
 
     def read(self, keys: torch.Tensor | None, read_rule: str | None = None) -> torch.Tensor:

@@ -304,6 +304,60 @@ def load_default_write_weight(state_dict: dict[str, Any], prefix: str) -> None:
         state_dict[key] = torch.ones((), dtype=torch.float64)
 
 
+# ---------------------------------------------------------------------------- low precision
+#: Worst-case relative error of a slot's stored sum that the write limit of float16 and
+#: bfloat16 tables keeps (see :func:`low_precision_write_limit`).
+LOW_PRECISION_ERROR_BOUND = 0.01
+
+
+class LowPrecisionWarning(UserWarning):
+    """A float16/bfloat16 slot received more writes than its stated limit
+    (:func:`low_precision_write_limit`): its sum may be off by more than 1%."""
+
+
+def low_precision_write_limit(dtype: torch.dtype) -> int | None:
+    """Writes per slot up to which a float16/bfloat16 table's sums are guaranteed within
+    :data:`LOW_PRECISION_ERROR_BOUND` (1%) relative error; None for float32/float64.
+
+    Each write adds into the slot's sum with one rounding to the storage precision
+    (unit roundoff ``u = 2**-11`` for float16, ``2**-8`` for bfloat16), so after ``n`` writes
+    the sum is off by at most ``(n-1) u / (1 - (n-1) u)`` times the sum of the magnitudes
+    written (the classic bound for recursive summation), and so is the slot's debiased
+    value relative to the mean magnitude written. That stays within 1% for ``n <= 21``
+    (float16) and ``n <= 3`` (bfloat16): the limits returned. Past them the error grows
+    with ``n`` until a sum stops growing at all (a write smaller than half a unit in the
+    last place of the sum is lost: about ``2**11`` float16 / ``2**8`` bfloat16 writes of
+    similar values)."""
+    if dtype not in (torch.float16, torch.bfloat16):
+        return None
+    unit_roundoff = torch.finfo(dtype).eps / 2
+    allowed = LOW_PRECISION_ERROR_BOUND / (1 + LOW_PRECISION_ERROR_BOUND)
+    return 1 + math.floor(allowed / unit_roundoff)
+
+
+def warn_past_write_limit(module: Any, idx: torch.Tensor) -> None:
+    """After a write into a float16/bfloat16 table: one :class:`LowPrecisionWarning` per
+    memory when a written slot's count (in fresh writes) passed the write limit."""
+    limit = low_precision_write_limit(module.memory.dtype)
+    if limit is None or getattr(module, "_warned_write_limit", False) or idx.numel() == 0:
+        return
+    written = module.counts[:, 0].index_select(0, idx.reshape(-1))
+    most = float(written.max()) / float(module.write_weight)
+    if most > limit * (1 + 1e-6):
+        module._warned_write_limit = True
+        import warnings
+
+        dtype = str(module.memory.dtype).removeprefix("torch.")
+        warnings.warn(
+            f"a {dtype} slot of this memory now holds {most:.0f} writes, past the {limit} up to "
+            f"which {dtype} sums are guaranteed within {LOW_PRECISION_ERROR_BOUND:.0%}; its "
+            "reads may be off by more (bbpm.memory.base.low_precision_write_limit). Use "
+            "float32 storage for many writes per slot (this warning is shown once per memory)",
+            LowPrecisionWarning,
+            stacklevel=3,
+        )
+
+
 def nonfinite_rows(table: torch.Tensor, counts: torch.Tensor | None = None) -> int:
     """Number of rows of ``table [D, ...]`` holding a NaN or inf (or whose ``counts [D, 1]``
     entry does): slots whose accumulated sum overflowed the storage dtype."""

@@ -6,7 +6,8 @@ of a ``[D, d]`` table, and a ``[D, 1]`` counts table records how many writes hit
     write:  memory[idx] += s * v          counts[idx] += 1
     read:   r = mean_j( memory[idx_j] / (counts[idx_j] + eps) ) / s
 
-with ``s`` the write scale (1 or 1/sqrt(K*H)) and ``eps = 1e-8``. At low load every slot
+with ``s`` the write scale (1 or 1/sqrt(K*H)) and ``eps = 1e-8`` (after :func:`~bbpm.memory.decay`,
+a write adds ``w * s * v`` and ``w``, with ``w`` the memory's write weight). At low load every slot
 holds only this item, so ``read(write(v)) == v``. As load grows each slot returns the
 average of the items sharing it; averaging over K*H slots shrinks that crosstalk.
 """
@@ -37,6 +38,7 @@ from bbpm.memory.base import (
     memory_config,
     memory_from_config,
     nonfinite_rows,
+    warn_past_write_limit,
     weighted_values,
     write_scale_factor,
 )
@@ -54,8 +56,13 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
         hash_fn: a :class:`~bbpm.hashing.HashFunction` with ``hash_fn.D == D``.
         dtype: storage dtype of ``memory`` (floating point). ``counts`` are float32
             (float64 when dtype is float64): exact integers up to 2**24 (2**53) writes per slot.
-            With float16/bfloat16 storage, writes add in the storage dtype and reads
-            accumulate in float32 and return float32.
+            With float16/bfloat16 storage the table's dtype is what the memory costs: writes
+            add in the storage dtype (each rounds the slot's sum), reads accumulate in
+            float32 and return float32. A slot's value is guaranteed within 1% only up to
+            21 writes per slot (float16) or 3 (bfloat16)
+            (:func:`~bbpm.memory.base.low_precision_write_limit`); the first write that
+            takes a slot past it raises one :class:`~bbpm.memory.base.LowPrecisionWarning`
+            per memory. Use float32 for many writes per slot.
         device: where the buffers live.
         write_scale: ``"1/sqrt(KH)"`` (default) or ``"unit"``; see
             :func:`bbpm.memory.base.write_scale_factor`.
@@ -171,9 +178,11 @@ class BBPMMemoryFloat(MutationLock, CheckedExtraState, nn.Module):
                         (flat.numel(), 1), weight, dtype=self.counts.dtype, device=flat.device
                     ),
                 )
+                warn_past_write_limit(self, idx)
             return
         with torch.no_grad():
             kernels.write(self.memory, self.counts, idx, scaled, count_step=weight)
+            warn_past_write_limit(self, idx)
 
     def read(self, keys: torch.Tensor, read_rule: str | None = None) -> torch.Tensor:
         """The key's K*H slots combined by ``read_rule`` (None: the memory's rule; default
