@@ -717,20 +717,32 @@ def test_decay_alone_leaves_a_slot_value_unchanged(dtype, gamma, n, value):
     assert float(mem.read(torch.tensor([5]))) == pytest.approx(value, rel=1e-2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="float16/bfloat16 slot sums drift after thousands of writes of one key (accumulation in the storage dtype)",
-)
 @examples("low_precision")
 @given(
     dtype=st.sampled_from([torch.float16, torch.bfloat16]),
-    n=st.one_of(st.sampled_from([20_000, 5_000]), st.integers(1, 20_000)),
+    n=st.one_of(st.sampled_from([20_000, 5_000, 21, 3]), st.integers(1, 20_000)),
     batch=st.sampled_from([10, 100, 1000]),
     value=st.sampled_from([2.5, -0.75]),
 )
-def test_repeated_writes_into_low_precision_tables_read_back(dtype, n, batch, value):
+def test_repeated_writes_into_low_precision_tables_hold_or_warn(dtype, n, batch, value):
+    """One key written n times into a float16/bfloat16 table: within the stated limit
+    (low_precision_write_limit writes per slot) it reads back within 1%; past it, the
+    memory has said so with a LowPrecisionWarning."""
+    import warnings
+
+    from bbpm.memory.base import LowPrecisionWarning, low_precision_write_limit
+
+    limit = low_precision_write_limit(dtype)
     mem = BBPMMemoryFloat(64, 1, 2, 1, GlobalAffineHash(64), dtype=dtype, write_scale="unit")
     batch = min(batch, n)
-    for _ in range(n // batch):  # one key written n times, in calls of `batch` duplicates
-        mem.write(torch.full((batch,), 5), torch.full((batch, 1), value, dtype=dtype))
-    assert float(mem.read(torch.tensor([5]))) == pytest.approx(value, rel=1e-2)
+    written = (n // batch) * batch
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(n // batch):  # one key written n times, in calls of `batch` duplicates
+            mem.write(torch.full((batch,), 5), torch.full((batch, 1), value, dtype=dtype))
+    warned = any(issubclass(w.category, LowPrecisionWarning) for w in caught)
+    if written <= limit:
+        assert not warned
+        assert float(mem.read(torch.tensor([5]))) == pytest.approx(value, rel=1e-2)
+    else:
+        assert warned
