@@ -303,6 +303,8 @@ for rule in READ_RULES:
 
 def leader(drifting):
     gap = rep(r_max, drifting, "inverse_noise") - rep(r_max, drifting, "debiased")
+    if abs(gap) < 5e-5:
+        return "inverse noise and debiased agree to four decimals"
     ahead = "the inverse-noise read" if gap > 0 else "the debiased read"
     return f"{ahead} leads by {abs(gap):.4f}"
 
