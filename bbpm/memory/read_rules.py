@@ -26,7 +26,11 @@ in each slot and ``c_j = r m_j + n_j``. ``"inverse_noise"`` and ``"mean"`` then 
 writes in every slot, so it no longer finds clean slots and weights by ``1/(n_j + (r-1)
 m_j)``). ``"debiased"`` returns the *mean* of the ``v_i`` at low load (each clean slot
 divided by its count ``r m_j``). Keys never written: ``"inverse_noise"`` treats an empty
-slot as clean and returns its zero row.
+slot as clean and returns its zero row, and a slot holding exactly one other item as clean
+too (it returns that item).
+
+:func:`solve_known_keys` goes beyond per-key rules: given the set of written keys it decodes
+all of them at once by least squares over the slot incidence.
 """
 
 from __future__ import annotations
