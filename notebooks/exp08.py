@@ -53,7 +53,17 @@ d = 64
 codebook_size = 1024
 budgets_bytes = [1048576, 4194304, 16777216, 67108864]
 load_grid = [0.0625, 0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0]
-methods = ["dict", "hopfield", "fhrr", "count_sketch", "flyhash", "bbpm_global", "bbpm_block"]
+methods = [
+    "dict",
+    "hopfield",
+    "fhrr",
+    "count_sketch",
+    "flyhash",
+    "bbpm_global",
+    "bbpm_block",
+    "bbpm_global_inverse_noise",
+    "bbpm_block_inverse_noise",
+]
 n_queries = 2000
 write_batch = 8192
 stop_accuracy = 0.1
@@ -159,7 +169,13 @@ METHOD_OPTIONS = {
     "flyhash": dict(k=flyhash_k, fan_in=flyhash_fan_in, key_dim=flyhash_key_dim),
     "bbpm_global": dict(K=bbpm_K, H=bbpm_H),
     "bbpm_block": dict(K=bbpm_K, H=bbpm_H, block_size=bbpm_block_size),
+    # the same tables read with the inverse-noise rule (bbpm.memory.read_rules, exp09)
+    "bbpm_global_inverse_noise": dict(K=bbpm_K, H=bbpm_H, read_rule="inverse_noise"),
+    "bbpm_block_inverse_noise": dict(
+        K=bbpm_K, H=bbpm_H, block_size=bbpm_block_size, read_rule="inverse_noise"
+    ),
 }
+BBPM_METHODS = [mm for mm in METHOD_OPTIONS if mm.startswith("bbpm")]
 LABELS = {
     "dict": "exact dict (FIFO)",
     "hopfield": "Hopfield 2-stage (FIFO)",
@@ -168,6 +184,8 @@ LABELS = {
     "flyhash": f"fly-hash Hebbian (k={flyhash_k})",
     "bbpm_global": f"BBPM global hash (K={bbpm_K})",
     "bbpm_block": f"BBPM block hash (K={bbpm_K})",
+    "bbpm_global_inverse_noise": f"BBPM global, inverse-noise read (K={bbpm_K})",
+    "bbpm_block_inverse_noise": f"BBPM block, inverse-noise read (K={bbpm_K})",
 }
 COLORS = {
     "dict": "black",
@@ -177,6 +195,8 @@ COLORS = {
     "flyhash": "C8",
     "bbpm_global": "C3",
     "bbpm_block": "C1",
+    "bbpm_global_inverse_noise": "C6",
+    "bbpm_block_inverse_noise": "C5",
 }
 
 
@@ -186,7 +206,9 @@ if unknown:
 
 
 def build(method: str, budget: int):
-    return make_memory(method, budget, d, seed=seed, **METHOD_OPTIONS[method])
+    return make_memory(
+        method.removesuffix("_inverse_noise"), budget, d, seed=seed, **METHOD_OPTIONS[method]
+    )
 
 
 for method in methods:
@@ -199,7 +221,7 @@ def size_info(memory, method: str) -> dict:
     for name in ("capacity", "n_banks", "rows", "width", "m", "k", "D", "K", "H"):
         if hasattr(memory, name):
             info[name] = getattr(memory, name)
-    if method == "bbpm_block":
+    if method.startswith("bbpm_block"):
         info["block_size"] = memory.hash_fn.block_size
     if method == "flyhash":
         info["projection_nbytes_in_ram"] = memory.projection_nbytes
@@ -542,22 +564,29 @@ if sdm_note:
 
 # %%
 try:
+    from bbpm.theory import read_rules as rule_theory
     from bbpm.theory import snr_bounds
 except ImportError as error:  # the theory module is optional for this chapter
     snr_bounds = None
     print(f"bbpm.theory.snr_bounds unavailable ({error}); BBPM's theory line is skipped")
 
 
-def bbpm_prediction(N: int, size: dict, block: bool) -> tuple[float, float]:
+def bbpm_prediction(N: int, size: dict, block: bool, rule: str = "debiased") -> tuple[float, float]:
     block_size = size.get("block_size") if block else None
-    cosine = snr_bounds.expected_cosine(
-        N, size["D"], size["K"], size["H"], d, block_size=block_size
-    )
-    a, s2 = snr_bounds.sample_load_statistics(
-        N, size["D"], size["K"], size["H"], 1000, seed, block_size
-    )
-    accuracy = float(peer_theory.top1_accuracy_gaussian(s2 / a**2, d, codebook_size).mean())
-    return cosine, accuracy
+    D_, K_, H_ = size["D"], size["K"], size["H"]
+    cosine = snr_bounds.expected_cosine(N, D_, K_, H_, d, block_size=block_size, read_rule=rule)
+    if rule == "debiased":
+        a, s2 = snr_bounds.sample_load_statistics(N, D_, K_, H_, 1000, seed, block_size)
+        accuracy = float(peer_theory.top1_accuracy_gaussian(s2 / a**2, d, codebook_size).mean())
+        return cosine, accuracy
+    # inverse noise: exact where a slot is clean, else unit gain with the rule's crosstalk
+    exact = snr_bounds.exact_share(N, D_, K_, H_, rule, block_size)
+    loads, weights = rule_theory.loaded_rows(N, D_, K_, H_, 1000, seed, block_size)
+    _, alpha = rule_theory.rule_coefficients(loads, rule)
+    s2 = (loads * alpha**2).sum(1) + rule_theory.pair_part(alpha, loads, N, D_, K_, H_, block_size)
+    noisy = peer_theory.top1_accuracy_gaussian(s2, d, codebook_size)
+    mean_noisy = float(weights @ noisy / weights.sum()) if weights.sum() > 0 else 1.0
+    return cosine, exact + (1 - exact) * mean_noisy
 
 
 theory = {}
@@ -606,12 +635,11 @@ for budget in budgets_bytes:
                 n_grid, sizes[method][key]["capacity"]
             ).tolist()
     if snr_bounds is not None:
-        for method in ("bbpm_global", "bbpm_block"):
+        for method in BBPM_METHODS:
             if method in methods:
-                pairs = [
-                    bbpm_prediction(int(n), sizes[method][key], method == "bbpm_block")
-                    for n in n_grid
-                ]
+                rule = "inverse_noise" if method.endswith("inverse_noise") else "debiased"
+                block = method.startswith("bbpm_block")
+                pairs = [bbpm_prediction(int(n), sizes[method][key], block, rule) for n in n_grid]
                 curves[f"{method}_cosine"] = [p[0] for p in pairs]
                 curves[f"{method}_accuracy"] = [p[1] for p in pairs]
     theory[key] = curves
@@ -1139,9 +1167,7 @@ def point(method: str, budget: int, load: float) -> dict | None:
 
 ran = hp["methods"]
 big = budgets[-1]
-superposition = [
-    mm for mm in ("fhrr", "count_sketch", "flyhash", "bbpm_global", "bbpm_block") if mm in ran
-]
+superposition = [mm for mm in ("fhrr", "count_sketch", "flyhash", *BBPM_METHODS) if mm in ran]
 target = hp["capacity_accuracy"]
 
 print(
@@ -1165,7 +1191,7 @@ print(
     "   Capacity ratios, midpoint over midpoint (in parentheses the range the two brackets allow), per budget "
     "where both crossed the target:"
 )
-for mm in ("bbpm_global", "bbpm_block"):
+for mm in BBPM_METHODS:
     if mm not in ran:
         continue
     for peer in ("fhrr", "count_sketch", "flyhash", "dict", "hopfield"):
@@ -1335,6 +1361,109 @@ print(
     + ". The gap opens as K grows: repeated codes add up coherently."
 )
 print(f"\nRun time: {m['runtime_seconds']:.0f} s.")
+
+# %% [markdown]
+# ## BBPM's read rule: debiased against inverse noise
+#
+# The `bbpm_*_inverse_noise` methods are the same tables as `bbpm_global` / `bbpm_block`
+# (same hash, same writes, same bytes) read with the inverse-noise rule of exp09 instead of
+# the count-debiased mean. Below: each BBPM variant's capacity at every budget, the capacity
+# leader of all methods with and without the inverse-noise reads, and the false recall.
+
+
+# %% tags=["hide-input"]
+def budget_label(b: int) -> str:
+    return f"{b // 1024}kib"
+
+
+def cap_value(method: str, budget: int) -> float:
+    entry = cap_entry(method, budget)
+    return 0.0 if entry is None or entry["N"] is None else float(entry["N"])
+
+
+for mm in (x for x in BBPM_METHODS if x in ran):
+    for b in budgets:
+        exp.record(f"capacity_{mm}_{budget_label(b)}", cap_value(mm, b), ",.0f",
+                   f"{LABELS[mm]}: items at {target:.0%} top-1 accuracy, {format_bytes(b)} (bracket midpoint)")  # fmt: skip
+    values = [
+        r["false_recall"] for r in sweep if r["method"] == mm and r["false_recall"] is not None
+    ]
+    if values:
+        exp.record(f"false_recall_median_{mm}", float(np.median(values)), ".3f",
+                   f"{LABELS[mm]}: median false recall (score threshold) over the sweep")  # fmt: skip
+debiased_only = [mm for mm in ran if not mm.endswith("inverse_noise")]
+changed = []
+for b in budgets:
+    before = max(debiased_only, key=lambda mm: cap_value(mm, b))
+    after = max(ran, key=lambda mm: cap_value(mm, b))
+    exp.record(
+        f"leader_{budget_label(b)}_debiased_only",
+        before,
+        "",
+        f"capacity leader at {format_bytes(b)}, BBPM read debiased",
+    )
+    exp.record(
+        f"leader_{budget_label(b)}_with_inverse_noise",
+        after,
+        "",
+        f"capacity leader at {format_bytes(b)} with the inverse-noise reads",
+    )
+    if b == budgets[-1]:
+        exp.record(
+            "leader_largest_debiased_only",
+            before,
+            "",
+            "capacity leader at the largest budget, BBPM read debiased",
+        )
+        exp.record(
+            "leader_largest_with_inverse_noise",
+            after,
+            "",
+            "capacity leader at the largest budget with the inverse-noise reads",
+        )
+    if before != after:
+        changed.append(f"{format_bytes(b)} ({before} -> {after})")
+gains = [cap_value(f"{base}_inverse_noise", b) / cap_value(base, b)
+         for base in ("bbpm_global", "bbpm_block") if base in ran and f"{base}_inverse_noise" in ran
+         for b in budgets if cap_value(base, b) > 0]  # fmt: skip
+if gains:
+    exp.record(
+        "capacity_gain_inverse_noise_min",
+        min(gains),
+        ".2f",
+        "smallest capacity ratio inverse-noise / debiased read, all budgets and hashes",
+    )
+    exp.record(
+        "capacity_gain_inverse_noise_max",
+        max(gains),
+        ".2f",
+        "largest capacity ratio inverse-noise / debiased read, all budgets and hashes",
+    )
+exp.record(
+    "read_rule_leader_verdict",
+    ("the inverse-noise read changes the capacity leader at " + ", ".join(changed))
+    if changed
+    else "the inverse-noise read leaves the capacity leader unchanged at every budget",
+    "",
+    "whether BBPM's inverse-noise read changes which method holds the most items per budget",
+)
+for b in budgets:
+    print(
+        f"{format_bytes(b)}: "
+        + ", ".join(f"{mm} {cap_text(mm, b)}" for mm in BBPM_METHODS if mm in ran)
+    )
+
+# %% [markdown]
+# Read with the inverse-noise rule, BBPM's capacity changes by a factor between
+# {glue:text}`capacity_gain_inverse_noise_min` and {glue:text}`capacity_gain_inverse_noise_max`
+# over the debiased read (same table, same bytes); {glue:text}`read_rule_leader_verdict`.
+# The capacity leader at the largest budget is {glue:text}`leader_largest_with_inverse_noise`
+# with the inverse-noise reads ({glue:text}`leader_largest_debiased_only` without them).
+# False recall (median over the sweep, score threshold): debiased global
+# {glue:text}`false_recall_median_bbpm_global`, inverse-noise global
+# {glue:text}`false_recall_median_bbpm_global_inverse_noise`. For a never-written key the
+# inverse-noise rule takes a slot holding exactly one item as clean (one write, the one it
+# expects from the key itself) and returns that item as is: a confident wrong answer.
 
 # %% [markdown]
 # ## Table for the paper

@@ -288,3 +288,18 @@ def test_rules_after_decay_read_in_units_of_a_fresh_write():
     torch.testing.assert_close(mem.read(old_keys, read_rule="inverse_noise"), 0.25 * old_vals)
     # the default read is unchanged by decay alone
     torch.testing.assert_close(mem.read(old_keys), old_vals)
+
+
+def test_solve_known_keys_recovers_every_value_where_per_key_rules_cannot():
+    """At load 2 with K = 4 many keys have no clean slot (the inverse-noise read is not
+    exact for them), but the incidence of the known key set has full column rank: the
+    least-squares solve returns every written value."""
+    D, d, K, N = 2000, 8, 4, 1000
+    memory = BBPMMemoryFloat(D, d, K, 1, GlobalAffineHash(D, seed=4), dtype=torch.float64)
+    keys = torch.arange(N)
+    values = torch.randn(N, d, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    memory.write(keys, values)
+    per_key = memory.read(keys, read_rule="inverse_noise")
+    assert float((per_key - values).abs().amax(dim=1).gt(1e-6).double().mean()) > 0.3
+    solved = read_rules.solve_known_keys(memory, keys, iterations=300, tol=1e-10)
+    torch.testing.assert_close(solved, values, rtol=0, atol=1e-6)

@@ -34,6 +34,7 @@ def bbpm_from_budget(
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    read_rule: str = "debiased",
 ) -> BBPMMemoryFloat:
     """A :class:`~bbpm.memory.BBPMMemoryFloat` whose ``memory`` and ``counts`` fit in ``nbytes``.
 
@@ -41,6 +42,7 @@ def bbpm_from_budget(
     ``hash="block"``: :class:`~bbpm.hashing.BlockPermutationHash`; D must be a multiple of the
     block size, so the table is split into ``ceil(D / block_size)`` equal blocks of at most
     ``block_size`` slots (losing fewer than one slot per block to rounding).
+    ``read_rule``: the memory's read rule (:mod:`bbpm.memory.read_rules`).
     """
     D = bbpm_slots_for_budget(nbytes, d, dtype)
     if hash == "global":
@@ -63,4 +65,4 @@ def bbpm_from_budget(
         raise ValueError(
             f"K*H={K * H} slots per item exceed the D={D} slots the budget allows; raise nbytes or lower K, H"
         )
-    return BBPMMemoryFloat(D, d, K, H, hash_fn, dtype=dtype, device=device)
+    return BBPMMemoryFloat(D, d, K, H, hash_fn, dtype=dtype, device=device, read_rule=read_rule)

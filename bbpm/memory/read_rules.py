@@ -26,7 +26,8 @@ in each slot and ``c_j = r m_j + n_j``. ``"inverse_noise"`` and ``"mean"`` then 
 writes in every slot, so it no longer finds clean slots and weights by ``1/(n_j + (r-1)
 m_j)``). ``"debiased"`` returns the *mean* of the ``v_i`` at low load (each clean slot
 divided by its count ``r m_j``). Keys never written: ``"inverse_noise"`` treats an empty
-slot as clean and returns its zero row.
+slot as clean and returns its zero row, and a slot holding exactly one other item as clean
+too (it returns that item).
 
 Decay. :func:`bbpm.memory.decay` raises the memory's ``write_weight`` instead of shrinking
 the table, so later writes are stored with that weight (values and counts). The memory
@@ -37,6 +38,9 @@ decays of factor ``gamma``, and its slots' counts are fractions, so the clean-sl
 (``n_j < 0.5``) can take a slot shared by older items for clean. The rule's assumption is
 then "each key written once, after the last decay"; ``"debiased"`` is exactly unchanged
 by decay alone.
+
+:func:`solve_known_keys` goes beyond per-key rules: given the set of written keys it decodes
+all of them at once by least squares over the slot incidence.
 """
 
 from __future__ import annotations
@@ -157,8 +161,58 @@ def read_reference(
     return (memory[idx].to(out_dtype) * weights[..., None]).sum(dim=1)
 
 
+def solve_known_keys(
+    memory: torch.nn.Module, keys: torch.Tensor, iterations: int = 100, tol: float = 1e-6
+) -> torch.Tensor:
+    """Values of *all* ``keys`` at once, ``[N, d]``, when the set of written keys is known
+    (each written once): the least-squares solution of ``A V = memory / s`` by conjugate
+    gradients on the normal equations (CGLS, one run per value column), where ``A [D, N]``
+    is the slot incidence of the keys (``A[i, x]`` = times key x hit slot i). Every
+    iteration is one write-shaped ``index_add`` and one read-shaped gather over the N keys.
+
+    Where ``A`` has full column rank (the keys' slots are not too crowded) this returns the
+    written values exactly (up to ``tol``), including keys with no clean slot; the per-key
+    rules cannot, since they ignore what the other keys' slots reveal. It needs the key set
+    (``8 N`` more bytes as int64 keys) and costs ``iterations`` passes over all N keys.
+    ``memory``: a :class:`~bbpm.memory.BBPMMemoryFloat`; ``keys``: the distinct written keys.
+    Stops when every column's normal-equation residual falls below ``tol`` times its start."""
+    idx = memory.slots(keys)
+    flat = idx.reshape(-1)
+    M = idx.shape[1]
+    table = memory.memory.detach()
+    work = torch.promote_types(table.dtype, torch.float32)
+    target = table.to(work) / (memory.scale * float(memory.write_weight))  # fresh-write units
+
+    def forward(values: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(table.shape, dtype=work, device=table.device)
+        return out.index_add_(0, flat, values.repeat_interleave(M, dim=0))
+
+    def adjoint(slots: torch.Tensor) -> torch.Tensor:
+        return slots.index_select(0, flat).view(idx.shape[0], M, -1).sum(dim=1)
+
+    x = torch.zeros(idx.shape[0], table.shape[1], dtype=work, device=table.device)
+    residual = target.clone()
+    s = adjoint(residual)
+    p = s.clone()
+    gamma = (s * s).sum(dim=0)
+    start = gamma.clone()
+    for _ in range(iterations):
+        if bool((gamma <= (tol**2) * start).all()):
+            break
+        q = forward(p)
+        alpha = gamma / (q * q).sum(dim=0).clamp_min(1e-300)
+        x += alpha * p
+        residual -= alpha * q
+        s = adjoint(residual)
+        new_gamma = (s * s).sum(dim=0)
+        p = s + (new_gamma / gamma.clamp_min(1e-300)) * p
+        gamma = new_gamma
+    return x
+
+
 __all__ = [
     "READ_RULES",
+    "solve_known_keys",
     "check_read_rule",
     "normalise",
     "read_reference",

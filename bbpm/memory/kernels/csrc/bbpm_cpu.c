@@ -150,9 +150,42 @@ DEFINE_WRITE(bbpm_write_f64_c64, double, double)
 DEFINE_WEIGHTS(bbpm_slot_weights_f32, float)
 DEFINE_WEIGHTS(bbpm_slot_weights_f64, double)
 
+/* Multiplicity of each slot id within one row of M ids: m[j] = entries equal to row[j].
+ * Rows of up to MULT_TABLE / 2 ids use a small open-addressing table (O(M)); longer rows
+ * compare every pair. */
+#define MULT_TABLE 512
+static void row_multiplicity(const int64_t *row, int64_t M, int32_t *m) {
+    if (M > MULT_TABLE / 2) {
+        for (int64_t j = 0; j < M; ++j) {
+            int32_t hits = 0;
+            for (int64_t k = 0; k < M; ++k) hits += (row[k] == row[j]);
+            m[j] = hits;
+        }
+        return;
+    }
+    int bits = 1;
+    while ((INT64_C(1) << bits) < 2 * M) ++bits;
+    const uint64_t mask = (UINT64_C(1) << bits) - 1;
+    int64_t keys[MULT_TABLE];
+    int32_t count[MULT_TABLE];
+    int32_t where[MULT_TABLE / 2];
+    for (uint64_t t = 0; t <= mask; ++t) {
+        keys[t] = -1; /* slot ids are >= 0 */
+        count[t] = 0;
+    }
+    for (int64_t j = 0; j < M; ++j) {
+        uint64_t h = ((uint64_t)row[j] * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits);
+        while (keys[h] != -1 && keys[h] != row[j]) h = (h + 1) & mask;
+        keys[h] = row[j];
+        count[h] += 1;
+        where[j] = (int32_t)h;
+    }
+    for (int64_t j = 0; j < M; ++j) m[j] = count[where[j]];
+}
+
 /* Read-rule weights (bbpm/memory/read_rules.py) for the "mean" (rule 1) and
  * "inverse_noise" (rule 2) reads, one item (row of M slot ids) at a time:
- *   m_j = entries of the row equal to idx_j (O(M^2) compares; M is tens of slots),
+ *   m_j = entries of the row equal to idx_j (row_multiplicity),
  *   n_j = max(counts[idx_j] - m_j, 0) (writes of other items in the slot),
  *   mean:           w_j = 1 / sum_k m_k
  *   inverse_noise:  w_j = [n_j = 0] / sum_k m_k [n_k = 0]   when some slot is clean,
@@ -166,15 +199,14 @@ DEFINE_WEIGHTS(bbpm_slot_weights_f64, double)
         for (int64_t b = 0; b < B; ++b) {                                                   \
             const int64_t *row = idx + b * M;                                               \
             T *w = weights + b * M;                                                         \
+            int32_t mult[M];                                                                \
+            row_multiplicity(row, M, mult);                                                 \
             double clean_total = 0.0, noisy_total = 0.0, mult_total = 0.0;                  \
             for (int64_t j = 0; j < M; ++j) {                                               \
-                const int64_t slot = row[j];                                                \
                 if (b * M + j + PREFETCH < B * M)                                           \
                     __builtin_prefetch(counts + row[j + PREFETCH], 0, 3);                   \
-                int64_t hits = 0;                                                           \
-                for (int64_t k = 0; k < M; ++k) hits += (row[k] == slot);                   \
-                const double m = (double)hits;                                              \
-                double others = (double)counts[slot] - m;                                   \
+                const double m = (double)mult[j];                                           \
+                double others = (double)counts[row[j]] - m;                                 \
                 if (others < 0.5) others = 0.0;                                             \
                 mult_total += m;                                                            \
                 if (others == 0.0) clean_total += m;                                        \
