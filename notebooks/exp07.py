@@ -66,7 +66,6 @@ import math
 import os
 import resource
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -86,7 +85,6 @@ exp = Experiment.from_notebook("exp07_llm_integration", "notebooks/exp07.py", gl
 log = exp.logger  # results/exp07_llm_integration/log.txt
 if torch_threads:
     torch.set_num_threads(torch_threads)
-warnings.filterwarnings("ignore")
 logging.getLogger("transformers").setLevel(logging.ERROR)
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 # %% tags=["hide-input"]
@@ -282,7 +280,7 @@ def run_fact_point(s: int, N: int) -> list[dict]:
     return rows
 
 
-# %% tags=["hide-input"]
+# %%
 rows: list[dict] = []
 t0 = time.perf_counter()
 if mode == "llm":
@@ -296,7 +294,7 @@ stage_seconds["fact_stream"] = time.perf_counter() - t0
 # BBPM decoding alone (no model) on the same streams, with the theory of the read cosine
 # (`bbpm.theory.snr_bounds.expected_cosine`) beside the measured cosine.
 
-# %% tags=["hide-input"]
+# %%
 t0 = time.perf_counter()
 decode_rows = []
 for N, rule in [(N, rule) for N in decode_N for rule in read_rules]:
@@ -451,7 +449,7 @@ def run_needle_context(s: int, L: int, context, controller, exact) -> list[dict]
     return rows
 
 
-# %% tags=["hide-input"]
+# %%
 t0 = time.perf_counter()
 if mode == "llm":
     for s in seeds:
@@ -505,8 +503,16 @@ def curves(ax, task: str, methods: list[str] | None, xlabel: str) -> None:
     for method, g in sub.groupby("method", sort=False):
         if methods is None or method in methods:
             x = g.N if task == "facts" else g.context_tokens
-            err = [g.accuracy - g.low, g.high - g.accuracy]
-            ax.errorbar(x, g.accuracy, yerr=err, fmt="o-", ms=3, capsize=2, label=method)
+            y, low, high = (g[c].to_numpy(dtype=float) for c in ("accuracy", "low", "high"))
+            ax.errorbar(
+                x.to_numpy(dtype=float),
+                y,
+                yerr=[y - low, high - y],
+                fmt="o-",
+                ms=3,
+                capsize=2,
+                label=method,
+            )
     ax.set(xscale="log", xlabel=xlabel, ylabel="accuracy (95% Wilson)", ylim=(-0.03, 1.03))
     ax.legend(fontsize=7)
 
@@ -520,12 +526,8 @@ axes[0].set_title("fact stream")
 curves(axes[1], "needle", ["full", "window", "window+bbpm", "window+oracle"], "context tokens")
 axes[1].set_title("needles: the answer in context")
 last = big.sort_values("accuracy") if len(big) else big
-axes[2].barh(
-    last.method,
-    last.accuracy,
-    xerr=[last.accuracy - last.low, last.high - last.accuracy],
-    capsize=2,
-)
+y, low, high = (last[c].to_numpy(dtype=float) for c in ("accuracy", "low", "high"))
+axes[2].barh(last.method.to_list(), y, xerr=[y - low, high - y], capsize=2)
 axes[2].set(xlabel="accuracy (95% Wilson)", xlim=(0, 1.03), title=f"needles, {L_max} filler lines")
 axes[2].tick_params(axis="y", labelsize=7)
 fig.tight_layout()
