@@ -514,7 +514,8 @@ def curves(ax, task: str, methods: list[str] | None, xlabel: str) -> None:
                 label=method,
             )
     ax.set(xscale="log", xlabel=xlabel, ylabel="accuracy (95% Wilson)", ylim=(-0.03, 1.03))
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # no curves without a language model
+        ax.legend(fontsize=7)
 
 
 N_max, L_max = max(llm_N), max(context_lines)
