@@ -22,17 +22,15 @@
 # given **the bytes of the window plus BBPM's table**, and each also run with BBPM injection on
 # top of a window-sized cache. No weights are trained.
 #
-# Two tasks. **Fact stream** (BBPM's use case): $N$ facts `ID=<id> VALUE=<word>`; the model
-# keeps the last $W$ facts and is asked the value of a fact drawn uniformly from all $N$.
+# Two tasks. **Fact stream** (BBPM's use case): $N$ facts `The value of ID <id> is <word>.`;
+# the model keeps the last $W$ facts and is asked the value of a fact drawn uniformly from all
+# $N$.
 # **Needle in filler**: pass-key filler lines with a few needle sentences
 # `The secret word for locker <key> is <word>.` at random lines, a task this model can do
 # with the whole context in its cache; here the presses are compared where the comparison
 # means something. An answer is correct when the value word appears in it as a whole word
 # (any case). Every point pools its questions over several seeds (each seed a new stream,
 # window and needle placement) and carries a 95% Wilson interval.
-
-# %% tags=["hide-input"]
-_names_before_parameters = set(globals())
 
 # %% tags=["parameters"]
 seed = 0
@@ -61,43 +59,32 @@ max_new_tokens = 4
 answer_batch = 64
 
 # %% tags=["hide-input"]
-params = {
-    k: v
-    for k, v in globals().items()
-    if k not in _names_before_parameters and not k.startswith("_")
-}
 import contextlib
 import io
 import logging
 import math
 import os
-import re
 import resource
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
-from bbpm.integration import BBPMController, ExactController, Fact, PromptTemplate
+from bbpm.integration import BBPMController, ExactController, Fact, PromptTemplate, scoring
 from bbpm.integration import kv_substitution as kvs
 from bbpm.integration import presses as kvp
 from bbpm.integration.models import load_causal_lm
 from bbpm.integration.tasks import needle_contexts, needle_question
 from bbpm.theory.snr_bounds import expected_cosine
-from bbpm.utils import Experiment, get_device
+from bbpm.utils import Experiment, get_device, show_table
 from bbpm.utils.formatting import format_bytes
 
-with contextlib.redirect_stdout(io.StringIO()):  # the log goes to results/<exp>/log.txt
-    exp = Experiment("exp07_llm_integration", params)
-log = exp.logger
-log.handlers = [h for h in log.handlers if not getattr(h, "_bbpm_console", False)]
+exp = Experiment.from_notebook("exp07_llm_integration", "notebooks/exp07.py", globals())
+log = exp.logger  # results/exp07_llm_integration/log.txt
 if torch_threads:
     torch.set_num_threads(torch_threads)
-warnings.filterwarnings("ignore")
 logging.getLogger("transformers").setLevel(logging.ERROR)
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 # %% tags=["hide-input"]
@@ -108,16 +95,6 @@ skipped: dict[str, str] = {}
 press_missing = kvp.kvpress_missing()
 if press_missing:
     skipped.update({name: press_missing for name in presses})
-
-
-def wilson(k: int, n: int) -> tuple[float, float]:
-    """95% Wilson interval (scipy.stats.binomtest)."""
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
-    return float(ci.low), float(ci.high)
-
-
-def correct(answer: str, value: str) -> bool:
-    return re.search(rf"\b{re.escape(value)}\b", answer, flags=re.IGNORECASE) is not None
 
 
 # %% [markdown]
@@ -262,17 +239,29 @@ def injected_text(controller, key: int, rule: str | None) -> str | None:
 
 
 # %% tags=["hide-input"]
+def fact_suffixes(stream: list[Fact], asked, source) -> list[list[int]]:
+    """Token suffixes after the cache: the injected fact line (``source``: a controller and
+    its read rule, or None for no injection), then the question."""
+    lines = [
+        [template.memory_line.format(text=injected_text(source[0], stream[i].key, source[1]))]
+        if source
+        else []
+        for i in asked
+    ]
+    return [
+        encode(line) + encode([f"The value of ID {stream[i].key} is"])
+        for line, i in zip(lines, asked, strict=True)
+    ]
+
+
 def run_fact_point(s: int, N: int) -> list[dict]:
     stream = fact_stream(s, N)
     bbpm, exact = new_bbpm(), ExactController(template=template)
     bbpm.observe_many(stream)
     exact.observe_many(stream)
     asked = np.random.default_rng([s, N, 2]).choice(N, size=min(per_seed, N), replace=False)
-    sources = {
-        "window": None,
-        "oracle": (exact, None),
-        **{m: (bbpm, r) for m, r in BBPM_METHODS.items()},
-    }
+    sources = {"window": None, "oracle": (exact, None)}
+    sources |= {m: (bbpm, r) for m, r in BBPM_METHODS.items()}
     contexts = {"window": template.segments(stream[-window_facts:], "")[:-1]}
     if N <= full_context_max_N:
         contexts["full"] = template.segments(stream, "")[:-1]
@@ -280,40 +269,18 @@ def run_fact_point(s: int, N: int) -> list[dict]:
     for context_name, context in contexts.items():
         cache = kvs.prefill(model, encode(context))
         for method in sources if context_name == "window" else ["full"]:
-            source = sources.get(method)
-            suffixes = [
-                encode(
-                    [
-                        template.memory_line.format(
-                            text=injected_text(*source[:1], stream[i].key, source[1])
-                        )
-                    ]
-                    if source
-                    else []
-                )
-                + encode([f"The value of ID {stream[i].key} is"])
-                for i in asked
-            ]
-            texts, seconds = ask(cache, suffixes)
+            texts, seconds = ask(cache, fact_suffixes(stream, asked, sources.get(method)))
             state = kvs.cache_nbytes(cache) + (bbpm_bytes if method.startswith("bbpm") else 0)
             rows += [
-                dict(
-                    task="facts",
-                    seed=s,
-                    N=N,
-                    method=method,
-                    value=stream[i].value,
-                    answer=t,
-                    correct=correct(t, stream[i].value),
-                    seconds=seconds / len(asked),
-                    state_bytes=state,
-                )
+                dict(task="facts", seed=s, N=N, method=method, value=stream[i].value, answer=t)
+                | dict(correct=scoring.word_match(t, stream[i].value), state_bytes=state)
+                | dict(seconds=seconds / len(asked))
                 for i, t in zip(asked, texts, strict=True)
             ]
     return rows
 
 
-# %% tags=["hide-input"]
+# %%
 rows: list[dict] = []
 t0 = time.perf_counter()
 if mode == "llm":
@@ -327,7 +294,7 @@ stage_seconds["fact_stream"] = time.perf_counter() - t0
 # BBPM decoding alone (no model) on the same streams, with the theory of the read cosine
 # (`bbpm.theory.snr_bounds.expected_cosine`) beside the measured cosine.
 
-# %% tags=["hide-input"]
+# %%
 t0 = time.perf_counter()
 decode_rows = []
 for N, rule in [(N, rule) for N in decode_N for rule in read_rules]:
@@ -354,7 +321,13 @@ for N, rule in [(N, rule) for N in decode_N for rule in read_rules]:
     )
 decode = pd.DataFrame(decode_rows)
 stage_seconds["decode"] = time.perf_counter() - t0
-print(decode.to_string(index=False, float_format="%.3f"))
+show_table(
+    ["N", "read rule", "queries", "top-1 accuracy", "cosine", "theory"],
+    [
+        [f"{r.N:,}", r.read_rule, r.n, f"{r.accuracy:.3f}", f"{r.cosine:.3f}", f"{r.theory:.3f}"]
+        for r in decode.itertuples()
+    ],
+)
 
 # %% [markdown]
 # ## Task 2: needles in filler
@@ -465,7 +438,7 @@ def run_needle_context(s: int, L: int, context, controller, exact) -> list[dict]
                 method=method,
                 value=f.value,
                 answer=text,
-                correct=correct(text, f.value),
+                correct=scoring.word_match(text, f.value),
                 seconds=(seconds + cache_seconds) / len(texts),
                 state_bytes=state,
                 context_tokens=len(ids),
@@ -476,7 +449,7 @@ def run_needle_context(s: int, L: int, context, controller, exact) -> list[dict]
     return rows
 
 
-# %% tags=["hide-input"]
+# %%
 t0 = time.perf_counter()
 if mode == "llm":
     for s in seeds:
@@ -502,60 +475,26 @@ _ = exp.save_raw(rows)
 
 
 # %% tags=["hide-input"]
-def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    out = []
-    for (task, method, N), g in frame.groupby(["task", "method", "N"], sort=False):
-        k, n = int(g.correct.sum()), len(g)
-        lo, hi = wilson(k, n)
-        extra = {
-            c: g[c].mean()
-            for c in ("context_tokens", "window_tokens")
-            if c in g and g[c].notna().any()
-        }
-        out.append(
-            dict(
-                task=task,
-                method=method,
-                N=N,
-                n=n,
-                correct=k,
-                accuracy=k / n,
-                low=lo,
-                high=hi,
-                seconds_per_question=g.seconds.mean(),
-                state_bytes=g.state_bytes.mean(),
-                **extra,
-            )
-        )
-    return pd.DataFrame(out)
+summary = scoring.summarise(raw)
 
 
-summary = (
-    summarise(raw)
-    if len(raw)
-    else pd.DataFrame(columns=["task", "method", "N", "n", "accuracy", "low", "high"])
-)
-
-
-# %% tags=["hide-input"]
 def point(task: str, method: str, N: int) -> pd.Series | None:
-    sel = summary[(summary.task == task) & (summary.method == method) & (summary.N == N)]
-    return None if sel.empty else sel.iloc[0]
+    return scoring.point(summary, task, method, N)
 
 
 def acc_text(task: str, method: str, N: int) -> str:
-    p = point(task, method, N)
-    return "n/a" if p is None else f"{p.accuracy:.2f} [{p.low:.2f}, {p.high:.2f}]"
+    return scoring.accuracy_text(point(task, method, N))
 
 
 if len(summary):
-    table = summary.assign(
-        interval=[f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(summary.low, summary.high, strict=True)]
+    show_table(
+        ["task", "N", "method", "n", "accuracy [95% Wilson]", "seconds / question", "state"],
+        [
+            [r.task, r.N, r.method, r.n, scoring.accuracy_text(r)]
+            + [f"{r.seconds_per_question:.3f}", format_bytes(r.state_bytes)]
+            for r in summary.itertuples()
+        ],
     )
-    table["state"] = table.state_bytes.map(format_bytes)
-    cols = ["task", "N", "method", "n", "accuracy", "interval", "seconds_per_question", "state"]
-    print(table[cols].to_string(index=False, float_format="%.3f"))
-print("skipped:", skipped or "nothing")
 
 
 # %% tags=["hide-input"]
@@ -564,177 +503,135 @@ def curves(ax, task: str, methods: list[str] | None, xlabel: str) -> None:
     for method, g in sub.groupby("method", sort=False):
         if methods is None or method in methods:
             x = g.N if task == "facts" else g.context_tokens
-            err = [g.accuracy - g.low, g.high - g.accuracy]
-            ax.errorbar(x, g.accuracy, yerr=err, fmt="o-", ms=3, capsize=2, label=method)
+            y, low, high = (g[c].to_numpy(dtype=float) for c in ("accuracy", "low", "high"))
+            ax.errorbar(
+                x.to_numpy(dtype=float),
+                y,
+                yerr=[y - low, high - y],
+                fmt="o-",
+                ms=3,
+                capsize=2,
+                label=method,
+            )
     ax.set(xscale="log", xlabel=xlabel, ylabel="accuracy (95% Wilson)", ylim=(-0.03, 1.03))
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # no curves without a language model
+        ax.legend(fontsize=7)
 
 
+N_max, L_max = max(llm_N), max(context_lines)
+needle = summary[summary.task == "needle"] if len(summary) else summary
+big = needle[needle.N == L_max] if len(needle) else needle
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), gridspec_kw={"width_ratios": [1, 1, 1.3]})
 curves(axes[0], "facts", None, "facts in the stream N")
 axes[0].set_title("fact stream")
 curves(axes[1], "needle", ["full", "window", "window+bbpm", "window+oracle"], "context tokens")
 axes[1].set_title("needles: the answer in context")
-last = (
-    summary[(summary.task == "needle") & (summary.N == max(context_lines))]
-    if len(summary)
-    else summary
-)
-last = last.sort_values("accuracy") if len(last) else last
-axes[2].barh(
-    last.method,
-    last.accuracy,
-    xerr=[last.accuracy - last.low, last.high - last.accuracy],
-    capsize=2,
-)
-axes[2].set(
-    xlabel="accuracy (95% Wilson)",
-    xlim=(0, 1.03),
-    title=f"needles, {max(context_lines)} filler lines",
-)
+last = big.sort_values("accuracy") if len(big) else big
+y, low, high = (last[c].to_numpy(dtype=float) for c in ("accuracy", "low", "high"))
+axes[2].barh(last.method.to_list(), y, xerr=[y - low, high - y], capsize=2)
+axes[2].set(xlabel="accuracy (95% Wilson)", xlim=(0, 1.03), title=f"needles, {L_max} filler lines")
 axes[2].tick_params(axis="y", labelsize=7)
 fig.tight_layout()
-exp.save_figure(fig, "accuracy.png")
-plt.show()
+_ = exp.save_figure(fig, "accuracy.png")
 
 
 # %% tags=["hide-input"]
-def chi2_p(task: str, method: str) -> float | None:
-    """p-value of a chi-square test that the method's accuracy is the same at every point."""
-    g = summary[(summary.task == task) & (summary.method == method)] if len(summary) else summary
-    table = [[k, n - k] for k, n in zip(g.correct, g.n, strict=True)] if len(g) else []
-    if len(table) < 2 or min(sum(c) for c in zip(*table, strict=True)) == 0:
-        return None
-    return float(stats.chi2_contingency(table)[1])
+def records(items: list[tuple]) -> None:
+    """``exp.record`` for each ``(name, value, fmt, description)``."""
+    for name, value, fmt, description in items:
+        exp.record(name, value, fmt, description)
 
 
-def compare(a: pd.Series | None, b: pd.Series | None) -> str:
-    if a is None or b is None:
-        return "not measured against"
-    return "above" if a.low > b.high else "below" if a.high < b.low else "not separable from"
-
-
-def best(frame: pd.DataFrame) -> pd.Series | None:
-    return frame.loc[frame.accuracy.idxmax()] if len(frame) else None
-
-
-def row_text(p: pd.Series | None) -> str:
-    return "n/a" if p is None else f"{p.method} {p.accuracy:.2f} [{p.low:.2f}, {p.high:.2f}]"
-
-
-# %% tags=["hide-input"]
-def R(name: str, value, fmt: str = "", description: str = "") -> None:
-    exp.record(name, value, fmt, description)
-
-
-N_max, L_max = max(llm_N), max(context_lines)
-last = decode[decode.N == decode.N.max()]
-decode_text = ", ".join(f"{r.accuracy:.3f} ({r.read_rule})" for r in last.itertuples())
-rules_text = ", ".join(f"{acc_text('facts', m, N_max)} ({r})" for m, r in BBPM_METHODS.items())
-p_oracle = chi2_p("facts", "oracle")
-flat = (
-    "not detectably different across N"
-    if p_oracle is None or p_oracle >= 0.05
-    else "different across N"
-)
-for name, value, fmt, description in [
+p_oracle = scoring.chi2_equal_p(summary, "facts", "oracle")
+flat = p_oracle is None or p_oracle >= 0.05
+records([
     ("facts_n_per_point", per_seed * len(seeds), ",d", "questions per fact-stream point"),
-    (
-        "oracle_flat_p",
-        p_oracle,
-        ".2g",
-        "chi-square p that the oracle's accuracy is equal at every N",
-    ),
-    ("oracle_verdict", flat, "", "oracle vs N"),
+    ("oracle_flat_p", p_oracle, ".2g", "chi-square p: oracle accuracy equal at every N"),
+    ("oracle_verdict", f"{'not detectably ' if flat else ''}different across N", "", "oracle vs N"),
     ("oracle_at_nmax", acc_text("facts", "oracle", N_max), "", "oracle accuracy at the largest N"),
     ("bbpm_at_nmax", acc_text("facts", "bbpm", N_max), "", "BBPM injection at the largest N"),
     ("window_at_nmax", acc_text("facts", "window", N_max), "", "window alone at the largest N"),
     ("n_max", N_max, ",d", "largest N"),
     ("window_facts", window_facts, ",d", "facts in the window"),
-    (
-        "full_facts",
-        acc_text("facts", "full", full_context_max_N),
-        "",
-        "full context at full_context_max_N",
-    ),
+    ("full_facts", acc_text("facts", "full", full_context_max_N), "", "full context accuracy"),
     ("full_facts_n", full_context_max_N, ",d", "facts in the full-context run"),
     (
         "bbpm_vs_oracle_nmax",
-        compare(point("facts", "bbpm", N_max), point("facts", "oracle", N_max)),
+        scoring.compare(point("facts", "bbpm", N_max), point("facts", "oracle", N_max)),
         "",
-        "BBPM vs oracle",
+        "BBPM vs oracle at the largest N",
     ),
-]:
-    R(name, value, fmt, description)
+])  # fmt: skip
 
 # %% tags=["hide-input"]
-for name, value, fmt, description in [
+last_decode = decode[decode.N == decode.N.max()]
+records([
     (
         "decode_at_nmax",
-        decode_text,
+        ", ".join(f"{r.accuracy:.3f} ({r.read_rule})" for r in last_decode.itertuples()),
         "",
         "BBPM top-1 decode accuracy per read rule, largest decode N",
     ),
     ("decode_nmax", int(decode.N.max()), ",d", "largest decode N"),
-    ("rules_at_nmax", rules_text, "", "BBPM injection accuracy per read rule at the largest N"),
+    (
+        "rules_at_nmax",
+        ", ".join(f"{acc_text('facts', m, N_max)} ({r})" for m, r in BBPM_METHODS.items()),
+        "",
+        "BBPM injection accuracy per read rule at the largest N",
+    ),
     (
         "decode_cosine_error",
         float((decode.cosine - decode.theory).abs().max()),
         ".3f",
         "max |measured - theory| cosine",
     ),
-]:
-    R(name, value, fmt, description)
+])  # fmt: skip
 
 # %% tags=["hide-input"]
-needle = summary[summary.task == "needle"] if len(summary) else summary
 full_curve = needle[needle.method == "full"] if len(needle) else needle
-big = needle[needle.N == L_max] if len(needle) else needle
-bounded = big[~big.method.str.contains("window|full")] if len(big) else big
-best_plain = best(bounded[~bounded.method.str.endswith("+bbpm")]) if len(big) else None
-best_bbpm = best(bounded[bounded.method.str.endswith("+bbpm")]) if len(big) else None
 ctx = float(big.context_tokens.mean()) if len(big) else float("nan")
 kept = min(ctx, float(big.window_tokens.mean()) + bbpm_tokens) if len(big) else float("nan")
-curve = "; ".join(
-    f"{p.accuracy:.2f} [{p.low:.2f}, {p.high:.2f}] at {p.context_tokens:,.0f} tokens"
-    for p in full_curve.itertuples()
-)
-for name, value, fmt, description in [
+records([
     (
         "needle_n_per_point",
         contexts_per_seed * needles_per_context * len(seeds),
         ",d",
         "questions per needle point",
     ),
-    ("full_vs_length", curve or "n/a", "", "full-cache needle accuracy by context length"),
+    (
+        "full_vs_length",
+        "; ".join(
+            f"{scoring.accuracy_text(r)} at {r.context_tokens:,.0f} tokens"
+            for r in full_curve.itertuples()
+        ) or "n/a",
+        "",
+        "full-cache needle accuracy by context length",
+    ),
     (
         "full_length_p",
-        chi2_p("needle", "full"),
+        scoring.chi2_equal_p(summary, "needle", "full"),
         ".2g",
         "chi-square p: full-cache accuracy equal at every length",
     ),
     ("ctx_tokens_max", ctx, ",.0f", "tokens of the longest contexts"),
     ("budget_tokens", kept, ",.0f", "tokens kept by the bounded caches there"),
     ("compression_ratio", 1 - kept / ctx, ".3f", "kvpress compression ratio there"),
-]:
-    R(name, value, fmt, description)
+])  # fmt: skip
 
 # %% tags=["hide-input"]
-for name, value, fmt, description in [
-    ("best_press", row_text(best_plain), "", "best bounded cache without BBPM, longest contexts"),
-    ("best_press_bbpm", row_text(best_bbpm), "", "best bounded cache with BBPM, longest contexts"),
-    (
-        "window_bbpm_long",
-        acc_text("needle", "window+bbpm", L_max),
-        "",
-        "window + BBPM, longest contexts",
-    ),
+bounded = big[~big.method.str.contains("window|full")] if len(big) else big
+best_plain = scoring.best_row(bounded[~bounded.method.str.endswith("+bbpm")]) if len(big) else None
+best_bbpm = scoring.best_row(bounded[bounded.method.str.endswith("+bbpm")]) if len(big) else None
+records([
+    ("best_press", scoring.row_text(best_plain), "", "best bounded cache without BBPM"),
+    ("best_press_bbpm", scoring.row_text(best_bbpm), "", "best bounded cache with BBPM"),
+    ("window_bbpm_long", acc_text("needle", "window+bbpm", L_max), "", "window + BBPM"),
     ("full_long", acc_text("needle", "full", L_max), "", "full cache, longest contexts"),
     (
         "bbpm_vs_best_press",
-        compare(point("needle", "window+bbpm", L_max), best_plain),
+        scoring.compare(point("needle", "window+bbpm", L_max), best_plain),
         "",
-        "window+BBPM vs best press",
+        "window+BBPM vs the best press, longest contexts",
     ),
     (
         "skipped",
@@ -742,8 +639,7 @@ for name, value, fmt, description in [
         "",
         "baselines not run, and why",
     ),
-]:
-    R(name, value, fmt, description)
+])  # fmt: skip
 
 
 # %% tags=["hide-input"]
@@ -753,7 +649,13 @@ exp.record(
     "loadavg", os.getloadavg()[0], ".1f", "1-minute load average at the end (shared machine)"
 )
 exp.record("peak_rss", format_bytes(peak_rss), "", "process peak resident memory")
-exp.save_metrics(
+exp.record(
+    "stage_seconds",
+    ", ".join(f"{k} {v:.0f}" for k, v in stage_seconds.items()),
+    "",
+    "seconds per stage of this run",
+)
+_ = exp.save_metrics(
     dict(
         mode=mode,
         mode_reason=mode_reason,
@@ -768,10 +670,6 @@ exp.save_metrics(
         peak_rss_bytes=peak_rss,
         score_rule="value word appears in the answer as a whole word, any case",
     )
-)
-print(
-    f"runtime {runtime / 60:.1f} min; stages (s): "
-    + ", ".join(f"{k} {v:.0f}" for k, v in stage_seconds.items())
 )
 
 # %% [markdown]
@@ -803,7 +701,7 @@ print(
 # and the full cache {glue:text}`full_long`.
 #
 # **Cost.** The table lists seconds per question and state bytes per method. This run took
-# {glue:text}`runtime_minutes` minutes (1-minute load average {glue:text}`loadavg` at the
+# {glue:text}`runtime_minutes` minutes (seconds per stage: {glue:text}`stage_seconds`; 1-minute load average {glue:text}`loadavg` at the
 # end, on a shared machine), with a peak resident memory of {glue:text}`peak_rss`.
 # Baselines not run: {glue:text}`skipped`.
 #

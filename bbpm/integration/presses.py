@@ -23,6 +23,7 @@ these functions; :func:`kvpress_missing` says why it cannot be used.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,12 +54,30 @@ PRESSES = {
 }
 
 
+#: Warnings raised while kvpress imports its own dependencies, not by anything bbpm does:
+#: tqdm.auto without ipywidgets in a notebook kernel, and ``fire`` importing ``pipes``.
+_IMPORT_WARNINGS = (
+    (r"IProgress not found", Warning),
+    (r"'pipes' is deprecated", DeprecationWarning),
+)
+
+
+def _import_kvpress() -> Any:
+    """``import kvpress`` without the warnings of :data:`_IMPORT_WARNINGS`."""
+    with warnings.catch_warnings():
+        for message, category in _IMPORT_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        import kvpress
+
+    return kvpress
+
+
 def kvpress_missing() -> str | None:
     """``None`` when kvpress can be imported, else the reason (and the fix)."""
     if importlib.util.find_spec("kvpress") is None:
         return "kvpress is not installed (pip install 'bbpm[kv]' -c constraints.txt)"
     try:
-        import kvpress  # noqa: F401
+        _import_kvpress()
     except Exception as error:  # noqa: BLE001 - any import failure: report it
         return f"kvpress does not import: {type(error).__name__}: {error}"
     return None
@@ -68,9 +87,7 @@ def make_press(name: str, **options: Any) -> Any:
     """The kvpress press ``name`` (a key of :data:`PRESSES`) with ``options``."""
     if name not in PRESSES:
         raise ValueError(f"press must be one of {sorted(PRESSES)}, got {name!r}")
-    import kvpress
-
-    return getattr(kvpress, PRESSES[name])(**options)
+    return getattr(_import_kvpress(), PRESSES[name])(**options)
 
 
 def _decoder(model: nn.Module) -> nn.Module:
