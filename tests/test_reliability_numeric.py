@@ -201,6 +201,22 @@ def test_an_accumulated_sum_that_overflows_is_counted_not_hidden():
     assert bool(torch.isinf(mem.read(key)).all())  # the read shows it, no finite wrong number
 
 
+@pytest.mark.parametrize("method", ["fhrr", "flyhash", "count_sketch"])
+def test_a_baseline_sum_that_overflows_is_counted_not_hidden(method):
+    """The peers that add values into shared cells report cells whose sum passed the
+    storage dtype (each written value fits; their sum does not)."""
+    from bbpm.baselines import make_memory as make_baseline
+
+    mem = make_baseline(method, 64 * 1024, 8, dtype=torch.float16)
+    keys = torch.arange(4)
+    mem.write(keys, torch.ones(4, 8))
+    assert mem.nonfinite_slots() == 0
+    for _ in range(4):  # 4 x 30000 per element into the same key's cells
+        mem.write(torch.tensor([2]), torch.full((1, 8), 30000.0))
+    assert mem.nonfinite_slots() > 0
+    assert not bool(torch.isfinite(mem.read(torch.tensor([2]))).all())
+
+
 # ---------------------------------------------------------------------------- decay
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 #: Largest relative error against the exact weighted means: the storage precision (float64:

@@ -75,7 +75,29 @@ def check_read(keys: Any, device: torch.device) -> torch.Tensor:
     return check_keys_on(keys, device)
 
 
+class ReportsNonfinite:
+    """For peers whose cells accumulate sums (count sketch, FHRR, fly-hash): every written
+    value is checked against the storage dtype, but a cell's sum can still pass its largest
+    finite number after many large writes. Such a write is not refused; it is reported by
+    :meth:`nonfinite_slots`, and a read of the cell returns inf/NaN rather than a finite
+    wrong number. ``_sum_buffers`` names the buffers (same shape, last dimension ``d``)."""
+
+    _sum_buffers: tuple[str, ...] = ()
+
+    @torch.no_grad()
+    def nonfinite_slots(self) -> int:
+        """Number of cells (rows of ``d`` numbers; for FHRR a bank's real and imaginary
+        parts together) holding inf or NaN; 0 when every sum is finite."""
+        bad = None
+        for name in self._sum_buffers:
+            table = getattr(self, name)
+            rows = ~torch.isfinite(table.reshape(-1, table.shape[-1])).all(dim=1)
+            bad = rows if bad is None else bad | rows
+        return 0 if bad is None else int(bad.sum())
+
+
 __all__ = [
+    "ReportsNonfinite",
     "check_budget",
     "check_float_dtype",
     "check_positive_finite",

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from bbpm.baselines.base import (
+    ReportsNonfinite,
     check_budget,
     check_float_dtype,
     check_positive_int,
@@ -33,7 +34,7 @@ from bbpm.utils.device import check_device
 ESTIMATORS = ("median", "mean")
 
 
-class CountSketchMemory(MutationLock, nn.Module):
+class CountSketchMemory(MutationLock, ReportsNonfinite, nn.Module):
     """Count sketch with ``rows x width`` buckets of d-vectors.
 
     Args:
@@ -46,6 +47,7 @@ class CountSketchMemory(MutationLock, nn.Module):
     Buffer: ``table [R, W, d]``; ``nbytes = R * W * d * itemsize``.
     """
 
+    _sum_buffers = ("table",)
     load_state_dict = locked(nn.Module.load_state_dict)
 
     def __init__(

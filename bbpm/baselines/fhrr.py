@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from bbpm.baselines.base import (
+    ReportsNonfinite,
     check_budget,
     check_float_dtype,
     check_positive_int,
@@ -42,7 +43,7 @@ _STREAM_BANK = 1
 _STREAM_PHASE = 2
 
 
-class FHRRMemory(MutationLock, nn.Module):
+class FHRRMemory(MutationLock, ReportsNonfinite, nn.Module):
     """``G`` FHRR traces of dimension ``d``, stored as real and imaginary parts.
 
     Args:
@@ -54,6 +55,7 @@ class FHRRMemory(MutationLock, nn.Module):
     Buffers: ``real [G, d]``, ``imag [G, d]``; ``nbytes = 2 * G * d * itemsize``.
     """
 
+    _sum_buffers = ("real", "imag")
     load_state_dict = locked(nn.Module.load_state_dict)
 
     def __init__(

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from bbpm.baselines.base import (
+    ReportsNonfinite,
     check_budget,
     check_float_dtype,
     check_positive_int,
@@ -49,7 +50,7 @@ _BACKENDS = ("auto", "torch", "native")
 _MAX_ACTIVATIONS = 1 << 24
 
 
-class FlyHashHebbianMemory(MutationLock, nn.Module):
+class FlyHashHebbianMemory(MutationLock, ReportsNonfinite, nn.Module):
     """``W [m, d]`` written through k-winner-take-all fly-hash codes.
 
     Args:
@@ -67,6 +68,7 @@ class FlyHashHebbianMemory(MutationLock, nn.Module):
             on CPU, else torch), ``"torch"`` or ``"native"``.
     """
 
+    _sum_buffers = ("weights",)
     load_state_dict = locked(nn.Module.load_state_dict)
 
     def __init__(
