@@ -91,7 +91,7 @@ k_ablation_budget = 1048576
 k_ablation_load = 3.0
 theory_points = 60
 
-# %%
+# %% tags=["hide-input"]
 import copy
 import math
 import time
@@ -99,49 +99,14 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bbpm.baselines import bbpm_from_budget, decode_top1, make_memory, random_codebook
 from bbpm.baselines import theory as peer_theory
 from bbpm.hashing import diagnostics as hash_diagnostics
 from bbpm.hashing.mixing import splitmix64
-from bbpm.utils import Experiment, format_bytes
+from bbpm.utils import Experiment, format_bytes, progress
 
-params = dict(
-    seed=seed,
-    d=d,
-    codebook_size=codebook_size,
-    budgets_bytes=budgets_bytes,
-    load_grid=load_grid,
-    methods=methods,
-    n_queries=n_queries,
-    write_batch=write_batch,
-    stop_accuracy=stop_accuracy,
-    hit_keep=hit_keep,
-    capacity_accuracy=capacity_accuracy,
-    capacity_rel_tol=capacity_rel_tol,
-    flyhash_max_bytes=flyhash_max_bytes,
-    bbpm_K=bbpm_K,
-    bbpm_H=bbpm_H,
-    bbpm_block_size=bbpm_block_size,
-    hopfield_key_dim=hopfield_key_dim,
-    hopfield_top_k=hopfield_top_k,
-    hopfield_beta=hopfield_beta,
-    flyhash_k=flyhash_k,
-    flyhash_fan_in=flyhash_fan_in,
-    flyhash_key_dim=flyhash_key_dim,
-    flyhash_theory_keys=flyhash_theory_keys,
-    count_sketch_rows=count_sketch_rows,
-    count_sketch_estimator=count_sketch_estimator,
-    throughput_items=throughput_items,
-    throughput_slow_items=throughput_slow_items,
-    throughput_seconds=throughput_seconds,
-    k_ablation_values=k_ablation_values,
-    k_ablation_budget=k_ablation_budget,
-    k_ablation_load=k_ablation_load,
-    theory_points=theory_points,
-)
-exp = Experiment("exp08_peer_memories", params)
+exp = Experiment.from_notebook("exp08_peer_memories", "notebooks/exp08.py", globals())
 print(f"torch threads: {torch.get_num_threads()}")
 
 # %% [markdown]
@@ -421,7 +386,7 @@ for bi, budget in enumerate(budgets_bytes):
         n_written = 0
         # last grid point at/above the target (state copied) and first below it, if any
         passed, crossed = (0, None, build(method, budget)), None
-        for N in tqdm(
+        for N in progress(
             grid, desc=f"{method} @ {format_bytes(budget)}", mininterval=5.0, leave=False
         ):
             write_seconds = write_items(memory, n_written, N)
@@ -780,7 +745,7 @@ def timed_run(memory, keys: torch.Tensor, values: torch.Tensor) -> tuple[float, 
 throughput = {m: {} for m in methods}
 for method in methods:  # warm-up
     timed_run(build(method, budgets_bytes[0]), written_keys[:2], codebook[:2])
-for budget in tqdm(budgets_bytes, desc="throughput", mininterval=5.0):
+for budget in progress(budgets_bytes, desc="throughput", mininterval=5.0):
     for method in methods:
         n_items = throughput_slow_items if method in SLOW_METHODS else throughput_items
         keys = splitmix64(torch.arange(n_items, dtype=torch.int64) + (1 << 41))
@@ -835,11 +800,10 @@ for K in k_ablation_values:
     if snr_bounds is not None:
         entry["cosine_theory"] = snr_bounds.expected_cosine(n_ablation, entry["D"], K, 1, d)
     k_ablation.append(entry)
-print(k_ablation)
 
-# %%
-exp.save_raw(rows)
-exp.save_metrics(
+# %% tags=["hide-input"]
+raw_csv = exp.save_raw(rows)
+metrics_json = exp.save_metrics(
     {
         "value_slots": {str(b): v for b, v in value_slots.items()},
         "n_max": n_max,

@@ -27,10 +27,7 @@
 # setting ($D$ slots, $d$, $K$, $H = 1$, global hashing); the $(K, H)$ grid uses exp02's. Theory
 # curves come from `bbpm.theory.snr_bounds` (`expected_cosine(..., read_rule=...)` and
 # `exact_share`), derived from the same slot-load model for all three rules. The parameters are
-# in `params/exp09_read_rules.yaml`; the first code cell below prints this run's values.
-
-# %% tags=["hide-input"]
-_names_before_parameters = set(globals())
+# in `params/exp09_read_rules.yaml`; the first code cell below shows this run's values.
 
 # %% tags=["parameters"]
 seed = 0
@@ -67,16 +64,10 @@ from bbpm import BBPMMemoryFloat, GlobalAffineHash
 from bbpm.bench import interleaved_times
 from bbpm.memory.read_rules import READ_RULES, solve_known_keys
 from bbpm.theory import snr_bounds
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, show_table
 
-params = {
-    k: v
-    for k, v in globals().items()
-    if k not in _names_before_parameters and not k.startswith("_")
-}
-params = {k: v for k, v in params.items() if isinstance(v, int | float | list | str)}
-exp = Experiment("exp09_read_rules", params)
-print(", ".join(f"{k} = {v}" for k, v in params.items()))
+exp = Experiment.from_notebook("exp09_read_rules", "notebooks/exp09_read_rules.py", globals())
+show_table(["parameter", "value"], [[k, v] for k, v in exp.params.items()])
 RULE_STYLE = {"debiased": "C0", "mean": "C1", "inverse_noise": "C2"}
 
 
@@ -497,8 +488,7 @@ for ax in axes.flat:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
 fig.tight_layout()
-exp.save_figure(fig, "read_rules")
-plt.show()
+figure_png = exp.save_figure(fig, "read_rules.png")
 
 # %% tags=["hide-input"]
 exp.save_metrics({"sweep": sweep, "grid": grid, "time_median_s": median, "repeats": repeat_rows})
