@@ -491,4 +491,4 @@ fig.tight_layout()
 figure_png = exp.save_figure(fig, "read_rules.png")
 
 # %% tags=["hide-input"]
-exp.save_metrics({"sweep": sweep, "grid": grid, "time_median_s": median, "repeats": repeat_rows})
+metrics_json = exp.save_metrics({"sweep": sweep, "grid": grid, "time_median_s": median, "repeats": repeat_rows})
