@@ -102,6 +102,7 @@ import torch
 
 from bbpm.baselines import bbpm_from_budget, decode_top1, make_memory, random_codebook
 from bbpm.baselines import theory as peer_theory
+from bbpm.baselines.capacity import bisect_capacity
 from bbpm.hashing import diagnostics as hash_diagnostics
 from bbpm.hashing.mixing import splitmix64
 from bbpm.utils import Experiment, format_bytes, progress
@@ -299,6 +300,7 @@ def evaluate(memory, query_rows: torch.Tensor) -> dict:
     }
 
 
+# %% tags=["hide-input"]
 def write_items(memory, start: int, stop: int) -> float:
     """Write items start..stop-1 (in order, batches of write_batch); seconds spent in write."""
     seconds = 0.0
@@ -325,43 +327,55 @@ def probe_queries(bi: int, N: int) -> torch.Tensor:
     return torch.randperm(N, generator=generator)[:n_queries]
 
 
-def refine_capacity(lo_state, lo_n: int, lo_acc, hi_n: int, hi_acc: float, bi: int) -> dict:
-    """Bisect (in log N) between measured N = lo_n (accuracy >= target; lo_n = 0: an empty
-    memory, nothing measured) and hi_n (accuracy < target), on copies of lo_state."""
-    probes = []
-    while hi_n - lo_n > max(1.0, capacity_rel_tol * lo_n):
-        mid = min(hi_n - 1, max(lo_n + 1, round(math.sqrt(max(lo_n, 1) * hi_n))))
-        state = copy.deepcopy(lo_state)
-        write_items(state, lo_n, mid)
-        accuracy = top1_accuracy(state, probe_queries(bi, mid))
-        probes.append({"N": mid, "accuracy": accuracy})
-        if accuracy >= capacity_accuracy:
-            lo_state, lo_n, lo_acc = state, mid, accuracy
-        else:
-            hi_n, hi_acc = mid, accuracy
-            del state
-    if lo_n == 0:  # not even one item decodes at the target
-        return {
-            "N": None,
-            "censored": f"below target at N = {hi_n}",
-            "smallest_N": hi_n,
-            "N_lo": None,
-            "accuracy_lo": None,
-            "N_hi": hi_n,
-            "accuracy_hi": hi_acc,
-            "probes": probes,
+def capacity_entry(passed: tuple, crossed: tuple | None, bi: int) -> dict:
+    """The capacity at ``capacity_accuracy`` from the grid's bracket: the last grid point at
+    or above the target ``passed = (N, accuracy, memory state)`` and the first below it
+    ``crossed = (N, accuracy)`` (None: never crossed), refined by bisection."""
+    lo_n, lo_acc, lo_state = passed
+    if crossed is None:  # the target was never crossed on the grid
+        entry = {"N": float(lo_n), "censored": "never below target", "N_lo": lo_n,
+                 "accuracy_lo": lo_acc, "N_hi": None, "accuracy_hi": None, "probes": []}  # fmt: skip
+    else:
+        entry = bisect_capacity(
+            write_items,
+            lambda state, N: top1_accuracy(state, probe_queries(bi, N)),
+            lo_state, lo_n, lo_acc, *crossed, capacity_accuracy, capacity_rel_tol,
+        )  # fmt: skip
+    entry["grid_bracket"] = [lo_n, None if crossed is None else crossed[0]]
+    return entry
+
+
+# %% tags=["hide-input"]
+def sweep_method(method: str, budget: int, grid: list[int], queries: dict) -> tuple:
+    """Write ``method``'s memory at ``budget`` along ``grid``, evaluating at each N (stop once
+    accuracy < stop_accuracy). Returns (rows, passed, crossed, memory) as capacity_entry takes."""
+    memory, n_written, method_rows = build(method, budget), 0, []
+    # last grid point at/above the target (state copied) and first below it, if any
+    passed, crossed = (0, None, build(method, budget)), None
+    for N in progress(grid, desc=f"{method} @ {format_bytes(budget)}", mininterval=5.0):
+        write_seconds = write_items(memory, n_written, N)
+        new_items, n_written = N - n_written, N
+        row = {
+            "method": method,
+            "budget_bytes": budget,
+            "nbytes": memory.nbytes,
+            "N": N,
+            "load": N / value_slots[budget],
+            **evaluate(memory, queries[N]),
+            "write_items_per_s": new_items / max(write_seconds, 1e-9),
         }
-    return {
-        "N": (lo_n + hi_n) / 2,
-        "censored": None,
-        "N_lo": lo_n,
-        "accuracy_lo": lo_acc,
-        "N_hi": hi_n,
-        "accuracy_hi": hi_acc,
-        "probes": probes,
-    }
+        method_rows.append(row)
+        if crossed is None:
+            if row["accuracy"] >= capacity_accuracy:
+                passed = (N, row["accuracy"], copy.deepcopy(memory))
+            else:
+                crossed = (N, row["accuracy"])
+        if row["accuracy"] < stop_accuracy:
+            break
+    return method_rows, passed, crossed, memory
 
 
+# %%
 rows = []
 hash_stats = {}
 skipped = {}
@@ -382,32 +396,9 @@ for bi, budget in enumerate(budgets_bytes):
             capacity[method][str(budget)] = None
             continue
         started = time.perf_counter()
-        memory = build(method, budget)
-        n_written = 0
-        # last grid point at/above the target (state copied) and first below it, if any
-        passed, crossed = (0, None, build(method, budget)), None
-        for N in progress(
-            grid, desc=f"{method} @ {format_bytes(budget)}", mininterval=5.0, leave=False
-        ):
-            write_seconds = write_items(memory, n_written, N)
-            new_items, n_written = N - n_written, N
-            row = {
-                "method": method,
-                "budget_bytes": budget,
-                "nbytes": memory.nbytes,
-                "N": N,
-                "load": N / value_slots[budget],
-                **evaluate(memory, queries[N]),
-                "write_items_per_s": new_items / max(write_seconds, 1e-9),
-            }
-            rows.append(row)
-            if crossed is None:
-                if row["accuracy"] >= capacity_accuracy:
-                    passed = (N, row["accuracy"], copy.deepcopy(memory))
-                else:
-                    crossed = (N, row["accuracy"])
-            if row["accuracy"] < stop_accuracy:
-                break
+        method_rows, passed, crossed, memory = sweep_method(method, budget, grid, queries)
+        rows += method_rows
+        n_written = method_rows[-1]["N"]
         if method.startswith("bbpm"):
             slots = memory.slots(written_keys[:n_written])
             hash_stats.setdefault(method, {})[str(budget)] = {
@@ -418,22 +409,8 @@ for bi, budget in enumerate(budgets_bytes):
         del memory
         method_seconds[method] += time.perf_counter() - started
         started = time.perf_counter()
-        lo_n, lo_acc, lo_state = passed
-        if crossed is None:  # the target was never crossed on the grid
-            entry = {
-                "N": float(lo_n),
-                "censored": "never below target",
-                "N_lo": lo_n,
-                "accuracy_lo": lo_acc,
-                "N_hi": None,
-                "accuracy_hi": None,
-                "probes": [],
-            }
-        else:
-            entry = refine_capacity(lo_state, lo_n, lo_acc, *crossed, bi)
-        entry["grid_bracket"] = [lo_n, None if crossed is None else crossed[0]]
-        capacity[method][str(budget)] = entry
-        del passed, lo_state
+        capacity[method][str(budget)] = capacity_entry(passed, crossed, bi)
+        del passed
         capacity_seconds[method] += time.perf_counter() - started
 print(
     f"{len(rows)} sweep points; seconds per method: "
