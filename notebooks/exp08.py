@@ -170,6 +170,8 @@ unknown = [m for m in methods if m not in METHOD_OPTIONS]
 if unknown:
     raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_OPTIONS)}")
 
+# %%
+
 
 def build(method: str, budget: int):
     return make_memory(
@@ -416,6 +418,8 @@ print(
     f"{len(rows)} sweep points; seconds per method: "
     + ", ".join(f"{m} {s:.1f}" for m, s in method_seconds.items())
 )
+
+# %%
 print(
     f"{sum(len(e['probes']) for per in capacity.values() for e in per.values() if e)} capacity "
     "probes; seconds per method: " + ", ".join(f"{m} {s:.1f}" for m, s in capacity_seconds.items())
@@ -532,6 +536,8 @@ def bbpm_prediction(N: int, size: dict, block: bool, rule: str = "debiased") -> 
 
 
 theory = {}
+
+# %%
 for budget in budgets_bytes:
     key = str(budget)
     n_hi = max(r["N"] for r in rows if r["budget_bytes"] == budget)
@@ -586,6 +592,8 @@ for budget in budgets_bytes:
                 curves[f"{method}_accuracy"] = [p[1] for p in pairs]
     theory[key] = curves
 
+# %%
+
 
 def predicted_at(curves: dict, name: str, N: int) -> float | None:
     """Theory curve `name` interpolated (in log N) at N."""
@@ -629,6 +637,8 @@ print({k: round(v["max_abs"], 3) for k, v in theory_error.items()})
 
 
 # %%
+
+
 def bracket_text(entry: dict | None) -> str:
     if entry is None:
         return "not run"
@@ -666,6 +676,8 @@ print(
     f"{sum(method_seconds.values()):.1f} s."
 )
 fifo_check = {}
+
+# %%
 for method in ("dict", "hopfield"):
     if method not in methods:
         continue
@@ -1076,6 +1088,8 @@ plt.show()
 
 
 # %%
+
+
 def fmt_n(x) -> str:
     return "n/a" if x is None else f"{x:,.0f}"
 
@@ -1124,6 +1138,8 @@ for mm in ran:
 ranked = sorted(
     (cap_entry(mm, big)["N"] or 0.0, mm) for mm in ran if cap_entry(mm, big) is not None
 )
+
+# %%
 print(
     f"   Largest at {format_bytes(big)}: {ranked[-1][1]} ({cap_text(ranked[-1][1], big)} items), "
     f"then {ranked[-2][1]} ({cap_text(ranked[-2][1], big)})."
@@ -1161,6 +1177,7 @@ def fifo_text(method: str, budget: int) -> str:
     )
 
 
+# %%
 if "dict" in ran:
     dict_cap = m["sizes"]["dict"][str(big)]["capacity"]
     p4 = point("dict", big, 4.0)
@@ -1202,6 +1219,7 @@ if "hopfield" in ran:
         f"every stored pattern ({m['throughput']['hopfield'][str(big)]['read_items_per_s']:,.0f} reads/s at {format_bytes(big)})."
     )
 
+# %%
 print(
     f"4. Superposition memories at {format_bytes(budgets[0])} (first-order law cos = 1/sqrt(1 + load)):"
 )
@@ -1235,6 +1253,8 @@ if "count_sketch" in ran:
         f"of near-Gaussian row estimates has {peer_theory.median_variance_factor(hp['count_sketch_rows']):.2f}x the "
         "variance of their mean (its theory line)."
     )
+
+# %%
 if "flyhash" in ran:
     fly_runs = [b for b in budgets if cap_n("flyhash", b) and cap_n("bbpm_global", b)]
     if fly_runs and "bbpm_global" in ran:
@@ -1271,6 +1291,8 @@ print(
 for mm in ran:
     t = m["throughput"][mm][str(big)]
     print(f"   {mm}: {t['write_items_per_s']:,.0f} / {t['read_items_per_s']:,.0f}")
+
+# %%
 if "flyhash" in ran:
     fly = [m["throughput"]["flyhash"][str(b)]["write_items_per_s"] for b in budgets]
     print(
@@ -1313,6 +1335,8 @@ print(f"\nRun time: {m['runtime_seconds']:.0f} s.")
 
 
 # %% tags=["hide-input"]
+
+
 def budget_label(b: int) -> str:
     return f"{b // 1024}kib"
 
@@ -1334,6 +1358,8 @@ for mm in (x for x in BBPM_METHODS if x in ran):
                    f"{LABELS[mm]}: median false recall (score threshold) over the sweep")  # fmt: skip
 debiased_only = [mm for mm in ran if not mm.endswith("inverse_noise")]
 changed = []
+
+# %% tags=["hide-input"]
 for b in budgets:
     before = max(debiased_only, key=lambda mm: cap_value(mm, b))
     after = max(ran, key=lambda mm: cap_value(mm, b))
@@ -1367,6 +1393,8 @@ for b in budgets:
 gains = [cap_value(f"{base}_inverse_noise", b) / cap_value(base, b)
          for base in ("bbpm_global", "bbpm_block") if base in ran and f"{base}_inverse_noise" in ran
          for b in budgets if cap_value(base, b) > 0]  # fmt: skip
+
+# %% tags=["hide-input"]
 if gains:
     exp.record(
         "capacity_gain_inverse_noise_min",
