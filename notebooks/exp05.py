@@ -372,6 +372,7 @@ variant_styles = {
     ),
 }
 
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
 ax = axes[0, 0]
 for name, style in variant_styles.items():
@@ -434,7 +435,7 @@ ax.set_xlabel("items written N")
 ax.set_ylabel("mean cosine(read, true code)")
 ax.set_title("(b) fidelity of the read vector")
 ax.grid(True, which="both", alpha=0.3)
-ax.legend(fontsize=8)
+_ = ax.legend(fontsize=8)
 
 # %% tags=["hide-input"]
 ax = axes[1, 0]
@@ -456,7 +457,7 @@ ax.set_xlabel("age of the queried item (N - position; 1 = last written)")
 ax.set_ylabel("top-1 recall success")
 ax.set_title(f"(c) success vs position in the stream at N = {m['age_bins_N']:,}")
 ax.grid(True, which="both", alpha=0.3)
-ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 0.12), framealpha=0.9)
+_ = ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 0.12), framealpha=0.9)
 
 # %% tags=["hide-input"]
 ax = axes[1, 1]
@@ -579,6 +580,7 @@ def first_below(variant: str, level: float = 0.9) -> dict | None:
     return next((c for c in cp if c["bbpm"][variant]["success"] < level), None)
 
 
+# %% tags=["hide-input"]
 for variant, tag in (("centred", "debiased"), ("centred_inverse_noise", "inverse_noise")):
     exp.record(f"success_final_{tag}", last["bbpm"][variant]["success"], ".3f",
                f"top-1 success of the {tag} read at the largest N")  # fmt: skip
@@ -621,7 +623,7 @@ exp.record(
     ",d",
     "checkpoint N of that largest cosine gain",
 )
-exp.record(
+_ = exp.record(
     "inverse_noise_cos_gain_max_load", cp[best_cos]["load"], ".1f", "load of that checkpoint"
 )
 
@@ -679,6 +681,6 @@ for name in last.get("window_success", {}):
         f"{name}: top-1 success at the last checkpoint",
     )
 record_metric(exp, "window", lambda: pm["hyperparameters"]["window"], ",d", "window W (items)")
-record_metric(
+_ = record_metric(
     exp, "codebook_size", lambda: pm["hyperparameters"]["n_values"], ",d", "codebook size C"
 )

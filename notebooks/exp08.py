@@ -1512,7 +1512,7 @@ for method, per_budget in pm["capacity"].items():
         ",.0f",
         f"{method}: items at the capacity target, largest budget",
     )
-record_metric(
+_ = record_metric(
     exp,
     "capacity_ratio_bbpm_to_dict",
     lambda: pm["capacity"]["bbpm_global"][largest]["N"] / pm["capacity"]["dict"][largest]["N"],
