@@ -126,7 +126,7 @@ print(f"torch threads: {torch.get_num_threads()}")
 # generated from the key id by splitmix64, so no memory stores anything per key beyond its
 # budget; the fly-hash projection is a function of the seed and not counted in its bytes.
 
-# %%
+# %% tags=["hide-input"]
 METHOD_OPTIONS = {
     "dict": {},
     "hopfield": dict(key_dim=hopfield_key_dim, top_k=hopfield_top_k, beta=hopfield_beta),
@@ -170,7 +170,7 @@ unknown = [m for m in methods if m not in METHOD_OPTIONS]
 if unknown:
     raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_OPTIONS)}")
 
-# %%
+# %% tags=["hide-input"]
 
 
 def build(method: str, budget: int):
@@ -262,7 +262,7 @@ for b in budgets_bytes:
 # bracket's width.
 
 
-# %%
+# %% tags=["hide-input"]
 def false_recall(
     hit_scores: torch.Tensor, unseen_scores: torch.Tensor
 ) -> tuple[float | None, float | None]:
@@ -419,7 +419,7 @@ print(
     + ", ".join(f"{m} {s:.1f}" for m, s in method_seconds.items())
 )
 
-# %%
+# %% tags=["hide-input"]
 print(
     f"{sum(len(e['probes']) for per in capacity.values() for e in per.values() if e)} capacity "
     "probes; seconds per method: " + ", ".join(f"{m} {s:.1f}" for m, s in capacity_seconds.items())
@@ -537,7 +537,7 @@ def bbpm_prediction(N: int, size: dict, block: bool, rule: str = "debiased") -> 
 
 theory = {}
 
-# %%
+# %% tags=["hide-input"]
 for budget in budgets_bytes:
     key = str(budget)
     n_hi = max(r["N"] for r in rows if r["budget_bytes"] == budget)
@@ -592,7 +592,7 @@ for budget in budgets_bytes:
                 curves[f"{method}_accuracy"] = [p[1] for p in pairs]
     theory[key] = curves
 
-# %%
+# %% tags=["hide-input"]
 
 
 def predicted_at(curves: dict, name: str, N: int) -> float | None:
@@ -636,7 +636,7 @@ print({k: round(v["max_abs"], 3) for k, v in theory_error.items()})
 # lie in the bracket up to the sampling error of the accuracies.
 
 
-# %%
+# %% tags=["hide-input"]
 
 
 def bracket_text(entry: dict | None) -> str:
@@ -821,7 +821,7 @@ metrics_json = exp.save_metrics(
 # line at `capacity_accuracy`. The x axis is the number of items written; the top axis of
 # each panel gives the same as the load $N\cdot 4d/b$.
 
-# %%
+# %% tags=["hide-input"]
 m = exp.load_metrics()
 hp = m["hyperparameters"]
 budgets = hp["budgets_bytes"]
@@ -836,6 +836,7 @@ def series(method: str, budget: int, column: str):
     return [p[0] for p in points], [p[1] for p in points]
 
 
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(
     2, len(budgets), figsize=(4.2 * len(budgets), 7.5), squeeze=False, sharey="row"
 )
@@ -910,7 +911,7 @@ plt.show()
 # Each point is the share of never-written keys accepted at the threshold that keeps the
 # share `hit_keep` of the true hits at that $N$ (no point where nothing was decoded correctly).
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(
     2, len(budgets), figsize=(4.2 * len(budgets), 7), squeeze=False, sharey=True
 )
@@ -953,7 +954,7 @@ plt.show()
 # keeps accuracy $a$ up to capacity/$a$ items. Where lines overlap, the numbers are in the
 # discussion below.
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
 for method in hp["methods"]:
     xs, ys, lo_err, hi_err, open_x, open_y = [], [], [], [], [], []
@@ -1008,7 +1009,7 @@ plt.show()
 #
 # Items per second for writes and reads, per method and budget (log scale).
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
 width = 0.8 / len(budgets)
 for ax, column, title in zip(
@@ -1037,7 +1038,7 @@ plt.show()
 # %% [markdown]
 # ## BBPM's $K$: codebook values against independent values
 
-# %%
+# %% tags=["hide-input"]
 ablation = m["k_ablation"]
 fig, ax = plt.subplots(figsize=(6, 4))
 ks = [r["K"] for r in ablation["rows"]]
@@ -1087,7 +1088,7 @@ plt.show()
 # Every number below is read from this run's `metrics.json`.
 
 
-# %%
+# %% tags=["hide-input"]
 
 
 def fmt_n(x) -> str:
@@ -1442,7 +1443,7 @@ for b in budgets:
 # `results/exp08_peer_memories/exp08_peer_memories.tex`; the caption gives the target and
 # the widest bracket of the run.
 
-# %%
+# %% tags=["hide-input"]
 metrics = exp.load_metrics()
 capacity = metrics["capacity"]
 budget_keys = sorted({b for per_budget in capacity.values() for b in per_budget}, key=int)
