@@ -146,6 +146,32 @@ show_table(
     list(hash_stats), [[f"{v:.6g}" if isinstance(v, float) else v for v in hash_stats.values()]]
 )
 
+# %% [markdown]
+# The timed writes keep adding the same batch into one table (`compare_paths`: one write for
+# the correctness check, then `1 + repeats` rounds of the canonical and the fast write). In
+# float16 and bfloat16 storage that takes the busiest slots past the writes per slot up to
+# which their sums are guaranteed within 1% (`bbpm.memory.base.low_precision_write_limit`;
+# a memory raises `LowPrecisionWarning` there): the dtype panel times these writes, and its
+# "relative write difference" compares the canonical and the fast path after one write.
+# Busiest slot of the base batch: {glue:text}`low_precision_writes_per_slot` writes;
+# limits {glue:text}`low_precision_limits`; {glue:text}`low_precision_passed`.
+
+# %% tags=["hide-input"]
+from bbpm.memory.base import low_precision_write_limit  # noqa: E402
+
+hits = GlobalAffineHash(D, seed=seed).indices(keys, K, H).reshape(-1).bincount(minlength=D)
+writes_per_slot = int(hits.max()) * (1 + 2 * (1 + repeats))
+limits = {t: low_precision_write_limit(bbpm_bench.DTYPES[t]) for t in dtypes}
+limits = {t: limit for t, limit in limits.items() if limit is not None}
+passed = [t for t, limit in limits.items() if writes_per_slot > limit]
+exp.record("low_precision_writes_per_slot", writes_per_slot, ",d",
+           "writes into the busiest slot of the base batch over the timed write calls")  # fmt: skip
+exp.record("low_precision_limits", ", ".join(f"{t} {n}" for t, n in limits.items()) or "none swept", "",
+           "writes per slot up to which float16/bfloat16 sums stay within 1%")  # fmt: skip
+_ = exp.record("low_precision_passed", (f"the timed writes pass the limit of {', '.join(passed)}: those timings "
+               "are of writes past it, not of sums within 1%") if passed else "the timed writes stay within every limit",
+               "", "whether the benchmark's timed writes pass the low-precision write limit")  # fmt: skip
+
 # %% tags=["hide-input"]
 for row in rows:
     for op in ("read", "write"):

@@ -68,39 +68,20 @@ needle_key = 42
 haystack_start = 1000
 batch_size = 20000
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash, Timer
 from bbpm.baselines.decode import decode_top1, random_codebook
 from bbpm.hashing import diagnostics
 from bbpm.theory.snr_bounds import expected_cosine
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, progress
 
-params = dict(
-    seed=seed,
-    D=D,
-    d=d,
-    K=K,
-    H=H,
-    block_size=block_size,
-    n_values=n_values,
-    N_values=N_values,
-    n_queries=n_queries,
-    n_needles=n_needles,
-    window=window,
-    n_position_queries=n_position_queries,
-    n_position_bins=n_position_bins,
-    needle_key=needle_key,
-    haystack_start=haystack_start,
-    batch_size=batch_size,
-)
-exp = Experiment("exp05_needle_haystack", params)
+exp = Experiment.from_notebook("exp05_needle_haystack", "notebooks/exp05.py", globals())
 if sorted(N_values) != N_values or len(set(N_values)) != len(N_values):
     raise ValueError(f"N_values must be strictly increasing, got {N_values}")
 if n_needles > N_values[0]:
@@ -130,6 +111,8 @@ print(
     "norm of the mean codeword: "
     + ", ".join(f"{name} {float(book.mean(dim=0).norm()):.4f}" for name, book in codebooks.items())
 )
+
+# %% tags=["hide-input"]
 N_max = N_values[-1]
 stream_gen = torch.Generator().manual_seed(seed + 1)
 value_ids = torch.randint(n_values, (N_max,), generator=stream_gen)
@@ -177,6 +160,22 @@ def query_bbpm(variant: str, positions: torch.Tensor) -> tuple[torch.Tensor, tor
     return decoded == truth, cosines
 
 
+def query_rows(N, variant, positions, needle, success, cosines) -> list[dict]:
+    """One raw row per queried item: checkpoint, variant, position, age, success, cosine."""
+    return [
+        {
+            "N": N,
+            "codebook": variant,
+            "position": p,
+            "age": N - p,
+            "needle": needle,
+            "success": ok,
+            "cos": cos,
+        }  # fmt: skip
+        for p, ok, cos in zip(positions.tolist(), success.tolist(), cosines.tolist(), strict=True)
+    ]
+
+
 def query_window(positions: torch.Tensor, N: int, W: int) -> torch.Tensor:
     """Success ``[Q]`` of a window that holds the last ``W`` of ``N`` items exactly and
     guesses uniformly at random otherwise."""
@@ -203,7 +202,7 @@ checkpoints = []
 written = 0
 write_seconds = 0.0
 needles = torch.arange(n_needles, dtype=torch.int64)
-for N in tqdm(N_values, desc="checkpoints N"):
+for N in progress(N_values, desc="checkpoints N"):
     while written < N:
         stop = min(written + batch_size, N)
         keys = torch.arange(written, stop, dtype=torch.int64)
@@ -225,34 +224,8 @@ for N in tqdm(N_values, desc="checkpoints N"):
             "needle_success": float(needle_success.double().mean()),
             "needle_mean_cos": float(needle_cosines.mean()),
         }
-        for position, ok, cos in zip(
-            sampled.tolist(), success.tolist(), cosines.tolist(), strict=True
-        ):
-            rows.append(
-                {
-                    "N": N,
-                    "codebook": name,
-                    "position": position,
-                    "age": N - position,
-                    "needle": False,
-                    "success": ok,
-                    "cos": cos,
-                }
-            )
-        for position, ok, cos in zip(
-            needles.tolist(), needle_success.tolist(), needle_cosines.tolist(), strict=True
-        ):
-            rows.append(
-                {
-                    "N": N,
-                    "codebook": name,
-                    "position": position,
-                    "age": N - position,
-                    "needle": True,
-                    "success": ok,
-                    "cos": cos,
-                }
-            )
+        rows += query_rows(N, name, sampled, False, success, cosines)
+        rows += query_rows(N, name, needles, True, needle_success, needle_cosines)
     checkpoints.append(
         {
             "N": N,
@@ -271,6 +244,10 @@ for N in tqdm(N_values, desc="checkpoints N"):
     )
 write_items_per_s = len(codebooks) * N_max / write_seconds
 
+# %% [markdown]
+# Success against age at the largest $N$, for BBPM and the windows.
+
+# %%
 # Success vs age at the largest N: ages log-uniform in [1, N_max] (age 1 = the last item written).
 age_gen = torch.Generator().manual_seed(seed + 3)
 log_age = torch.rand(n_position_queries, generator=age_gen, dtype=torch.float64) * math.log(
@@ -324,7 +301,7 @@ needle_value = torch.nn.functional.normalize(torch.randn(1, d, generator=needle_
 memory.write(torch.tensor([needle_key]), needle_value)
 needle_curve = []
 written = 0
-for haystack in tqdm(N_values, desc="haystack size"):
+for haystack in progress(N_values, desc="haystack size"):
     while written < haystack:
         stop = min(written + batch_size, haystack)
         hay = torch.nn.functional.normalize(
@@ -351,8 +328,8 @@ print(
 )
 
 # %%
-exp.save_raw(rows)
-exp.save_metrics(
+raw_csv = exp.save_raw(rows)
+metrics_json = exp.save_metrics(
     {
         "hash": hash_fn.config(),
         "codebook_mean_norm": {
@@ -376,7 +353,7 @@ exp.save_metrics(
 # Drawn from `results/exp05_needle_haystack/metrics.json`. Error bars: one standard error of
 # the success rate over the queries.
 
-# %%
+# %% tags=["hide-input"]
 m = exp.load_metrics()
 hp = m["hyperparameters"]
 cp = m["checkpoints"]
@@ -395,6 +372,7 @@ variant_styles = {
     ),
 }
 
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
 ax = axes[0, 0]
 for name, style in variant_styles.items():
@@ -431,7 +409,9 @@ top = ax.secondary_xaxis(
     ),
 )
 top.set_xlabel("load λ = NKH/D")
+plt.close(fig)  # finished below; shown once, with its provenance line, by exp.save_figure
 
+# %% tags=["hide-input"]
 ax = axes[0, 1]
 for name, style in variant_styles.items():
     ax.plot(Ns, [c["bbpm"][name]["mean_cos"] for c in cp], **style)
@@ -455,8 +435,9 @@ ax.set_xlabel("items written N")
 ax.set_ylabel("mean cosine(read, true code)")
 ax.set_title("(b) fidelity of the read vector")
 ax.grid(True, which="both", alpha=0.3)
-ax.legend(fontsize=8)
+_ = ax.legend(fontsize=8)
 
+# %% tags=["hide-input"]
 ax = axes[1, 0]
 ab = m["age_bins"]
 centers = [b["age_center"] for b in ab]
@@ -476,8 +457,9 @@ ax.set_xlabel("age of the queried item (N - position; 1 = last written)")
 ax.set_ylabel("top-1 recall success")
 ax.set_title(f"(c) success vs position in the stream at N = {m['age_bins_N']:,}")
 ax.grid(True, which="both", alpha=0.3)
-ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 0.12), framealpha=0.9)
+_ = ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 0.12), framealpha=0.9)
 
+# %% tags=["hide-input"]
 ax = axes[1, 1]
 nc = m["single_needle"]
 ax.plot(
@@ -510,8 +492,7 @@ fig.suptitle(
     f"Needle in a haystack: D = {hp['D']:,}, d = {hp['d']}, K = {hp['K']}, H = {hp['H']}, C = {hp['n_values']}"
 )
 fig.tight_layout()
-exp.save_figure(fig, "needle_accuracy.png")
-plt.show()
+figure_png = exp.save_figure(fig, "needle_accuracy.png")
 
 # %% [markdown]
 # ## What the run shows
@@ -545,6 +526,7 @@ print(
 )
 
 
+# %%
 def pooled(bins: list[dict], success_of) -> tuple[float, int]:
     """Success over all queried items of ``bins`` (weighted by items per bin), and the item count."""
     n = sum(b["n"] for b in bins)
@@ -558,17 +540,22 @@ if old and recent:
         pooled(bins, lambda b: b["bbpm"]["centred"]["success"]) for bins in (old, recent)
     )
     se = math.sqrt(p_old * (1 - p_old) / n_old + p_recent * (1 - p_recent) / n_recent)
+    age_verdict = (
+        "consistent with no dependence on age"
+        if abs(p_recent - p_old) <= 2 * se
+        else "a dependence on age"
+    )
     print(
         f"At N = {m['age_bins_N']:,}, BBPM success on items older than W = {hp['window']:,}: {p_old:.3f} ({n_old:,} items) vs "
         f"{p_recent:.3f} on recent ones ({n_recent:,} items); difference {p_recent - p_old:+.3f} +- {2 * se:.3f} (2 s.e.), "
-        + (
-            "consistent with no dependence on age. "
-            if abs(p_recent - p_old) <= 2 * se
-            else "a dependence on age. "
-        )
-        + f"The window scores {pooled(recent, lambda b: b['window_success'][w_small])[0]:.3f} inside and "
+        + f"{age_verdict}. The window scores {pooled(recent, lambda b: b['window_success'][w_small])[0]:.3f} inside and "
         f"{pooled(old, lambda b: b['window_success'][w_small])[0]:.3f} outside."
     )
+else:
+    age_verdict = "not measured (no age bin on both sides of the window)"
+exp.record(
+    "age_verdict", age_verdict, "", "old vs recent items: BBPM success difference within 2 s.e.?"
+)
 print(
     f"The equal-memory window ({m['windows'][w_eq]:,} exact items in the same bytes) is exact while N <= "
     f"{m['windows'][w_eq]:,}; at N = {last['N']:,} it scores {last['window_success'][w_eq]:.3f} against BBPM's "
@@ -593,6 +580,7 @@ def first_below(variant: str, level: float = 0.9) -> dict | None:
     return next((c for c in cp if c["bbpm"][variant]["success"] < level), None)
 
 
+# %% tags=["hide-input"]
 for variant, tag in (("centred", "debiased"), ("centred_inverse_noise", "inverse_noise")):
     exp.record(f"success_final_{tag}", last["bbpm"][variant]["success"], ".3f",
                f"top-1 success of the {tag} read at the largest N")  # fmt: skip
@@ -635,7 +623,7 @@ exp.record(
     ",d",
     "checkpoint N of that largest cosine gain",
 )
-exp.record(
+_ = exp.record(
     "inverse_noise_cos_gain_max_load", cp[best_cos]["load"], ".1f", "load of that checkpoint"
 )
 
@@ -654,6 +642,9 @@ exp.record(
 # where the inverse-noise read returns items exactly, the debiased read already decodes them
 # (top-1 among the codes tolerates its small crosstalk), and where decoding starts to fail the
 # keys have no clean slot left and the two reads nearly coincide.
+#
+# Old items against recent ones (older or younger than the window $W$) at the largest $N$:
+# BBPM's success difference is {glue:text}`age_verdict`.
 
 # %% [markdown]
 # ## Records for the paper
@@ -690,6 +681,6 @@ for name in last.get("window_success", {}):
         f"{name}: top-1 success at the last checkpoint",
     )
 record_metric(exp, "window", lambda: pm["hyperparameters"]["window"], ",d", "window W (items)")
-record_metric(
+_ = record_metric(
     exp, "codebook_size", lambda: pm["hyperparameters"]["n_values"], ",d", "codebook size C"
 )

@@ -91,7 +91,7 @@ k_ablation_budget = 1048576
 k_ablation_load = 3.0
 theory_points = 60
 
-# %%
+# %% tags=["hide-input"]
 import copy
 import math
 import time
@@ -99,49 +99,15 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bbpm.baselines import bbpm_from_budget, decode_top1, make_memory, random_codebook
 from bbpm.baselines import theory as peer_theory
+from bbpm.baselines.capacity import bisect_capacity
 from bbpm.hashing import diagnostics as hash_diagnostics
 from bbpm.hashing.mixing import splitmix64
-from bbpm.utils import Experiment, format_bytes
+from bbpm.utils import Experiment, format_bytes, progress
 
-params = dict(
-    seed=seed,
-    d=d,
-    codebook_size=codebook_size,
-    budgets_bytes=budgets_bytes,
-    load_grid=load_grid,
-    methods=methods,
-    n_queries=n_queries,
-    write_batch=write_batch,
-    stop_accuracy=stop_accuracy,
-    hit_keep=hit_keep,
-    capacity_accuracy=capacity_accuracy,
-    capacity_rel_tol=capacity_rel_tol,
-    flyhash_max_bytes=flyhash_max_bytes,
-    bbpm_K=bbpm_K,
-    bbpm_H=bbpm_H,
-    bbpm_block_size=bbpm_block_size,
-    hopfield_key_dim=hopfield_key_dim,
-    hopfield_top_k=hopfield_top_k,
-    hopfield_beta=hopfield_beta,
-    flyhash_k=flyhash_k,
-    flyhash_fan_in=flyhash_fan_in,
-    flyhash_key_dim=flyhash_key_dim,
-    flyhash_theory_keys=flyhash_theory_keys,
-    count_sketch_rows=count_sketch_rows,
-    count_sketch_estimator=count_sketch_estimator,
-    throughput_items=throughput_items,
-    throughput_slow_items=throughput_slow_items,
-    throughput_seconds=throughput_seconds,
-    k_ablation_values=k_ablation_values,
-    k_ablation_budget=k_ablation_budget,
-    k_ablation_load=k_ablation_load,
-    theory_points=theory_points,
-)
-exp = Experiment("exp08_peer_memories", params)
+exp = Experiment.from_notebook("exp08_peer_memories", "notebooks/exp08.py", globals())
 print(f"torch threads: {torch.get_num_threads()}")
 
 # %% [markdown]
@@ -160,7 +126,7 @@ print(f"torch threads: {torch.get_num_threads()}")
 # generated from the key id by splitmix64, so no memory stores anything per key beyond its
 # budget; the fly-hash projection is a function of the seed and not counted in its bytes.
 
-# %%
+# %% tags=["hide-input"]
 METHOD_OPTIONS = {
     "dict": {},
     "hopfield": dict(key_dim=hopfield_key_dim, top_k=hopfield_top_k, beta=hopfield_beta),
@@ -203,6 +169,8 @@ COLORS = {
 unknown = [m for m in methods if m not in METHOD_OPTIONS]
 if unknown:
     raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_OPTIONS)}")
+
+# %% tags=["hide-input"]
 
 
 def build(method: str, budget: int):
@@ -294,7 +262,7 @@ for b in budgets_bytes:
 # bracket's width.
 
 
-# %%
+# %% tags=["hide-input"]
 def false_recall(
     hit_scores: torch.Tensor, unseen_scores: torch.Tensor
 ) -> tuple[float | None, float | None]:
@@ -334,6 +302,7 @@ def evaluate(memory, query_rows: torch.Tensor) -> dict:
     }
 
 
+# %% tags=["hide-input"]
 def write_items(memory, start: int, stop: int) -> float:
     """Write items start..stop-1 (in order, batches of write_batch); seconds spent in write."""
     seconds = 0.0
@@ -360,43 +329,55 @@ def probe_queries(bi: int, N: int) -> torch.Tensor:
     return torch.randperm(N, generator=generator)[:n_queries]
 
 
-def refine_capacity(lo_state, lo_n: int, lo_acc, hi_n: int, hi_acc: float, bi: int) -> dict:
-    """Bisect (in log N) between measured N = lo_n (accuracy >= target; lo_n = 0: an empty
-    memory, nothing measured) and hi_n (accuracy < target), on copies of lo_state."""
-    probes = []
-    while hi_n - lo_n > max(1.0, capacity_rel_tol * lo_n):
-        mid = min(hi_n - 1, max(lo_n + 1, round(math.sqrt(max(lo_n, 1) * hi_n))))
-        state = copy.deepcopy(lo_state)
-        write_items(state, lo_n, mid)
-        accuracy = top1_accuracy(state, probe_queries(bi, mid))
-        probes.append({"N": mid, "accuracy": accuracy})
-        if accuracy >= capacity_accuracy:
-            lo_state, lo_n, lo_acc = state, mid, accuracy
-        else:
-            hi_n, hi_acc = mid, accuracy
-            del state
-    if lo_n == 0:  # not even one item decodes at the target
-        return {
-            "N": None,
-            "censored": f"below target at N = {hi_n}",
-            "smallest_N": hi_n,
-            "N_lo": None,
-            "accuracy_lo": None,
-            "N_hi": hi_n,
-            "accuracy_hi": hi_acc,
-            "probes": probes,
+def capacity_entry(passed: tuple, crossed: tuple | None, bi: int) -> dict:
+    """The capacity at ``capacity_accuracy`` from the grid's bracket: the last grid point at
+    or above the target ``passed = (N, accuracy, memory state)`` and the first below it
+    ``crossed = (N, accuracy)`` (None: never crossed), refined by bisection."""
+    lo_n, lo_acc, lo_state = passed
+    if crossed is None:  # the target was never crossed on the grid
+        entry = {"N": float(lo_n), "censored": "never below target", "N_lo": lo_n,
+                 "accuracy_lo": lo_acc, "N_hi": None, "accuracy_hi": None, "probes": []}  # fmt: skip
+    else:
+        entry = bisect_capacity(
+            write_items,
+            lambda state, N: top1_accuracy(state, probe_queries(bi, N)),
+            lo_state, lo_n, lo_acc, *crossed, capacity_accuracy, capacity_rel_tol,
+        )  # fmt: skip
+    entry["grid_bracket"] = [lo_n, None if crossed is None else crossed[0]]
+    return entry
+
+
+# %% tags=["hide-input"]
+def sweep_method(method: str, budget: int, grid: list[int], queries: dict) -> tuple:
+    """Write ``method``'s memory at ``budget`` along ``grid``, evaluating at each N (stop once
+    accuracy < stop_accuracy). Returns (rows, passed, crossed, memory) as capacity_entry takes."""
+    memory, n_written, method_rows = build(method, budget), 0, []
+    # last grid point at/above the target (state copied) and first below it, if any
+    passed, crossed = (0, None, build(method, budget)), None
+    for N in progress(grid, desc=f"{method} @ {format_bytes(budget)}", mininterval=5.0):
+        write_seconds = write_items(memory, n_written, N)
+        new_items, n_written = N - n_written, N
+        row = {
+            "method": method,
+            "budget_bytes": budget,
+            "nbytes": memory.nbytes,
+            "N": N,
+            "load": N / value_slots[budget],
+            **evaluate(memory, queries[N]),
+            "write_items_per_s": new_items / max(write_seconds, 1e-9),
         }
-    return {
-        "N": (lo_n + hi_n) / 2,
-        "censored": None,
-        "N_lo": lo_n,
-        "accuracy_lo": lo_acc,
-        "N_hi": hi_n,
-        "accuracy_hi": hi_acc,
-        "probes": probes,
-    }
+        method_rows.append(row)
+        if crossed is None:
+            if row["accuracy"] >= capacity_accuracy:
+                passed = (N, row["accuracy"], copy.deepcopy(memory))
+            else:
+                crossed = (N, row["accuracy"])
+        if row["accuracy"] < stop_accuracy:
+            break
+    return method_rows, passed, crossed, memory
 
 
+# %%
 rows = []
 hash_stats = {}
 skipped = {}
@@ -417,32 +398,9 @@ for bi, budget in enumerate(budgets_bytes):
             capacity[method][str(budget)] = None
             continue
         started = time.perf_counter()
-        memory = build(method, budget)
-        n_written = 0
-        # last grid point at/above the target (state copied) and first below it, if any
-        passed, crossed = (0, None, build(method, budget)), None
-        for N in tqdm(
-            grid, desc=f"{method} @ {format_bytes(budget)}", mininterval=5.0, leave=False
-        ):
-            write_seconds = write_items(memory, n_written, N)
-            new_items, n_written = N - n_written, N
-            row = {
-                "method": method,
-                "budget_bytes": budget,
-                "nbytes": memory.nbytes,
-                "N": N,
-                "load": N / value_slots[budget],
-                **evaluate(memory, queries[N]),
-                "write_items_per_s": new_items / max(write_seconds, 1e-9),
-            }
-            rows.append(row)
-            if crossed is None:
-                if row["accuracy"] >= capacity_accuracy:
-                    passed = (N, row["accuracy"], copy.deepcopy(memory))
-                else:
-                    crossed = (N, row["accuracy"])
-            if row["accuracy"] < stop_accuracy:
-                break
+        method_rows, passed, crossed, memory = sweep_method(method, budget, grid, queries)
+        rows += method_rows
+        n_written = method_rows[-1]["N"]
         if method.startswith("bbpm"):
             slots = memory.slots(written_keys[:n_written])
             hash_stats.setdefault(method, {})[str(budget)] = {
@@ -453,27 +411,15 @@ for bi, budget in enumerate(budgets_bytes):
         del memory
         method_seconds[method] += time.perf_counter() - started
         started = time.perf_counter()
-        lo_n, lo_acc, lo_state = passed
-        if crossed is None:  # the target was never crossed on the grid
-            entry = {
-                "N": float(lo_n),
-                "censored": "never below target",
-                "N_lo": lo_n,
-                "accuracy_lo": lo_acc,
-                "N_hi": None,
-                "accuracy_hi": None,
-                "probes": [],
-            }
-        else:
-            entry = refine_capacity(lo_state, lo_n, lo_acc, *crossed, bi)
-        entry["grid_bracket"] = [lo_n, None if crossed is None else crossed[0]]
-        capacity[method][str(budget)] = entry
-        del passed, lo_state
+        capacity[method][str(budget)] = capacity_entry(passed, crossed, bi)
+        del passed
         capacity_seconds[method] += time.perf_counter() - started
 print(
     f"{len(rows)} sweep points; seconds per method: "
     + ", ".join(f"{m} {s:.1f}" for m, s in method_seconds.items())
 )
+
+# %% tags=["hide-input"]
 print(
     f"{sum(len(e['probes']) for per in capacity.values() for e in per.values() if e)} capacity "
     "probes; seconds per method: " + ", ".join(f"{m} {s:.1f}" for m, s in capacity_seconds.items())
@@ -590,6 +536,8 @@ def bbpm_prediction(N: int, size: dict, block: bool, rule: str = "debiased") -> 
 
 
 theory = {}
+
+# %% tags=["hide-input"]
 for budget in budgets_bytes:
     key = str(budget)
     n_hi = max(r["N"] for r in rows if r["budget_bytes"] == budget)
@@ -644,6 +592,8 @@ for budget in budgets_bytes:
                 curves[f"{method}_accuracy"] = [p[1] for p in pairs]
     theory[key] = curves
 
+# %% tags=["hide-input"]
+
 
 def predicted_at(curves: dict, name: str, N: int) -> float | None:
     """Theory curve `name` interpolated (in log N) at N."""
@@ -686,7 +636,9 @@ print({k: round(v["max_abs"], 3) for k, v in theory_error.items()})
 # lie in the bracket up to the sampling error of the accuracies.
 
 
-# %%
+# %% tags=["hide-input"]
+
+
 def bracket_text(entry: dict | None) -> str:
     if entry is None:
         return "not run"
@@ -724,6 +676,8 @@ print(
     f"{sum(method_seconds.values()):.1f} s."
 )
 fifo_check = {}
+
+# %%
 for method in ("dict", "hopfield"):
     if method not in methods:
         continue
@@ -780,7 +734,7 @@ def timed_run(memory, keys: torch.Tensor, values: torch.Tensor) -> tuple[float, 
 throughput = {m: {} for m in methods}
 for method in methods:  # warm-up
     timed_run(build(method, budgets_bytes[0]), written_keys[:2], codebook[:2])
-for budget in tqdm(budgets_bytes, desc="throughput", mininterval=5.0):
+for budget in progress(budgets_bytes, desc="throughput", mininterval=5.0):
     for method in methods:
         n_items = throughput_slow_items if method in SLOW_METHODS else throughput_items
         keys = splitmix64(torch.arange(n_items, dtype=torch.int64) + (1 << 41))
@@ -835,11 +789,10 @@ for K in k_ablation_values:
     if snr_bounds is not None:
         entry["cosine_theory"] = snr_bounds.expected_cosine(n_ablation, entry["D"], K, 1, d)
     k_ablation.append(entry)
-print(k_ablation)
 
-# %%
-exp.save_raw(rows)
-exp.save_metrics(
+# %% tags=["hide-input"]
+raw_csv = exp.save_raw(rows)
+metrics_json = exp.save_metrics(
     {
         "value_slots": {str(b): v for b, v in value_slots.items()},
         "n_max": n_max,
@@ -868,7 +821,7 @@ exp.save_metrics(
 # line at `capacity_accuracy`. The x axis is the number of items written; the top axis of
 # each panel gives the same as the load $N\cdot 4d/b$.
 
-# %%
+# %% tags=["hide-input"]
 m = exp.load_metrics()
 hp = m["hyperparameters"]
 budgets = hp["budgets_bytes"]
@@ -883,6 +836,7 @@ def series(method: str, budget: int, column: str):
     return [p[0] for p in points], [p[1] for p in points]
 
 
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(
     2, len(budgets), figsize=(4.2 * len(budgets), 7.5), squeeze=False, sharey="row"
 )
@@ -957,7 +911,7 @@ plt.show()
 # Each point is the share of never-written keys accepted at the threshold that keeps the
 # share `hit_keep` of the true hits at that $N$ (no point where nothing was decoded correctly).
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(
     2, len(budgets), figsize=(4.2 * len(budgets), 7), squeeze=False, sharey=True
 )
@@ -1000,7 +954,7 @@ plt.show()
 # keeps accuracy $a$ up to capacity/$a$ items. Where lines overlap, the numbers are in the
 # discussion below.
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
 for method in hp["methods"]:
     xs, ys, lo_err, hi_err, open_x, open_y = [], [], [], [], [], []
@@ -1055,7 +1009,7 @@ plt.show()
 #
 # Items per second for writes and reads, per method and budget (log scale).
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
 width = 0.8 / len(budgets)
 for ax, column, title in zip(
@@ -1084,7 +1038,7 @@ plt.show()
 # %% [markdown]
 # ## BBPM's $K$: codebook values against independent values
 
-# %%
+# %% tags=["hide-input"]
 ablation = m["k_ablation"]
 fig, ax = plt.subplots(figsize=(6, 4))
 ks = [r["K"] for r in ablation["rows"]]
@@ -1134,7 +1088,9 @@ plt.show()
 # Every number below is read from this run's `metrics.json`.
 
 
-# %%
+# %% tags=["hide-input"]
+
+
 def fmt_n(x) -> str:
     return "n/a" if x is None else f"{x:,.0f}"
 
@@ -1183,6 +1139,8 @@ for mm in ran:
 ranked = sorted(
     (cap_entry(mm, big)["N"] or 0.0, mm) for mm in ran if cap_entry(mm, big) is not None
 )
+
+# %%
 print(
     f"   Largest at {format_bytes(big)}: {ranked[-1][1]} ({cap_text(ranked[-1][1], big)} items), "
     f"then {ranked[-2][1]} ({cap_text(ranked[-2][1], big)})."
@@ -1220,6 +1178,7 @@ def fifo_text(method: str, budget: int) -> str:
     )
 
 
+# %%
 if "dict" in ran:
     dict_cap = m["sizes"]["dict"][str(big)]["capacity"]
     p4 = point("dict", big, 4.0)
@@ -1261,6 +1220,7 @@ if "hopfield" in ran:
         f"every stored pattern ({m['throughput']['hopfield'][str(big)]['read_items_per_s']:,.0f} reads/s at {format_bytes(big)})."
     )
 
+# %%
 print(
     f"4. Superposition memories at {format_bytes(budgets[0])} (first-order law cos = 1/sqrt(1 + load)):"
 )
@@ -1294,6 +1254,8 @@ if "count_sketch" in ran:
         f"of near-Gaussian row estimates has {peer_theory.median_variance_factor(hp['count_sketch_rows']):.2f}x the "
         "variance of their mean (its theory line)."
     )
+
+# %%
 if "flyhash" in ran:
     fly_runs = [b for b in budgets if cap_n("flyhash", b) and cap_n("bbpm_global", b)]
     if fly_runs and "bbpm_global" in ran:
@@ -1330,6 +1292,8 @@ print(
 for mm in ran:
     t = m["throughput"][mm][str(big)]
     print(f"   {mm}: {t['write_items_per_s']:,.0f} / {t['read_items_per_s']:,.0f}")
+
+# %%
 if "flyhash" in ran:
     fly = [m["throughput"]["flyhash"][str(b)]["write_items_per_s"] for b in budgets]
     print(
@@ -1372,6 +1336,8 @@ print(f"\nRun time: {m['runtime_seconds']:.0f} s.")
 
 
 # %% tags=["hide-input"]
+
+
 def budget_label(b: int) -> str:
     return f"{b // 1024}kib"
 
@@ -1393,6 +1359,8 @@ for mm in (x for x in BBPM_METHODS if x in ran):
                    f"{LABELS[mm]}: median false recall (score threshold) over the sweep")  # fmt: skip
 debiased_only = [mm for mm in ran if not mm.endswith("inverse_noise")]
 changed = []
+
+# %% tags=["hide-input"]
 for b in budgets:
     before = max(debiased_only, key=lambda mm: cap_value(mm, b))
     after = max(ran, key=lambda mm: cap_value(mm, b))
@@ -1426,6 +1394,8 @@ for b in budgets:
 gains = [cap_value(f"{base}_inverse_noise", b) / cap_value(base, b)
          for base in ("bbpm_global", "bbpm_block") if base in ran and f"{base}_inverse_noise" in ran
          for b in budgets if cap_value(base, b) > 0]  # fmt: skip
+
+# %% tags=["hide-input"]
 if gains:
     exp.record(
         "capacity_gain_inverse_noise_min",
@@ -1473,7 +1443,7 @@ for b in budgets:
 # `results/exp08_peer_memories/exp08_peer_memories.tex`; the caption gives the target and
 # the widest bracket of the run.
 
-# %%
+# %% tags=["hide-input"]
 metrics = exp.load_metrics()
 capacity = metrics["capacity"]
 budget_keys = sorted({b for per_budget in capacity.values() for b in per_budget}, key=int)
@@ -1543,7 +1513,7 @@ for method, per_budget in pm["capacity"].items():
         ",.0f",
         f"{method}: items at the capacity target, largest budget",
     )
-record_metric(
+_ = record_metric(
     exp,
     "capacity_ratio_bbpm_to_dict",
     lambda: pm["capacity"]["bbpm_global"][largest]["N"] / pm["capacity"]["dict"][largest]["N"],

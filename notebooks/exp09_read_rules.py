@@ -27,10 +27,7 @@
 # setting ($D$ slots, $d$, $K$, $H = 1$, global hashing); the $(K, H)$ grid uses exp02's. Theory
 # curves come from `bbpm.theory.snr_bounds` (`expected_cosine(..., read_rule=...)` and
 # `exact_share`), derived from the same slot-load model for all three rules. The parameters are
-# in `params/exp09_read_rules.yaml`; the first code cell below prints this run's values.
-
-# %% tags=["hide-input"]
-_names_before_parameters = set(globals())
+# in `params/exp09_read_rules.yaml`; the first code cell below shows this run's values.
 
 # %% tags=["parameters"]
 seed = 0
@@ -67,16 +64,10 @@ from bbpm import BBPMMemoryFloat, GlobalAffineHash
 from bbpm.bench import interleaved_times
 from bbpm.memory.read_rules import READ_RULES, solve_known_keys
 from bbpm.theory import snr_bounds
-from bbpm.utils import Experiment
+from bbpm.utils import Experiment, show_table
 
-params = {
-    k: v
-    for k, v in globals().items()
-    if k not in _names_before_parameters and not k.startswith("_")
-}
-params = {k: v for k, v in params.items() if isinstance(v, int | float | list | str)}
-exp = Experiment("exp09_read_rules", params)
-print(", ".join(f"{k} = {v}" for k, v in params.items()))
+exp = Experiment.from_notebook("exp09_read_rules", "notebooks/exp09_read_rules.py", globals())
+show_table(["parameter", "value"], [[k, v] for k, v in exp.params.items()])
 RULE_STYLE = {"debiased": "C0", "mean": "C1", "inverse_noise": "C2"}
 
 
@@ -141,15 +132,17 @@ for rule in READ_RULES:
                f"mean cosine of the {rule} read at the headline load (exp01 setting)")  # fmt: skip
 exp.record("exact_inverse_noise_headline", at(headline_load, "inverse_noise", "exact"), ".1%",
            "share of keys the inverse-noise read returns exactly at the headline load")  # fmt: skip
-exp.record("exact_debiased_headline", at(headline_load, "debiased", "exact"), ".1%",
+_ = exp.record("exact_debiased_headline", at(headline_load, "debiased", "exact"), ".1%",
            "share of keys the debiased read returns exactly at the headline load")  # fmt: skip
+
+# %% tags=["hide-input"]
 exp.record(
     "max_gap_theory_cos",
     gap_cos,
     ".4f",
     "largest |theory - measured| mean cosine, all rules and loads",
 )
-exp.record(
+_ = exp.record(
     "max_gap_theory_exact",
     gap_exact,
     ".3f",
@@ -206,7 +199,7 @@ exp.record(
     "+.4f",
     "largest inverse-noise minus debiased mean cosine over exp02's (K, H) grid",
 )
-exp.record("grid_max_gap_theory_cos", max(abs(g["cos"] - g["theory_cos"]) for g in grid), ".4f",
+_ = exp.record("grid_max_gap_theory_cos", max(abs(g["cos"] - g["theory_cos"]) for g in grid), ".4f",
            "largest |theory - measured| mean cosine on exp02's grid")  # fmt: skip
 
 # %% [markdown]
@@ -233,7 +226,7 @@ with torch.no_grad():
 median = {rule: float(np.median(t)) for rule, t in times.items()}
 exp.record("time_ratio_inverse_noise", median["inverse_noise"] / median["debiased"], ".2f",
            "inverse-noise read time / debiased read time (same keys, same table)")  # fmt: skip
-exp.record(
+_ = exp.record(
     "time_ratio_mean",
     median["mean"] / median["debiased"],
     ".2f",
@@ -287,9 +280,11 @@ def rep(r, drifting, rule):
 
 
 r_max = repeat_counts[-1]
-exp.record(
+_ = exp.record(
     "repeat_r_max", r_max, "d", "largest number of writes per key in the repeated-write study"
 )
+
+# %% tags=["hide-input"]
 for rule in READ_RULES:
     exp.record(
         f"repeat_cos_{rule}",
@@ -319,7 +314,7 @@ exp.record(
     "",
     "which of inverse noise / debiased leads after r_max same-value writes",
 )
-exp.record(
+_ = exp.record(
     "drift_leader",
     leader(True),
     "",
@@ -378,12 +373,14 @@ exp.record("known_inverse_noise_exact_there", row["inverse_noise_exact"], ".1%",
            "inverse-noise exact share at that load (or the first load of the grid)")  # fmt: skip
 last_k = known[-1]
 exp.record("known_top_load", last_k["load"], "g", "largest load of the known-key grid")
-exp.record(
+_ = exp.record(
     "known_solve_cos_top",
     last_k["solve_cos"],
     ".3f",
     "known-key solve mean cosine at the largest load",
 )
+
+# %% tags=["hide-input"]
 exp.record(
     "known_inverse_noise_cos_top",
     last_k["inverse_noise_cos"],
@@ -391,7 +388,7 @@ exp.record(
     "inverse-noise mean cosine there",
 )
 wins = [k["load"] for k in known if k["solve_cos"] > k["inverse_noise_cos"] + 1e-4]
-exp.record("known_wins", ", ".join(f"{w:g}" for w in wins) if wins else "none", "",
+_ = exp.record("known_wins", ", ".join(f"{w:g}" for w in wins) if wins else "none", "",
            "loads where the known-key solve beats the inverse-noise read in mean cosine")  # fmt: skip
 
 # %% [markdown]
@@ -439,7 +436,7 @@ verdict = (
     if wins == len(pairs)
     else f"Not everywhere: the raw mean wins on {len(pairs) - wins} of {len(pairs)} points"
 )
-exp.record(
+_ = exp.record(
     "verdict_debiasing", verdict, "", "verdict on the claim that count debiasing destroys signal"
 )
 
@@ -497,8 +494,9 @@ for ax in axes.flat:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
 fig.tight_layout()
-exp.save_figure(fig, "read_rules")
-plt.show()
+figure_png = exp.save_figure(fig, "read_rules.png")
 
 # %% tags=["hide-input"]
-exp.save_metrics({"sweep": sweep, "grid": grid, "time_median_s": median, "repeats": repeat_rows})
+metrics_json = exp.save_metrics(
+    {"sweep": sweep, "grid": grid, "time_median_s": median, "repeats": repeat_rows}
+)
