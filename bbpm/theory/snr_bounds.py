@@ -476,41 +476,12 @@ def _sampled_cosine_terms(
     ``EXACT_ITEMS`` entries get one exact draw (random unit values, each other entry a
     distinct item), an unbiased 0/1 or single-value estimate of the same quantities.
     Returns ``([S], [S], {tau: [S]})``."""
+    from bbpm.theory.read_rules import cosine_terms
+
     loads = sample_loads(N, D, K, H, n_samples, seed, block_size)
-    M = K * H
-    w = 1.0 / (1.0 + loads)
-    a = w.mean(axis=1)
-    s2 = (loads * w * w).sum(axis=1) / M**2 + _load_model(N, D, K, H, block_size, True).pair_s2
-    # Loads are discrete: many keys share (a, s2); integrate each distinct pair once.
-    pairs, inverse = np.unique(np.stack([a, s2], axis=1), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    n_nodes = 24 if d >= 4 else 48
-    mean_u, var_u = conditional_cosine_moments(pairs[:, 0], pairs[:, 1], d, n_nodes)
-    mean, second = mean_u[inverse], (var_u + mean_u * mean_u)[inverse]
-    shares = {
-        tau: conditional_share_above(tau, pairs[:, 0], pairs[:, 1], d, n_nodes)[inverse]
-        for tau in taus
-    }
-    exact = np.flatnonzero(loads.sum(axis=1) <= EXACT_ITEMS)
-    if exact.size:
-        gen = torch.Generator().manual_seed(seed + 1)
-        sub = loads[exact].astype(np.int64).reshape(-1)  # [E*M] entries per slot position
-        coef = torch.from_numpy(
-            np.repeat((w[exact] / M).reshape(-1), sub).astype(np.float32)
-        )  # one per item
-        owner = torch.from_numpy(np.repeat(np.repeat(np.arange(exact.size), M), sub))
-        values = torch.randn(coef.numel(), d, generator=gen)  # float32 is plenty for one draw
-        values *= (coef / values.norm(dim=1))[:, None]
-        read = torch.zeros(exact.size, d)
-        read[:, 0] = torch.from_numpy(
-            a[exact].astype(np.float32)
-        )  # the written value is e_1 (rotation invariance)
-        read.index_add_(0, owner, values)
-        cos = (read[:, 0] / read.norm(dim=1)).double().numpy()
-        mean[exact], second[exact] = cos, cos * cos
-        for tau in taus:
-            shares[tau][exact] = (cos > tau).astype(np.float64)
-    return mean, second, shares
+    w = 1.0 / (1.0 + loads)  # the debiased read's slot weights, before the 1/M
+    pair_s2 = _load_model(N, D, K, H, block_size, True).pair_s2
+    return cosine_terms(loads, w.mean(axis=1), w / (K * H), pair_s2, d, seed, taus)
 
 
 def cosine_std(
