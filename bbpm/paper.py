@@ -67,7 +67,10 @@ def record_metric(exp, name: str, get, fmt: str = "", description: str = "") -> 
     """``exp.record(name, get(), fmt, description)`` for a number the paper quotes, read from the
     run's metrics by ``get``. When this run did not produce it (a key or index missing: a smoke
     run, another mode), nothing is recorded, the log says so and the paper shows a placeholder
-    for it (``python -m bbpm.paper generate`` lists it; ``--full`` refuses it)."""
+    for it (``python -m bbpm.paper generate`` lists it; ``--full`` refuses it). A name the
+    chapter has already recorded is kept as the chapter recorded it (one record per number)."""
+    if name in exp.records:
+        return exp.records[name]["text"]
     try:
         value = get()
     except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as error:

@@ -149,6 +149,9 @@ def test_record_metric_records_what_exists_and_skips_what_does_not(tmp_path):
     assert paper.record_metric(exp, "missing", lambda: metrics["b"][0], ".1f") is None
     saved = json.loads((tmp_path / "results" / "exp_paper" / "records.json").read_text())
     assert list(saved["records"]) == ["last_a"]
+    # a name the chapter recorded already is kept (recorded and glued once)
+    assert paper.record_metric(exp, "last_a", lambda: metrics["a"][0], ".3f") == "50%"
+    assert exp.records["last_a"]["value"] == 0.5
     assert paper.record_slug("BBPM injection") == "bbpm_injection"
     assert paper.record_slug("bmrt+bbpm") == "bmrt_bbpm"
     assert paper.record_slug("0.01") == "x_0_01"
