@@ -4,6 +4,26 @@ import torch
 from bbpm.memory.kernels import triton_ops
 
 
+def tiny_llama(hidden_size: int, attn_implementation: str) -> torch.nn.Module:
+    """A randomly initialised two-layer Llama (vocabulary 128, grouped-query attention),
+    seeded, in eval mode: the stand-in model of the KV-cache and press tests."""
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        hidden_size=hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        vocab_size=128,
+        max_position_embeddings=512,
+    )
+    model = transformers.LlamaForCausalLM(config).eval()
+    model.set_attn_implementation(attn_implementation)
+    return model
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``triton_interpreter`` run only where Triton builds interpreted kernels
     (``TRITON_INTERPRET=1`` before import: the subprocess that

@@ -28,6 +28,7 @@ from bbpm.integration import (
 
 transformers = pytest.importorskip("transformers")
 from bbpm.integration import kv_substitution as kvs  # noqa: E402
+from tests.conftest import tiny_llama as make_tiny_llama  # noqa: E402
 
 
 # ---------------------------------------------------------------------- keying
@@ -213,19 +214,7 @@ def test_fusion_with_zero_projection_is_the_identity() -> None:
 # ---------------------------------------------------------------------- bounded KV caches
 @pytest.fixture(scope="module")
 def tiny_llama() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        vocab_size=128,
-        max_position_embeddings=512,
-    )
-    model = transformers.LlamaForCausalLM(config).eval()
-    model.set_attn_implementation("eager")
-    return model
+    return make_tiny_llama(32, "eager")
 
 
 def test_split_budget_and_select_kept() -> None:

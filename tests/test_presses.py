@@ -17,23 +17,12 @@ needs_kvpress = pytest.mark.skipif(
 )
 from bbpm.integration import kv_substitution as kvs  # noqa: E402
 from bbpm.integration import presses as kvp  # noqa: E402
+from tests.conftest import tiny_llama as make_tiny_llama  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def llama() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        vocab_size=128,
-        max_position_embeddings=512,
-    )
-    model = transformers.LlamaForCausalLM(config).eval()
-    model.set_attn_implementation("sdpa")
-    return model
+    return make_tiny_llama(64, "sdpa")
 
 
 def sorted_rows(keys: torch.Tensor) -> torch.Tensor:
