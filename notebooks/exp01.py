@@ -53,7 +53,6 @@ taus = [0.9, 0.95]
 theory_points = 40
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 from myst_nb import glue
 
 from bbpm.experiments import capacity
@@ -156,7 +155,6 @@ metrics_json = exp.save_metrics(
 m = exp.load_metrics()
 fig = capacity.capacity_figure(m, D, d, K, H, taus)
 figure_png = exp.save_figure(fig, "capacity_vs_fidelity.png")
-plt.close(fig)
 
 # %% [markdown]
 # ## Theory vs measurement

@@ -53,101 +53,48 @@ known_iterations = 100
 batch_size = 20000
 
 # %% tags=["hide-input"]
-import copy
-
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from bbpm import BBPMMemoryFloat, GlobalAffineHash
 from bbpm.bench import interleaved_times
-from bbpm.memory.read_rules import READ_RULES, solve_known_keys
-from bbpm.theory import snr_bounds
+from bbpm.experiments import read_rules as rr
+from bbpm.memory.read_rules import READ_RULES
 from bbpm.utils import Experiment, show_table
 
 exp = Experiment.from_notebook("exp09_read_rules", "notebooks/exp09_read_rules.py", globals())
 show_table(["parameter", "value"], [[k, v] for k, v in exp.params.items()])
-RULE_STYLE = {"debiased": "C0", "mean": "C1", "inverse_noise": "C2"}
 
 
-def unit_values(n, dim, gen):
-    return F.normalize(torch.randn(n, dim, generator=gen), dim=1)
-
-
-def fill(memory, values, start, stop):
-    """Write items ``start..stop-1`` (key = position) in batches."""
-    for first in range(start, stop, batch_size):
-        last = min(first + batch_size, stop)
-        memory.write(torch.arange(first, last), values[first:last])
-
-
-def cosines(memory, keys, truth, rule):
-    return F.cosine_similarity(memory.read(keys, read_rule=rule), truth, dim=1)
+def record_all(entries):
+    """Record ``(name, value, fmt, description)`` tuples."""
+    for name, value, fmt, description in entries:
+        exp.record(name, value, fmt, description)
 
 
 # %% [markdown]
 # ## The rules over load
 #
 # One table is filled step by step to each load $\lambda = NKH/D$; at each step the first
-# `n_eval` keys are read with every rule. *Exact* means cosine above $1 - 10^{-6}$ (float32
-# rounding of an exact return).
+# `n_eval` keys are read with every rule (`bbpm.experiments.read_rules.load_sweep`). *Exact*
+# means cosine above $1 - 10^{-6}$ (float32 rounding of an exact return).
 
 # %% tags=["hide-input"]
 gen = torch.Generator().manual_seed(seed)
-N_of = [max(2, round(lam * D / K)) for lam in loads]
-values = unit_values(N_of[-1], d, gen)
-memory = BBPMMemoryFloat(D, d, K, 1, GlobalAffineHash(D, seed=seed))
-sweep, written = [], 0
-for lam, N in zip(loads, N_of, strict=True):
-    fill(memory, values, written, N)
-    written = N
-    keys = torch.arange(min(n_eval, N))
-    for rule in READ_RULES:
-        cos = cosines(memory, keys, values[keys], rule)
-        sweep.append(
-            {
-                "load": lam,
-                "N": N,
-                "rule": rule,
-                "cos": float(cos.mean()),
-                "exact": float((cos > 1 - 1e-6).double().mean()),
-                "theory_cos": snr_bounds.expected_cosine(N, D, K, 1, d, read_rule=rule),
-                "theory_exact": snr_bounds.exact_share(N, D, K, 1, rule),
-            }
-        )
+sweep, values = rr.load_sweep(D, d, K, loads, n_eval, seed, batch_size, gen)
 exp.save_raw(sweep, "sweep.csv")
-del memory
-
-
-def at(load, rule, field):
-    return next(r[field] for r in sweep if r["load"] == load and r["rule"] == rule)
-
-
-gap_cos = max(abs(r["cos"] - r["theory_cos"]) for r in sweep)
-gap_exact = max(abs(r["exact"] - r["theory_exact"]) for r in sweep)
-exp.record("headline_load", headline_load, "g", "load lambda of the headline numbers")
-for rule in READ_RULES:
-    exp.record(f"cos_{rule}_headline", at(headline_load, rule, "cos"), ".4f",
-               f"mean cosine of the {rule} read at the headline load (exp01 setting)")  # fmt: skip
-exp.record("exact_inverse_noise_headline", at(headline_load, "inverse_noise", "exact"), ".1%",
-           "share of keys the inverse-noise read returns exactly at the headline load")  # fmt: skip
-_ = exp.record("exact_debiased_headline", at(headline_load, "debiased", "exact"), ".1%",
-           "share of keys the debiased read returns exactly at the headline load")  # fmt: skip
-
-# %% tags=["hide-input"]
-exp.record(
-    "max_gap_theory_cos",
-    gap_cos,
-    ".4f",
-    "largest |theory - measured| mean cosine, all rules and loads",
-)
-_ = exp.record(
-    "max_gap_theory_exact",
-    gap_exact,
-    ".3f",
-    "largest |theory - measured| exact share, all rules and loads",
-)
+record_all(
+    [("headline_load", headline_load, "g", "load lambda of the headline numbers")]
+    + [(f"cos_{rule}_headline", rr.pick(sweep, "cos", load=headline_load, rule=rule), ".4f",
+        f"mean cosine of the {rule} read at the headline load (exp01 setting)") for rule in READ_RULES]
+    + [(f"exact_{rule}_headline", rr.pick(sweep, "exact", load=headline_load, rule=rule), ".1%",
+        f"share of keys the {rule.replace('_', '-')} read returns exactly at the headline load")
+       for rule in ("inverse_noise", "debiased")]
+    + [("max_gap_theory_cos", max(abs(r["cos"] - r["theory_cos"]) for r in sweep), ".4f",
+        "largest |theory - measured| mean cosine, all rules and loads"),
+       ("max_gap_theory_exact", max(abs(r["exact"] - r["theory_exact"]) for r in sweep), ".3f",
+        "largest |theory - measured| exact share, all rules and loads")]
+)  # fmt: skip
 
 # %% [markdown]
 # At $\lambda =$ {glue:text}`headline_load` the debiased read reaches a mean cosine of
@@ -163,44 +110,17 @@ _ = exp.record(
 # $N_2$ items in $D_2$ slots for each $K$ and $H$ (all keys read).
 
 # %% tags=["hide-input"]
-grid = []
-for K2 in K_values:
-    for H2 in H_values:
-        mem2 = BBPMMemoryFloat(D2, d, K2, H2, GlobalAffineHash(D2, seed=seed))
-        vals2 = unit_values(N2, d, torch.Generator().manual_seed(seed + 1))
-        fill(mem2, vals2, 0, N2)
-        keys2 = torch.arange(N2)
-        for rule in READ_RULES:
-            grid.append(
-                {
-                    "K": K2,
-                    "H": H2,
-                    "rule": rule,
-                    "cos": float(cosines(mem2, keys2, vals2, rule).mean()),
-                    "theory_cos": snr_bounds.expected_cosine(N2, D2, K2, H2, d, read_rule=rule),
-                }
-            )
+grid = rr.kh_grid(D2, N2, d, K_values, H_values, seed, batch_size)
 exp.save_raw(grid, "grid.csv")
-gains = [
-    next(g["cos"] for g in grid if (g["K"], g["H"], g["rule"]) == (r["K"], r["H"], "inverse_noise"))
-    - r["cos"]
-    for r in grid
-    if r["rule"] == "debiased"
-]
-exp.record(
-    "grid_gain_min",
-    min(gains),
-    "+.4f",
-    "smallest inverse-noise minus debiased mean cosine over exp02's (K, H) grid",
-)
-exp.record(
-    "grid_gain_max",
-    max(gains),
-    "+.4f",
-    "largest inverse-noise minus debiased mean cosine over exp02's (K, H) grid",
-)
-_ = exp.record("grid_max_gap_theory_cos", max(abs(g["cos"] - g["theory_cos"]) for g in grid), ".4f",
-           "largest |theory - measured| mean cosine on exp02's grid")  # fmt: skip
+gains = rr.grid_gains(grid, "inverse_noise", "debiased")
+record_all([
+    ("grid_gain_min", min(gains), "+.4f",
+     "smallest inverse-noise minus debiased mean cosine over exp02's (K, H) grid"),
+    ("grid_gain_max", max(gains), "+.4f",
+     "largest inverse-noise minus debiased mean cosine over exp02's (K, H) grid"),
+    ("grid_max_gap_theory_cos", max(abs(g["cos"] - g["theory_cos"]) for g in grid), ".4f",
+     "largest |theory - measured| mean cosine on exp02's grid"),
+])  # fmt: skip
 
 # %% [markdown]
 # Over exp02's grid the inverse-noise read gains between {glue:text}`grid_gain_min` and
@@ -216,7 +136,7 @@ _ = exp.record("grid_max_gap_theory_cos", max(abs(g["cos"] - g["theory_cos"]) fo
 # %% tags=["hide-input"]
 N_h = round(headline_load * D / K)
 memory = BBPMMemoryFloat(D, d, K, 1, GlobalAffineHash(D, seed=seed))
-fill(memory, values, 0, N_h)
+rr.fill(memory, values, 0, N_h, batch_size)
 time_keys = torch.randint(0, N_h, (time_batch,), generator=gen)
 with torch.no_grad():
     times = interleaved_times(
@@ -224,14 +144,12 @@ with torch.no_grad():
         time_repeats,
     )
 median = {rule: float(np.median(t)) for rule, t in times.items()}
-exp.record("time_ratio_inverse_noise", median["inverse_noise"] / median["debiased"], ".2f",
-           "inverse-noise read time / debiased read time (same keys, same table)")  # fmt: skip
-_ = exp.record(
-    "time_ratio_mean",
-    median["mean"] / median["debiased"],
-    ".2f",
-    "mean read time / debiased read time",
-)
+record_all([
+    ("time_ratio_inverse_noise", median["inverse_noise"] / median["debiased"], ".2f",
+     "inverse-noise read time / debiased read time (same keys, same table)"),
+    ("time_ratio_mean", median["mean"] / median["debiased"], ".2f",
+     "mean read time / debiased read time"),
+])  # fmt: skip
 
 # %% [markdown]
 # The inverse-noise read takes {glue:text}`time_ratio_inverse_noise` times as long as the
@@ -246,80 +164,29 @@ _ = exp.record(
 # renormalises). Reads are compared with the last value written.
 
 # %% tags=["hide-input"]
-repeat_rows = []
-repeat_keys = torch.arange(N_h, N_h + n_repeat_keys)
-for r in repeat_counts:
-    for drifting in (False, True):
-        mem_r = copy.deepcopy(memory)
-        value = unit_values(n_repeat_keys, d, torch.Generator().manual_seed(seed + 7))
-        step_gen = torch.Generator().manual_seed(seed + 11)
-        for _ in range(r):
-            mem_r.write(repeat_keys, value)
-            last = value
-            if drifting:
-                value = F.normalize(value + drift * unit_values(n_repeat_keys, d, step_gen), dim=1)
-        for rule in READ_RULES:
-            repeat_rows.append(
-                {
-                    "r": r,
-                    "drifting": drifting,
-                    "rule": rule,
-                    "cos_last": float(cosines(mem_r, repeat_keys, last, rule).mean()),
-                }
-            )
-        del mem_r
+repeat_rows = rr.repeat_study(memory, N_h, n_repeat_keys, repeat_counts, drift, d, seed)
 exp.save_raw(repeat_rows, "repeats.csv")
-
-
-def rep(r, drifting, rule):
-    return next(
-        x["cos_last"]
-        for x in repeat_rows
-        if (x["r"], x["drifting"], x["rule"]) == (r, drifting, rule)
-    )
-
-
 r_max = repeat_counts[-1]
-_ = exp.record(
+exp.record(
     "repeat_r_max", r_max, "d", "largest number of writes per key in the repeated-write study"
 )
-
-# %% tags=["hide-input"]
 for rule in READ_RULES:
-    exp.record(
-        f"repeat_cos_{rule}",
-        rep(r_max, False, rule),
-        ".4f",
-        f"{rule} read, same value written r_max times",
-    )
-    exp.record(
-        f"drift_cos_{rule}",
-        rep(r_max, True, rule),
-        ".4f",
-        f"{rule} read vs the last of r_max drifting values",
-    )
-
-
-def leader(drifting):
-    gap = rep(r_max, drifting, "inverse_noise") - rep(r_max, drifting, "debiased")
-    if abs(gap) < 5e-5:
-        return "inverse noise and debiased agree to four decimals"
-    ahead = "the inverse-noise read" if gap > 0 else "the debiased read"
-    return f"{ahead} leads by {abs(gap):.4f}"
-
-
-exp.record(
-    "repeat_leader",
-    leader(False),
-    "",
-    "which of inverse noise / debiased leads after r_max same-value writes",
-)
-_ = exp.record(
-    "drift_leader",
-    leader(True),
-    "",
-    "which of inverse noise / debiased leads after r_max drifting writes",
-)
+    for drifting, name, what in (
+        (False, "repeat", "same value written r_max times"),
+        (True, "drift", "vs the last of r_max drifting values"),
+    ):
+        exp.record(
+            f"{name}_cos_{rule}",
+            rr.pick(repeat_rows, "cos_last", r=r_max, drifting=drifting, rule=rule),
+            ".4f",
+            f"{rule} read{',' if not drifting else ''} {what}",
+        )
+for drifting, name, what in ((False, "repeat", "same-value"), (True, "drift", "drifting")):
+    gap = rr.pick(
+        repeat_rows, "cos_last", r=r_max, drifting=drifting, rule="inverse_noise"
+    ) - rr.pick(repeat_rows, "cos_last", r=r_max, drifting=drifting, rule="debiased")
+    exp.record(f"{name}_leader", rr.leader(gap), "",
+               f"which of inverse noise / debiased leads after r_max {what} writes")  # fmt: skip
 
 # %% [markdown]
 # After {glue:text}`repeat_r_max` writes of the same value the debiased read reaches
@@ -343,53 +210,23 @@ _ = exp.record(
 # or not. Table of `known_D` slots, $K$ = `known_K`, $H = 1$, each load a fresh table.
 
 # %% tags=["hide-input"]
-known = []
-for lam in known_loads:
-    Nk = max(2, round(lam * known_D / known_K))
-    mem_k = BBPMMemoryFloat(known_D, d, known_K, 1, GlobalAffineHash(known_D, seed=seed))
-    vals_k = unit_values(Nk, d, torch.Generator().manual_seed(seed + 13))
-    fill(mem_k, vals_k, 0, Nk)
-    keys_k = torch.arange(Nk)
-    solved = F.cosine_similarity(solve_known_keys(mem_k, keys_k, known_iterations), vals_k, dim=1)
-    per_key = cosines(mem_k, keys_k, vals_k, "inverse_noise")
-    known.append(
-        {
-            "load": lam,
-            "N": Nk,
-            "solve_cos": float(solved.mean()),
-            "solve_exact": float((solved > 1 - 1e-4).double().mean()),
-            "inverse_noise_cos": float(per_key.mean()),
-            "inverse_noise_exact": float((per_key > 1 - 1e-6).double().mean()),
-        }
-    )
-    del mem_k
+known = rr.known_key_study(known_D, d, known_K, known_loads, known_iterations, seed, batch_size)
 exp.save_raw(known, "known_keys.csv")
 exact_loads = [k["load"] for k in known if k["solve_exact"] >= 0.99]
 top = max(exact_loads) if exact_loads else None
-exp.record("known_exact_up_to_load", "no load of the grid" if top is None else top, "" if top is None else "g",
-           "largest load of the grid where the known-key solve returns >= 99% of values exactly")  # fmt: skip
 row = next((k for k in known if k["load"] == top), known[0])
-exp.record("known_inverse_noise_exact_there", row["inverse_noise_exact"], ".1%",
-           "inverse-noise exact share at that load (or the first load of the grid)")  # fmt: skip
-last_k = known[-1]
-exp.record("known_top_load", last_k["load"], "g", "largest load of the known-key grid")
-_ = exp.record(
-    "known_solve_cos_top",
-    last_k["solve_cos"],
-    ".3f",
-    "known-key solve mean cosine at the largest load",
-)
-
-# %% tags=["hide-input"]
-exp.record(
-    "known_inverse_noise_cos_top",
-    last_k["inverse_noise_cos"],
-    ".3f",
-    "inverse-noise mean cosine there",
-)
 wins = [k["load"] for k in known if k["solve_cos"] > k["inverse_noise_cos"] + 1e-4]
-_ = exp.record("known_wins", ", ".join(f"{w:g}" for w in wins) if wins else "none", "",
-           "loads where the known-key solve beats the inverse-noise read in mean cosine")  # fmt: skip
+record_all([
+    ("known_exact_up_to_load", "no load of the grid" if top is None else top, "" if top is None else "g",
+     "largest load of the grid where the known-key solve returns >= 99% of values exactly"),
+    ("known_inverse_noise_exact_there", row["inverse_noise_exact"], ".1%",
+     "inverse-noise exact share at that load (or the first load of the grid)"),
+    ("known_top_load", known[-1]["load"], "g", "largest load of the known-key grid"),
+    ("known_solve_cos_top", known[-1]["solve_cos"], ".3f", "known-key solve mean cosine at the largest load"),
+    ("known_inverse_noise_cos_top", known[-1]["inverse_noise_cos"], ".3f", "inverse-noise mean cosine there"),
+    ("known_wins", ", ".join(f"{w:g}" for w in wins) if wins else "none", "",
+     "loads where the known-key solve beats the inverse-noise read in mean cosine"),
+])  # fmt: skip
 
 # %% [markdown]
 # The known-key solve returns at least 99% of the values exactly up to load
@@ -404,41 +241,7 @@ _ = exp.record("known_wins", ", ".join(f"{w:g}" for w in wins) if wins else "non
 # ## Verdict: does count debiasing destroy signal?
 
 # %% tags=["hide-input"]
-pairs = [
-    (r["load"], at(r["load"], "debiased", "cos") - at(r["load"], "mean", "cos"))
-    for r in sweep
-    if r["rule"] == "debiased"
-]
-pairs += [(None, g["cos"] - next(x["cos"] for x in grid if (x["K"], x["H"], x["rule"]) == (g["K"], g["H"], "mean")))
-          for g in grid if g["rule"] == "debiased"]  # fmt: skip
-wins = sum(gap > 0 for _, gap in pairs)
-exp.record(
-    "debiased_beats_mean",
-    f"{wins} of {len(pairs)}",
-    "",
-    "measured points where the debiased read beats the raw mean",
-)
-exp.record(
-    "debiased_minus_mean_min",
-    min(g for _, g in pairs),
-    "+.4f",
-    "smallest debiased minus mean cosine, all points",
-)
-inv_wins = sum(at(lam, "inverse_noise", "cos") >= at(lam, "debiased", "cos") for lam in loads)
-exp.record(
-    "inverse_noise_beats_debiased",
-    f"{inv_wins} of {len(loads)}",
-    "",
-    "loads where inverse noise >= debiased",
-)
-verdict = (
-    "No: on every measured point the count-debiased read beats the raw mean"
-    if wins == len(pairs)
-    else f"Not everywhere: the raw mean wins on {len(pairs) - wins} of {len(pairs)} points"
-)
-_ = exp.record(
-    "verdict_debiasing", verdict, "", "verdict on the claim that count debiasing destroys signal"
-)
+_ = record_all((name, *entry) for name, entry in rr.debiasing_verdict(sweep, grid).items())
 
 # %% [markdown]
 # **{glue:text}`verdict_debiasing`** (debiased minus mean: at least
@@ -449,54 +252,13 @@ _ = exp.record(
 # loads of the sweep, and exact wherever a key keeps one clean slot, as long as keys are
 # written once; with repeated writes its advantage is what the repeated-write section shows.
 
-# %% tags=["hide-input"]
-fig, axes = plt.subplots(2, 2, figsize=(12, 9))
-for rule, color in RULE_STYLE.items():
-    rows = [r for r in sweep if r["rule"] == rule]
-    lam = [r["load"] for r in rows]
-    axes[0, 0].plot(
-        lam, [r["theory_cos"] for r in rows], "-", color=color, label=f"{rule} (theory)"
-    )
-    axes[0, 0].plot(lam, [r["cos"] for r in rows], "o", color=color, label=f"{rule} (measured)")
-    axes[0, 1].plot(lam, [r["theory_exact"] for r in rows], "-", color=color)
-    axes[0, 1].plot(lam, [r["exact"] for r in rows], "o", color=color, label=rule)
-    cells = [g for g in grid if g["rule"] == rule]
-    x = np.arange(len(cells)) + 0.27 * (READ_RULES.index(rule) - 1)
-    axes[1, 0].bar(x, [g["cos"] for g in cells], width=0.27, color=color, label=rule)
-    axes[1, 0].plot(x, [g["theory_cos"] for g in cells], "k_", ms=10)
-    for drifting, ls in ((False, "-"), (True, "--")):
-        axes[1, 1].plot(repeat_counts, [rep(r, drifting, rule) for r in repeat_counts], ls, marker="o", color=color,
-                        label=f"{rule}, {'drifting' if drifting else 'same'} value")  # fmt: skip
-axes[0, 0].set(
-    xscale="log",
-    xlabel="load $\\lambda = NKH/D$",
-    ylabel="mean cosine",
-    title=f"exp01 setting: D={D:,}, K={K}",
-)
-axes[0, 1].set(
-    xscale="log",
-    xlabel="load $\\lambda$",
-    ylabel="share read exactly",
-    title="exact recall (lines: theory)",
-)
-axes[1, 0].set_xticks(
-    np.arange(len(cells)), [f"K={g['K']}, H={g['H']}" for g in cells], rotation=30
-)
-axes[1, 0].set(ylabel="mean cosine", title=f"exp02 setting: N={N2:,}, D={D2:,} (dashes: theory)")
-axes[1, 0].set_ylim(min(g["cos"] for g in grid) - 0.05, 1.01)
-axes[1, 1].set(
-    xscale="log",
-    xlabel="writes per key r",
-    ylabel="cosine to the last value",
-    title=f"repeated writes at $\\lambda$={headline_load:g}",
-)
-for ax in axes.flat:
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-fig.tight_layout()
-figure_png = exp.save_figure(fig, "read_rules.png")
 
 # %% tags=["hide-input"]
+fig = rr.read_rules_figure(sweep, grid, repeat_rows, [
+    f"exp01 setting: D={D:,}, K={K}", "exact recall (lines: theory)",
+    f"exp02 setting: N={N2:,}, D={D2:,} (dashes: theory)", f"repeated writes at $\\lambda$={headline_load:g}",
+])  # fmt: skip
+figure_png = exp.save_figure(fig, "read_rules.png")
 metrics_json = exp.save_metrics(
     {"sweep": sweep, "grid": grid, "time_median_s": median, "repeats": repeat_rows}
 )
