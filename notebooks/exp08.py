@@ -120,7 +120,11 @@ LABELS = peers.method_labels(exp.params)
 # `bbpm.baselines.peers` and `bbpm.baselines.peer_plots`.
 
 # %% tags=["hide-input"]
-settings = {"options": [str(task.options[mm] or "none") for mm in methods]}
+settings = {
+    "options": [
+        ", ".join(f"{k}={v}" for k, v in task.options[mm].items()) or "none" for mm in methods
+    ]
+}
 for b in budgets_bytes:
     settings[f"bytes at {format_bytes(b)} ({task.value_slots[b]:,} value vectors)"] = [
         f"{task.sizes[mm][str(b)]['nbytes']:,}" for mm in methods
@@ -340,7 +344,7 @@ m = exp.load_metrics()  # the figures and the records below read the run from me
 # each panel gives the same as the load $N\cdot 4d/b$.
 
 # %% tags=["hide-input"]
-exp.save_figure(peer_plots.accuracy_vs_n(m, LABELS), "accuracy_vs_N.png")
+_ = exp.save_figure(peer_plots.accuracy_vs_n(m, LABELS), "accuracy_vs_N.png")
 
 # %% [markdown]
 # ## False recall on unseen keys
@@ -350,7 +354,7 @@ exp.save_figure(peer_plots.accuracy_vs_n(m, LABELS), "accuracy_vs_N.png")
 # share `hit_keep` of the true hits at that $N$ (no point where nothing was decoded correctly).
 
 # %% tags=["hide-input"]
-exp.save_figure(peer_plots.false_recall(m, LABELS), "false_recall.png")
+_ = exp.save_figure(peer_plots.false_recall(m, LABELS), "false_recall.png")
 
 # %% [markdown]
 # ## Capacity against budget
@@ -362,7 +366,7 @@ exp.save_figure(peer_plots.false_recall(m, LABELS), "false_recall.png")
 # capacity table above.
 
 # %% tags=["hide-input"]
-exp.save_figure(peer_plots.capacity_vs_budget(m, LABELS), "capacity_vs_budget.png")
+_ = exp.save_figure(peer_plots.capacity_vs_budget(m, LABELS), "capacity_vs_budget.png")
 
 # %% [markdown]
 # ## Throughput
@@ -370,13 +374,13 @@ exp.save_figure(peer_plots.capacity_vs_budget(m, LABELS), "capacity_vs_budget.pn
 # Items per second for writes and reads, per method and budget (log scale).
 
 # %% tags=["hide-input"]
-exp.save_figure(peer_plots.throughput(m, LABELS), "throughput.png")
+_ = exp.save_figure(peer_plots.throughput(m, LABELS), "throughput.png")
 
 # %% [markdown]
 # ## BBPM's $K$: codebook values against independent values
 
 # %% tags=["hide-input"]
-exp.save_figure(peer_plots.k_ablation(m), "bbpm_K_ablation.png")
+_ = exp.save_figure(peer_plots.k_ablation(m), "bbpm_K_ablation.png")
 
 # %% [markdown]
 # ## Records for the paper
@@ -492,7 +496,7 @@ for mm in ("dict", "hopfield"):
         f"{mm}: FIFO law inside or outside the measured bracket")  # fmt: skip
 rec("hopfield_to_dict_items", lambda: m["sizes"]["hopfield"][str(big)]["capacity"] / m["sizes"]["dict"][str(big)]["capacity"],
     ".2f", "Hopfield's stored items over the dict's")  # fmt: skip
-rec("hopfield_read_rate", lambda: m["throughput"]["hopfield"][str(big)]["read_items_per_s"], ",.0f", "Hopfield reads/s, largest budget")  # fmt: skip
+_ = rec("hopfield_read_rate", lambda: m["throughput"]["hopfield"][str(big)]["read_items_per_s"], ",.0f", "Hopfield reads/s, largest budget")  # fmt: skip
 
 # %% tags=["hide-input"]
 dict_cap = m["sizes"]["dict"][str(big)]["capacity"] if "dict" in ran else 0
@@ -510,7 +514,7 @@ rec("dict_accuracy_load4", lambda: p4["accuracy"], ".3f", "dict accuracy at load
 rec("dict_n_load4", lambda: p4["N"], ",d", "N at load 4, largest budget")
 rec("n_max", lambda: m["n_max"], ",d", "largest N of the run")
 rec("dict_unbounded_bytes", lambda: format_bytes(m["n_max"] * (8 + 4 * d)), "", "an unbounded dict's bytes at the largest N")  # fmt: skip
-rec("dict_code_id_items", lambda: big // 10, ",d", "items a dict of 8-byte keys and 2-byte code ids holds, largest budget")  # fmt: skip
+_ = rec("dict_code_id_items", lambda: big // 10, ",d", "items a dict of 8-byte keys and 2-byte code ids holds, largest budget")  # fmt: skip
 
 # %% tags=["hide-input"]
 for load in (1.0, 4.0):
@@ -578,10 +582,12 @@ best_k = max(rows_k, key=lambda r: r["accuracy_codebook"])
 rec("k_best", lambda: best_k["K"], "d", "K with the best accuracy in the K ablation")
 rec("k_best_accuracy", lambda: best_k["accuracy_codebook"], ".3f", "that accuracy")
 k_gap = {r["K"]: r["cosine_independent"] - r["cosine_codebook"] for r in rows_k}
-k_max_gap = max(k_gap, key=k_gap.get)
-rec("k_gap_verdict", lambda: f"{k_gap[min(k_gap)]:+.3f} at K = {min(k_gap)} and largest, "
-    f"{k_gap[k_max_gap]:+.3f}, at K = {k_max_gap}", "", "independent minus codebook cosine across K")  # fmt: skip
-display(pd.DataFrame(m["theory_error"]).T.round(3))
+k_lo, k_hi, k_max_gap = min(k_gap), max(k_gap), max(k_gap, key=k_gap.get)
+rec("k_gap_verdict", lambda: f"{k_gap[k_lo]:+.3f} at K = {k_lo} and largest ({k_gap[k_hi]:+.3f}) at the largest K, {k_hi}: "
+    "repeated codes add up coherently when each item touches many slots" if k_max_gap == k_hi else
+    f"{k_gap[k_lo]:+.3f} at K = {k_lo} and largest ({k_gap[k_max_gap]:+.3f}) at K = {k_max_gap}, "
+    "not at the largest K", "", "independent minus codebook cosine across K")  # fmt: skip
+display(pd.DataFrame(m["theory_error"]).T.astype({"points": int}).round(3))
 display(pd.DataFrame(rows_k).set_index("K").round(3))
 if not m["bbpm_theory_available"]:
     print("bbpm.theory.snr_bounds was not available: no BBPM theory line.")
@@ -652,8 +658,7 @@ if not m["bbpm_theory_available"]:
 #
 # **8. BBPM's $K$.** The best accuracy of the ablation is at $K$ = {glue:text}`k_best`
 # ({glue:text}`k_best_accuracy`). The cosine gap between independent and codebook values is
-# {glue:text}`k_gap_verdict`: repeated codes add up coherently when each item touches many
-# slots.
+# {glue:text}`k_gap_verdict`.
 
 # %% tags=["hide-input"]
 display(peers.capacity_ratio_table(m))
