@@ -358,10 +358,11 @@ class PeerTask:
         """Per budget: ``theory_points`` values of N (log-spaced up to the largest N swept) and
         each method's predicted ``<method>_accuracy`` / ``<method>_cosine`` there (FIFO stores:
         accuracy only; BBPM only when ``bbpm_theory``)."""
-        p, d, C, key_of = self.p, self.d, self.p["codebook_size"], str
+        p, d, C = self.p, self.d, self.p["codebook_size"]
         theory = {}
         for budget in self.budgets:
-            key, sizes = key_of(budget), {m: s[key_of(budget)] for m, s in self.sizes.items()}
+            key = str(budget)
+            sizes = {m: s[key] for m, s in self.sizes.items()}
             n_hi = max(r["N"] for r in rows if r["budget_bytes"] == budget)
             n_lo = max(2, min(p["load_grid"]) * self.value_slots[budget])
             n_grid = np.unique(np.geomspace(n_lo, n_hi, p["theory_points"]).astype(int))
