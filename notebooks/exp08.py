@@ -468,7 +468,8 @@ display(peers.capacity_table(m).loc[bbpm_ran])
 # ## What the run shows
 #
 # Every number below is read from this run's `metrics.json` and recorded by name
-# (`records.json`); the tables give the rest.
+# (`records.json`); the tables under this paragraph give the rest, and the prose after them
+# reads them.
 
 # %% tags=["hide-input"]
 big, small, ran, target = budgets_bytes[-1], budgets_bytes[0], methods, capacity_accuracy
@@ -528,8 +529,10 @@ gaps = {
     for mm in superposition
     if (pt := peers.point(m, mm, big, 4.0))
 }
-rec("fresh_gap_verdict", lambda: "larger" if gaps["bbpm_global"] > gaps["fhrr"] else "not larger", "",
-    "BBPM's fresh-code accuracy gain over FHRR's, load 4")  # fmt: skip
+rec("fresh_gap_verdict", lambda: "larger than FHRR's: FHRR's unbinding turns other items into phase-scrambled noise, while "
+    "BBPM's crosstalk is a sum of other stored codes, each of which votes for a wrong answer in the real cleanup"
+    if gaps["bbpm_global"] > gaps["fhrr"] else "not larger than FHRR's", "",
+    "BBPM's fresh-code accuracy gain against FHRR's, load 4, and what it says")  # fmt: skip
 rec("median_variance_factor", lambda: peer_theory.median_variance_factor(count_sketch_rows), ".2f",
     "variance of the median of R Gaussians over their mean's")  # fmt: skip
 fly_runs = [
@@ -621,20 +624,18 @@ if not m["bbpm_theory_available"]:
 # pattern ({glue:text}`hopfield_read_rate` reads/s).
 #
 # **4. Superposition memories.** The first-order law gives cos {glue:text}`law_cosine_load1`
-# at load 1 and {glue:text}`law_cosine_load4` at load 4 (table above: smallest budget). At
+# at load 1 and {glue:text}`law_cosine_load4` at load 4 (first table above: smallest budget). At
 # load 4 and the largest budget FHRR decodes {glue:text}`fhrr_accuracy_load4` against BBPM
 # (global) {glue:text}`bbpm_global_accuracy_load4`, with mean cosines
 # {glue:text}`fhrr_mean_cosine_load4` and {glue:text}`bbpm_global_mean_cosine_load4`.
 # Decoded among fresh codes instead (diagnostic) they reach
 # {glue:text}`fhrr_accuracy_fresh_codes_load4` and {glue:text}`bbpm_global_accuracy_fresh_codes_load4`:
-# BBPM's gain from fresh codes is {glue:text}`fresh_gap_verdict` than FHRR's. FHRR's unbinding
-# turns other items into phase-scrambled noise, while BBPM's crosstalk is a sum of other
-# stored codes, each of which votes for a wrong answer in the real cleanup. The count
+# BBPM's gain from fresh codes is {glue:text}`fresh_gap_verdict`. The count
 # sketch's median over `count_sketch_rows` rows has {glue:text}`median_variance_factor`
 # times the variance of their mean at high load (its theory line), which costs it capacity.
 # Fly-hash capacity over BBPM (global): {glue:text}`flyhash_to_bbpm_capacity`.
 #
-# **5. False recall** (table below: never-written keys accepted at the threshold keeping
+# **5. False recall** (second table above: never-written keys accepted at the threshold keeping
 # `hit_keep` of true hits, over the sweep). BBPM (global)'s median,
 # {glue:text}`false_recall_median_bbpm_global`, is {glue:text}`false_recall_verdict` FHRR's
 # ({glue:text}`false_recall_median_fhrr`) and the count sketch's
