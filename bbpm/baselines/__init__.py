@@ -16,6 +16,9 @@ threads may write into one memory; ``read`` does not take it.
 - :func:`bbpm_from_budget`: BBPM itself (global or block-permutation hash).
 - :class:`~bbpm.baselines.sdm.SparseDistributedMemory` (``"sdm"``, optional: needs torchhd,
   extra ``bbpm[hd]``): Kanerva's sparse distributed memory as torchhd implements it.
+
+The comparison itself (task, sweep, capacity bisection, theory lines, throughput, tables) is
+:mod:`bbpm.baselines.peers`; its figures are :mod:`bbpm.baselines.peer_plots`.
 """
 
 from __future__ import annotations
