@@ -1,0 +1,1 @@
+"""Sweeps, tables and figures of the book's experiments, one module per experiment."""
