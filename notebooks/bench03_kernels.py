@@ -81,7 +81,6 @@ from bbpm.paper import record_metric
 from bbpm.utils import Experiment, progress, show_table
 
 exp = Experiment.from_notebook("bench03_kernels", "notebooks/bench03_kernels.py", globals())
-params = exp.params
 default_threads = torch.get_num_threads()
 has_cuda = torch.cuda.is_available()
 print(
@@ -108,6 +107,11 @@ print("\n".join(kb.roof_lines(roofs)))
 # timed round-robin on the same slot ids (`kb.time_paths`). Each row below is the largest
 # batch: time, effective bandwidth, share of the copy bandwidth at the row's thread count,
 # and the difference from the canonical result.
+#
+# Without a CUDA device (the first line above says) the Triton kernels are not timed: the
+# tests run their source in Triton's CPU interpreter (`tests/test_triton_kernels.py`), and on
+# a GPU `tests/test_gpu_cpu_parity.py` and the CUDA tests of `tests/test_kernels.py` compare
+# their results with the CPU ones.
 
 # %%
 setting = dict(D=D, d=d, K=K, H=H, B_values=B_values, repeats=repeats, seed=seed)
@@ -115,12 +119,6 @@ rows = kb.time_paths("cpu", **setting) + (kb.time_paths("cuda", **setting) if ha
 for r in rows:
     r["copy_share"] = r["effective_gbps"] / kb.copy_roof(r, roofs)["copy_gbps"]
 print("\n".join(kb.row_line(r) for r in rows if r["B"] == max(B_values)))
-if not has_cuda:
-    print(
-        "No CUDA device here: the Triton kernels are not timed in this run (the tests run their source in "
-        "Triton's CPU interpreter, tests/test_triton_kernels.py; on a GPU, tests/test_gpu_cpu_parity.py and the "
-        "CUDA tests of tests/test_kernels.py compare its results with the CPU ones)."
-    )
 
 # %% [markdown]
 # ## Thread count
@@ -328,37 +326,19 @@ metrics_json = exp.save_metrics(
 # paper shows a placeholder for it.
 
 # %% tags=["hide-input"]
-paper_metrics = exp.load_metrics()
-pm = paper_metrics
-cpu_rows = [r for r in pm["rows"] if r.get("device") == "cpu"]
-largest_batch = max(r["B"] for r in cpu_rows)
-at_largest = {r["path"]: r for r in cpu_rows if r["B"] == largest_batch}
+pm = exp.load_metrics()
+largest_batch = max(r["B"] for r in timings.rows)
+at_largest = {r["path"]: r for r in timings.rows if r["B"] == largest_batch}
 record_metric(exp, "largest_batch", lambda: largest_batch, ",d", "largest CPU batch timed")
-record_metric(
-    exp, "copy_gbps", lambda: pm["roofs"]["cpu"]["copy_gbps"], ".1f", "copy bandwidth (GB/s)"
-)
+cpu_copy = lambda: pm["roofs"]["cpu"]["copy_gbps"]  # noqa: E731
+record_metric(exp, "copy_gbps", cpu_copy, ".1f", "copy bandwidth (GB/s)")
 for label, slow, fast in (
     ("read", "read canonical", "read embedding_bag (auto weights)"),
     ("write", "write canonical", "write C kernel"),
 ):
-    record_metric(
-        exp,
-        f"{label}_speedup",
-        lambda s=slow, f=fast: at_largest[s]["median_s"] / at_largest[f]["median_s"],
-        ".1f",
-        f"{fast} over {slow}, largest batch",
-    )
-    record_metric(
-        exp,
-        f"{label}_gbps",
-        lambda f=fast: at_largest[f]["effective_gbps"],
-        ".2f",
-        f"{fast}: effective bandwidth (GB/s)",
-    )
-record_metric(
-    exp,
-    "gradient_exact",
-    lambda: "yes" if pm["gradient"]["exact_match"] else "no",
-    "",
-    "rows with gradient equal the addressed rows",
-)
+    speedup = lambda s=slow, f=fast: at_largest[s]["median_s"] / at_largest[f]["median_s"]  # noqa: E731
+    record_metric(exp, f"{label}_speedup", speedup, ".1f", f"{fast} over {slow}, largest batch")
+    gbps = lambda f=fast: at_largest[f]["effective_gbps"]  # noqa: E731
+    record_metric(exp, f"{label}_gbps", gbps, ".2f", f"{fast}: effective bandwidth (GB/s)")
+exact = lambda: "yes" if pm["gradient"]["exact_match"] else "no"  # noqa: E731
+record_metric(exp, "gradient_exact", exact, "", "rows with gradient equal the addressed rows")
