@@ -56,19 +56,15 @@ link_gbit_per_s = [10, 100, 400]
 latency_us = 10.0
 
 # %% tags=["hide-input"]
-import json
 import os
-import subprocess
-import sys
 
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from myst_nb import glue
 
 from bbpm import BlockPermutationHash
-from bbpm.distributed import BlockAssignment, cost_model
+from bbpm.distributed import BlockAssignment
 from bbpm.distributed.bench import rank_batches
+from bbpm.experiments import bench04_sharded as sb
 from bbpm.hashing import diagnostics
 from bbpm.utils import Experiment, progress, show_table
 
@@ -90,24 +86,10 @@ glue("cpu_cores", str(cpu_cores), display=False)
 # ranks also means more items in it.
 
 # %%
-runs = {}
-for W in progress(world_sizes):
-    out_file = exp.results_dir / f"ranks_W{W}.json"
-    command = [
-        sys.executable,
-        "-m",
-        "bbpm.distributed.bench",
-        "--world-size",
-        str(W),
-        "--config",
-        json.dumps(bench_config),
-        "--out",
-        str(out_file),
-    ]
-    completed = subprocess.run(command, cwd=exp.root, capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise RuntimeError(f"bench with W={W} failed:\n{completed.stderr[-4000:]}")
-    runs[W] = json.loads(out_file.read_text())
+runs = {
+    W: sb.run_world(W, bench_config, exp.results_dir / f"ranks_W{W}.json", exp.root)
+    for W in progress(world_sizes)
+}
 
 # %% [markdown]
 # ## Throughput and bytes per item
@@ -120,84 +102,9 @@ for W in progress(world_sizes):
 # $(W-1)/W$, and with the share of pairs that really went to another rank in this run.
 
 # %%
-value_bytes = 4  # float32 values and answers
-rows, per_world = [], []
-for W, run in runs.items():
-    ranks = run["ranks"]
-    total = {
-        op: {k: sum(r["traffic"][op][k] for r in ranks) for k in ranks[0]["traffic"][op]}
-        for op in ("write", "read")
-    }
-    entry = {
-        "world_size": W,
-        "oversubscribed": W > cpu_cores,
-        "launch_seconds": run["launch_seconds"],
-    }
-    for op in ("write", "read"):
-        keys_total = total[op]["keys"]
-        seconds = min(
-            max(per_repeat) for per_repeat in zip(*(r[f"{op}_seconds"] for r in ranks), strict=True)
-        )
-        remote_share = total[op]["pairs_remote"] / total[op]["pairs"]
-        syscall = [r[f"{op}_syscall_bytes"][-1] for r in ranks]  # last repeat (the bytes repeat)
-        entry[op] = {
-            "items": keys_total,
-            "seconds": seconds,
-            "items_per_s": keys_total / seconds,
-            "remote_pair_share": remote_share,
-            "counted_payload_bytes_per_item": total[op]["payload_bytes_remote"] / keys_total,
-            "counted_header_bytes_per_item": total[op]["header_bytes_remote"] / keys_total,
-            "syscall_bytes_per_item": None if None in syscall else sum(syscall) / keys_total,
-            "model_payload_bytes_per_item": cost_model.payload_bytes_per_item(op, d, H, W),
-            "model_payload_bytes_per_item_at_measured_share": cost_model.payload_bytes_per_item(
-                op, d, H, W, fraction_remote=remote_share
-            ),
-            "model_header_bytes_per_item": cost_model.header_bytes_per_call(W) / batch,
-        }
-    entry["read_cosine_mean"] = float(np.mean([r["read_cosine_last_batch"] for r in ranks]))
-    if W == 1:
-        keys_1 = entry["write"]["items"]
-        entry["plain_write_items_per_s"] = keys_1 / min(ranks[0]["plain_write_seconds"])
-        entry["plain_read_items_per_s"] = keys_1 / min(ranks[0]["plain_read_seconds"])
-    per_world.append(entry)
-    for r in ranks:
-        for repeat in range(repeats):
-            rows.append(
-                {
-                    "world_size": W,
-                    "rank": r["rank"],
-                    "repeat": repeat,
-                    **{
-                        k: r[k][repeat]
-                        for k in (
-                            "write_seconds",
-                            "read_seconds",
-                            "write_syscall_bytes",
-                            "read_syscall_bytes",
-                        )
-                    },
-                    **{
-                        f"{op}_{k}": v
-                        for op in ("write", "read")
-                        for k, v in r["traffic"][op].items()
-                    },
-                }
-            )
-
-traffic_table = []
-for entry in per_world:
-    for op in ("write", "read"):
-        e = entry[op]
-        # Counted bytes are exactly the model at the measured remote share: each remote pair is one row.
-        exact = e["model_payload_bytes_per_item_at_measured_share"]
-        assert abs(e["counted_payload_bytes_per_item"] - exact) < 1e-9 * max(1, exact)
-        syscall = e["syscall_bytes_per_item"]
-        traffic_table.append([entry["world_size"], op, f"{e['items_per_s']:,.0f}",
-                              f"{e['counted_payload_bytes_per_item']:.1f}", f"{e['model_payload_bytes_per_item']:.1f}",
-                              "n/a" if syscall is None else f"{syscall:.1f}"])  # fmt: skip
-show_table(
-    ["W", "op", "items/s", "counted B/item", "model B/item", "syscall B/item"], traffic_table
-)
+per_world = [sb.summarize_world(W, run, d, H, batch, cpu_cores) for W, run in runs.items()]
+rows = [row for W, run in runs.items() for row in sb.rank_rows(W, run, repeats)]
+show_table(*sb.traffic_table(per_world))
 
 # %% [markdown]
 # ## Load balance and collisions
@@ -235,44 +142,9 @@ show_table(
 # compute only (no network) and network only (latency and transfer, no compute).
 
 # %%
-compute_s_per_item = (
-    {op: 1 / per_world[0][op]["items_per_s"] for op in ("write", "read")}
-    if world_sizes[0] == 1
-    else None
+compute_s_per_item, projection = sb.project(
+    per_world, d, H, batch, cluster_world_sizes, link_gbit_per_s, latency_us
 )
-projection = {}
-if compute_s_per_item is not None:
-    for op in ("write", "read"):
-        projection[op] = {
-            f"{gbit:g}": [
-                cost_model.project(
-                    op, d, H, W, batch, gbit * 1e9 / 8, latency_us * 1e-6, compute_s_per_item[op]
-                )
-                for W in cluster_world_sizes
-            ]
-            for gbit in link_gbit_per_s
-        }
-        projection[op]["compute_bound_items_per_s"] = [
-            W / compute_s_per_item[op] for W in cluster_world_sizes
-        ]
-        projection[op]["network_bound_items_per_s"] = {
-            f"{gbit:g}": [
-                cost_model.project(op, d, H, W, batch, gbit * 1e9 / 8, latency_us * 1e-6, 0.0)[
-                    "items_per_s"
-                ]
-                for W in cluster_world_sizes
-            ]
-            for gbit in link_gbit_per_s
-        }
-        # per-rank speed at which moving the bytes takes as long as the compute (W -> infinity, no latency)
-        projection[op]["break_even_items_per_s_per_rank"] = {
-            f"{gbit:g}": gbit
-            * 1e9
-            / 8
-            / cost_model.payload_bytes_per_item(op, d, H, 2, fraction_remote=1.0)
-            for gbit in link_gbit_per_s
-        }
-
 raw_csv = exp.save_raw(rows)
 metrics_json = exp.save_metrics(
     {
@@ -297,148 +169,7 @@ metrics_json = exp.save_metrics(
 
 # %% tags=["hide-input"]
 m = exp.load_metrics()
-hp = m["hyperparameters"]
-Ws = [e["world_size"] for e in m["per_world"]]
-fig, (ax_tp, ax_bytes, ax_dev) = plt.subplots(1, 3, figsize=(17, 4.8))
-for op, color in (("write", "C0"), ("read", "C1")):
-    ax_tp.plot(
-        Ws,
-        [e[op]["items_per_s"] for e in m["per_world"]],
-        "o-",
-        color=color,
-        label=f"sharded {op} (measured)",
-    )
-    if "plain_write_items_per_s" in m["per_world"][0]:
-        ax_tp.axhline(
-            m["per_world"][0][f"plain_{op}_items_per_s"],
-            color=color,
-            ls=":",
-            label=f"BBPMMemoryFloat {op}, 1 process",
-        )
-if max(Ws) > m["cpu_cores"]:
-    ax_tp.axvspan(
-        m["cpu_cores"] + 0.5,
-        max(Ws) + 0.5,
-        color="grey",
-        alpha=0.2,
-        label=f"> {m['cpu_cores']} cores: oversubscribed",
-    )
-ax_tp.set_xticks(Ws)
-ax_tp.set_ylim(bottom=0)
-ax_tp.set_xlabel("world size W (gloo processes on one machine)")
-ax_tp.set_ylabel("throughput, all ranks (items/s)")
-ax_tp.set_title(
-    f"Measured throughput (d={hp['d']}, K={hp['K']}, H={hp['H']}, {hp['batch']} keys/rank/call)",
-    fontsize=10,
-)
-ax_tp.grid(alpha=0.3)
-ax_tp.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
-
-W_line = np.linspace(1, max(Ws), 100)
-pair = {op: cost_model.pair_bytes(op, hp["d"]) for op in ("write", "read")}
-model_label = (
-    " = ".join(f"{op} {pair[op]} B" for op in pair) if pair["write"] == pair["read"] else None
-)
-for op, color, marker in (("write", "C0", "o"), ("read", "C1", "s")):
-    if model_label is None or op == "write":
-        label = (
-            f"model H(W-1)/W x ({model_label} per pair)"
-            if model_label
-            else f"{op}: model H(W-1)/W x {pair[op]} B"
-        )
-        ax_bytes.plot(
-            W_line,
-            hp["H"] * (W_line - 1) / W_line * pair[op],
-            "-",
-            color="grey" if model_label else color,
-            label=label,
-        )
-    ax_bytes.plot(
-        Ws,
-        [e[op]["counted_payload_bytes_per_item"] for e in m["per_world"]],
-        marker,
-        color=color,
-        ms=5,
-        ls="none",
-        label=f"{op}: counted payload",
-    )
-    syscall = [e[op]["syscall_bytes_per_item"] for e in m["per_world"]]
-    if None not in syscall:
-        ax_bytes.plot(
-            Ws,
-            syscall,
-            marker,
-            mfc="none",
-            ms=11,
-            color=color,
-            ls="none",
-            label=f"{op}: syscall bytes (with framing)",
-        )
-ax_bytes.set_xticks(Ws)
-ax_bytes.set_xlabel("world size W")
-ax_bytes.set_ylabel("bytes sent to other ranks per item (B)")
-ax_bytes.set_title("Bytes moved per item: model vs measured", fontsize=10)
-ax_bytes.grid(alpha=0.3)
-ax_bytes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
-
-remote_Ws = [e["world_size"] for e in m["per_world"] if e["world_size"] > 1]
-for op, color, marker in (("write", "C0", "o"), ("read", "C1", "s")):
-    entries = [e[op] for e in m["per_world"] if e["world_size"] > 1]
-    expected = [x["model_payload_bytes_per_item"] for x in entries]
-    ax_dev.plot(
-        remote_Ws,
-        [
-            100 * (x["counted_payload_bytes_per_item"] / y - 1)
-            for x, y in zip(entries, expected, strict=True)
-        ],
-        marker + "-",
-        color=color,
-        ms=5,
-        label=f"{op}: counted vs model at (W-1)/W",
-    )
-    ax_dev.plot(
-        remote_Ws,
-        [
-            100
-            * (
-                x["counted_payload_bytes_per_item"]
-                / x["model_payload_bytes_per_item_at_measured_share"]
-                - 1
-            )
-            for x in entries
-        ],
-        marker,
-        mfc="none",
-        ms=11,
-        color=color,
-        ls="none",
-        label=f"{op}: counted vs model at measured share",
-    )
-    if all(x["syscall_bytes_per_item"] is not None for x in entries):
-        ax_dev.plot(
-            remote_Ws,
-            [
-                100
-                * (
-                    x["syscall_bytes_per_item"]
-                    / x["model_payload_bytes_per_item_at_measured_share"]
-                    - 1
-                )
-                for x in entries
-            ],
-            marker + ":",
-            color=color,
-            alpha=0.6,
-            label=f"{op}: syscall vs model at measured share",
-        )
-ax_dev.axhline(0, color="black", lw=0.8)
-ax_dev.set_xticks(remote_Ws)
-ax_dev.set_xlabel("world size W")
-ax_dev.set_ylabel("measured / model - 1 (%)")
-ax_dev.set_title("Deviation from the byte model", fontsize=10)
-ax_dev.grid(alpha=0.3)
-ax_dev.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
-throughput_png = exp.save_figure(fig, "throughput_and_bytes.png")
+throughput_png = exp.save_figure(sb.plot_throughput_and_bytes(m), "throughput_and_bytes.png")
 
 # %% [markdown]
 # The projection: aggregate items/s a cluster would reach under the model's assumptions, per
@@ -446,44 +177,7 @@ throughput_png = exp.save_figure(fig, "throughput_and_bytes.png")
 
 # %%
 if m["projection"]:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, op in zip(axes, ("write", "read"), strict=True):
-        proj = m["projection"][op]
-        for i, gbit in enumerate(hp["link_gbit_per_s"]):
-            color = f"C{i + 2}"
-            ax.plot(
-                hp["cluster_world_sizes"],
-                [p["items_per_s"] for p in proj[f"{gbit:g}"]],
-                "os^"[i % 3] + "-",
-                ms=9 - 2 * i,
-                color=color,
-                label=f"{gbit:g} Gbit/s links: model",
-            )
-            ax.plot(
-                hp["cluster_world_sizes"],
-                proj["network_bound_items_per_s"][f"{gbit:g}"],
-                "--",
-                color=color,
-                alpha=0.7,
-                label=f"{gbit:g} Gbit/s: network only",
-            )
-        ax.plot(
-            hp["cluster_world_sizes"],
-            proj["compute_bound_items_per_s"],
-            "k:",
-            label="compute only (W x measured 1-rank speed)",
-        )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("world size W (ranks)")
-        ax.set_title(
-            f"{op}: PROJECTED, latency {hp['latency_us']:g} µs/peer, {hp['batch']} keys/rank/call",
-            fontsize=10,
-        )
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("throughput, all ranks (items/s)")
-    projection_png = exp.save_figure(fig, "cluster_projection.png")
+    projection_png = exp.save_figure(sb.plot_projection(m), "cluster_projection.png")
 
 # %% [markdown]
 # ## What the run shows
@@ -491,7 +185,7 @@ if m["projection"]:
 # Measured on {glue:text}`cpu_cores` shared cores with gloo over loopback:
 
 # %% tags=["hide-input"]
-cores = m["cpu_cores"]
+Ws = [e["world_size"] for e in m["per_world"]]
 show_table(
     ["W", "write items/s", "read items/s", "read-back cosine", "note"],
     [[e["world_size"], f"{e['write']['items_per_s']:,.0f}", f"{e['read']['items_per_s']:,.0f}",
@@ -499,43 +193,19 @@ show_table(
       "oversubscribed: more processes than cores, not a scaling measurement" if e["oversubscribed"] else ""]
      for e in m["per_world"]],
 )  # fmt: skip
-e1 = m["per_world"][0]
-if "plain_write_items_per_s" in e1:
-    routing = (
-        f"One process: sharded write {e1['write']['items_per_s']:,.0f} vs BBPMMemoryFloat "
-        f"{e1['plain_write_items_per_s']:,.0f} items/s; read {e1['read']['items_per_s']:,.0f} vs "
-        f"{e1['plain_read_items_per_s']:,.0f} items/s (the difference is the routing overhead)."
-    )
-else:
-    routing = "The run has no one-process baseline (the first world size is not 1)."
-exp.record("routing_sentence", routing, "", "sharded vs plain memory in one process")
-exp.record(
-    "pair_share_min", min(m["owner_share_at_max_world"]), ".4f", "smallest pair share per rank"
-)
-exp.record(
-    "pair_share_max", max(m["owner_share_at_max_world"]), ".4f", "largest pair share per rank"
-)
+shares = m["owner_share_at_max_world"]
+exp.record("routing_sentence", sb.routing_sentence(m["per_world"][0]), "", "sharded vs plain memory in one process")  # fmt: skip
+exp.record("pair_share_min", min(shares), ".4f", "smallest pair share per rank")
+exp.record("pair_share_max", max(shares), ".4f", "largest pair share per rank")
 exp.record("pair_share_ideal", 1 / max(Ws), ".4f", "ideal pair share per rank")
-exp.record("w_max", max(Ws), "d", "largest world size run")  # fmt: skip
+exp.record("w_max", max(Ws), "d", "largest world size run")
 
 # %% [markdown]
 # Bytes per item for $W > 1$: counted, the model at the expected remote share $(W-1)/W$ and at
 # the measured share (an exact match), the header bytes, and what the sockets carried:
 
 # %% tags=["hide-input"]
-bytes_table = []
-for e in m["per_world"][1:]:
-    for op in ("write", "read"):
-        x = e[op]
-        counted = x["counted_payload_bytes_per_item"] + x["counted_header_bytes_per_item"]
-        syscall = x["syscall_bytes_per_item"]
-        bytes_table.append([e["world_size"], op, f"{x['counted_payload_bytes_per_item']:.2f}",
-                            f"{x['model_payload_bytes_per_item']:.2f}",
-                            f"{x['model_payload_bytes_per_item_at_measured_share']:.2f}",
-                            f"{x['remote_pair_share']:.4f}", f"{x['counted_header_bytes_per_item']:.3f}",
-                            "n/a" if syscall is None else f"{syscall:.2f} ({syscall / counted - 1:+.2%})"])  # fmt: skip
-show_table(["W", "op", "counted B/item", "model, share (W-1)/W", "model, measured share",
-            "measured share", "header B/item", "syscall B/item (framing, barriers)"], bytes_table)  # fmt: skip
+show_table(*sb.bytes_table(m["per_world"]))
 
 # %% [markdown]
 # {glue:text}`routing_sentence` At $W$ = {glue:text}`w_max` each rank owns between
@@ -550,77 +220,7 @@ show_table(["W", "op", "counted B/item", "model, share (W-1)/W", "model, measure
 
 # %% tags=["hide-input"]
 if m["projection"]:
-    show_table(
-        ["op", "link (Gbit/s)", "W", "items/s", "transfer", "latency", "compute"],
-        [[op, f"{gbit:g}", W, f"{p['items_per_s']:.3g}"]
-         + [f"{p[k] / p['seconds_per_call']:.0%}" for k in ("network_seconds", "latency_seconds", "compute_seconds")]
-         for op in ("write", "read") for gbit in hp["link_gbit_per_s"]
-         for W, p in zip(hp["cluster_world_sizes"], m["projection"][op][f"{gbit:g}"], strict=True)],
-    )  # fmt: skip
-
-
-# %% tags=["hide-input"]
-def largest_terms(op: str) -> str:
-    """Per cluster world size, the largest of the three terms of the projected time per call."""
-    largest = {}
-    for gbit in hp["link_gbit_per_s"]:
-        for W, p in zip(hp["cluster_world_sizes"], m["projection"][op][f"{gbit:g}"], strict=True):
-            terms = {
-                "transfer": p["network_seconds"],
-                "latency": p["latency_seconds"],
-                "compute": p["compute_seconds"],
-            }
-            term = max(terms, key=terms.get)
-            largest.setdefault(W, []).append((gbit, term, terms[term] / p["seconds_per_call"]))
-    parts = []
-    for W, cases in largest.items():
-        names_W, shares_W = {term for _, term, _ in cases}, [share for _, _, share in cases]
-        if len(names_W) == 1:
-            lo, hi = f"{min(shares_W):.0%}", f"{max(shares_W):.0%}"
-            parts.append(
-                f"W={W}: {names_W.pop()} ({lo if lo == hi else f'{lo}-{hi}'} of the time at every link speed)"
-            )
-        else:
-            parts.append(
-                f"W={W}: " + ", ".join(f"{t} at {g:g} Gbit/s ({sh:.0%})" for g, t, sh in cases)
-            )
-    notes = []
-    latency_Ws = [W for W, cases in largest.items() if any(t == "latency" for _, t, _ in cases)]
-    transfer_Ws = [W for W, cases in largest.items() if any(t == "transfer" for _, t, _ in cases)]
-    if latency_Ws:
-        notes.append(
-            f"Where latency is largest (W = {', '.join(map(str, latency_Ws))}), a call waits longer on the "
-            f"{cost_model.COLLECTIVES_PER_CALL[op]} collectives x (W-1) per-peer latencies "
-            f"({hp['latency_us']:g} us each, independent of the link speed) than it computes its "
-            f"{hp['batch']} keys per rank; in the model more keys per call amortise it"
-        )
-    if transfer_Ws:
-        notes.append(
-            f"the links themselves are the bottleneck at W = {', '.join(map(str, transfer_Ws))}"
-        )
-    return (f"{op}: largest term of the time per call, " + "; ".join(parts) + (". " + "; ".join(notes) if notes else "")
-            + ". Ranks that compute faster (e.g. GPUs, not measured here) shift the time further to latency and transfer.")  # fmt: skip
-
-
-# %% tags=["hide-input"]
-projected = []
-for op in ("write", "read") if m["projection"] else ():
-    break_even = m["projection"][op]["break_even_items_per_s_per_rank"]
-    one_rank = 1 / m["compute_seconds_per_item_W1"][op]
-    slower_links = [gbit for gbit, v in break_even.items() if v < one_rank]
-    verdict = ("stays below compute at every link speed above" if not slower_links
-               else f"exceeds compute on {', '.join(slower_links)} Gbit/s links")  # fmt: skip
-    projected.append(
-        f"{op}: transfer time equals compute time once a rank handles (items/s) "
-        + ", ".join(f"{gbit} Gbit/s: {v:.3g}" for gbit, v in break_even.items())
-        + f"; one rank here handles {one_rank:,.0f} items/s, so for ranks as fast as this one "
-        f"transfer alone {verdict}."
-    )
-    projected.append(largest_terms(op))
-no_projection = "No projection: the run has no one-process measurement (W = 1)."
+    show_table(*sb.projection_table(m))
 exp.record(
-    "projection_sentences",
-    " ".join(projected) or no_projection,
-    "",
-    "the cluster projection (a model)",
+    "projection_sentences", sb.projection_sentences(m), "", "the cluster projection (a model)"
 )

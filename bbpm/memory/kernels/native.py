@@ -275,28 +275,42 @@ def supports_weights(memory: torch.Tensor, counts: torch.Tensor) -> bool:
     )
 
 
+def _weights_pass(
+    counts: torch.Tensor,
+    idx: torch.Tensor,
+    functions: dict[torch.dtype, str],
+    caller: str,
+    shape_args: tuple,
+    threads: int | None,
+) -> torch.Tensor:
+    """``[B, M]`` weights in the counts' dtype from one C pass over ``idx``:
+    ``functions[counts.dtype](counts, idx, weights, *shape_args, threads)``. ``RuntimeError``
+    naming ``caller`` for counts the C code does not serve, ``IndexError`` for a slot id
+    outside ``[0, D)``."""
+    library = _require_library()
+    if counts.dtype not in functions or counts.device.type != "cpu":
+        raise RuntimeError(f"{caller} needs float32/float64 CPU counts, got {counts.dtype}")
+    counts = counts.contiguous()
+    idx = _checked_slots(library, idx, counts.shape[0])
+    weights = torch.empty(idx.shape, dtype=counts.dtype)
+    getattr(library, functions[counts.dtype])(
+        counts.data_ptr(),
+        idx.data_ptr(),
+        weights.data_ptr(),
+        *shape_args,
+        thread_count(idx.numel(), threads),
+    )
+    return weights
+
+
 def slot_weights(
     counts: torch.Tensor, idx: torch.Tensor, eps: float, threads: int | None = None
 ) -> torch.Tensor:
     """``[B, M]`` read weights ``1 / ((counts[idx] + eps) * M)`` in the counts' dtype, in one
     pass; bitwise equal to :func:`torch_ops.slot_weights`. ``IndexError`` for a slot id
     outside ``[0, D)``."""
-    library = _require_library()
-    if counts.dtype not in _WEIGHT_FUNCTIONS or counts.device.type != "cpu":
-        raise RuntimeError(f"slot_weights needs float32/float64 CPU counts, got {counts.dtype}")
-    counts = counts.contiguous()
-    idx = _checked_slots(library, idx, counts.shape[0])
-    weights = torch.empty(idx.shape, dtype=counts.dtype)
-    getattr(library, _WEIGHT_FUNCTIONS[counts.dtype])(
-        counts.data_ptr(),
-        idx.data_ptr(),
-        weights.data_ptr(),
-        idx.numel(),
-        idx.shape[1],
-        float(eps),
-        thread_count(idx.numel(), threads),
-    )
-    return weights
+    shape_args = (idx.numel(), idx.shape[1], float(eps))
+    return _weights_pass(counts, idx, _WEIGHT_FUNCTIONS, "slot_weights", shape_args, threads)
 
 
 _RULE_FUNCTIONS = {torch.float32: "bbpm_rule_weights_f32", torch.float64: "bbpm_rule_weights_f64"}
@@ -324,22 +338,8 @@ def rule_weights(
         return slot_weights(counts, idx, eps, threads)
     if rule not in _RULE_CODES:
         raise ValueError(f"rule must be 'debiased', 'mean' or 'inverse_noise', got {rule!r}")
-    library = _require_library()
-    if counts.dtype not in _RULE_FUNCTIONS or counts.device.type != "cpu":
-        raise RuntimeError(f"rule_weights needs float32/float64 CPU counts, got {counts.dtype}")
-    counts = counts.contiguous()
-    idx = _checked_slots(library, idx, counts.shape[0])
-    weights = torch.empty(idx.shape, dtype=counts.dtype)
-    getattr(library, _RULE_FUNCTIONS[counts.dtype])(
-        counts.data_ptr(),
-        idx.data_ptr(),
-        weights.data_ptr(),
-        idx.shape[0],
-        idx.shape[1],
-        _RULE_CODES[rule],
-        thread_count(idx.numel(), threads),
-    )
-    return weights
+    shape_args = (idx.shape[0], idx.shape[1], _RULE_CODES[rule])
+    return _weights_pass(counts, idx, _RULE_FUNCTIONS, "rule_weights", shape_args, threads)
 
 
 def flyhash_topk(

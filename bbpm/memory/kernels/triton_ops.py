@@ -288,21 +288,29 @@ def supports_write(memory: torch.Tensor, counts: torch.Tensor, values: torch.Ten
     )
 
 
-def _read_plan(memory, counts, idx, eps, block_m, num_warps, launch=True, check_bounds=False):
-    """Validated launch of the read: (kernel, grid, args, constexprs, options, out)."""
-    _require_triton()
-    _check_buffers("read", memory, counts, idx, launch=launch)
+def _tiling(memory, idx, block_m, check_bounds):
+    """The common part of every launch: ``idx`` made contiguous (with ``check_bounds``, its
+    slot ids checked against ``[0, D)``), the grid (one program per item and block of
+    columns) and the ``BLOCK_M``/``BLOCK_D`` constexprs."""
     idx = idx.contiguous()
     if check_bounds:
         torch_ops.check_slot_range(idx, memory.shape[0])
     B, M = idx.shape
     d = memory.shape[1]
     block_m, block_d = _blocks(M, d, block_m)
+    grid = (B, triton.cdiv(d, block_d))
+    return idx, grid, {"BLOCK_M": block_m, "BLOCK_D": block_d}
+
+
+def _read_plan(memory, counts, idx, eps, block_m, num_warps, launch=True, check_bounds=False):
+    """Validated launch of the read: (kernel, grid, args, constexprs, options, out)."""
+    _require_triton()
+    _check_buffers("read", memory, counts, idx, launch=launch)
+    idx, grid, constexprs = _tiling(memory, idx, block_m, check_bounds)
+    (B, M), d = idx.shape, memory.shape[1]
     out = torch.empty(B, d, dtype=torch.float32, device=memory.device)
     args = (memory, counts, idx, out, memory.shape[0], M, d)
     args += (memory.stride(0), counts.stride(0), idx.stride(0), out.stride(0), float(eps))
-    grid = (B, triton.cdiv(d, block_d))
-    constexprs = {"BLOCK_M": block_m, "BLOCK_D": block_d}
     return _read_kernel, grid, args, constexprs, _launch_options(num_warps), out
 
 
@@ -320,20 +328,14 @@ def _write_plan(
     """Validated launch of the write: (kernel, grid, args, constexprs, options)."""
     _require_triton()
     _check_buffers("write", memory, counts, idx, values, launch=launch)
-    idx = idx.contiguous()
-    if check_bounds:
-        torch_ops.check_slot_range(idx, memory.shape[0])
+    idx, grid, constexprs = _tiling(memory, idx, block_m, check_bounds)
     values = values.contiguous()
-    B, M = idx.shape
-    d = memory.shape[1]
+    (B, M), d = idx.shape, memory.shape[1]
     if values.shape != (B, d):
         raise ValueError(f"values must be [B, d] = [{B}, {d}], got shape {tuple(values.shape)}")
-    block_m, block_d = _blocks(M, d, block_m)
     args = (memory, counts, idx, values, memory.shape[0], M, d)
     args += (memory.stride(0), counts.stride(0), idx.stride(0), values.stride(0))
     args += (float(count_step),)
-    grid = (B, triton.cdiv(d, block_d))
-    constexprs = {"BLOCK_M": block_m, "BLOCK_D": block_d}
     return _write_kernel, grid, args, constexprs, _launch_options(num_warps)
 
 
@@ -382,19 +384,15 @@ def read_weighted(
         )
     if weights.device != memory.device:
         raise ValueError(f"weights must be on {memory.device}, got {weights.device}")
-    idx, weights = idx.contiguous(), weights.contiguous()
-    if check_bounds:
-        torch_ops.check_slot_range(idx, memory.shape[0])
-    B, M = idx.shape
-    d = memory.shape[1]
-    block_m, block_d = _blocks(M, d, block_m)
+    idx, grid, constexprs = _tiling(memory, idx, block_m, check_bounds)
+    weights = weights.contiguous()
+    (B, M), d = idx.shape, memory.shape[1]
     out = torch.empty(B, d, dtype=torch.float32, device=memory.device)
     if B:
-        grid = (B, triton.cdiv(d, block_d))
         _weighted_read_kernel[grid](
             memory, weights, idx, out, memory.shape[0], M, d,
             memory.stride(0), weights.stride(0), idx.stride(0), out.stride(0),
-            BLOCK_M=block_m, BLOCK_D=block_d, **_launch_options(num_warps),
+            **constexprs, **_launch_options(num_warps),
         )  # fmt: skip
     return out
 
