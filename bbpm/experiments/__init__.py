@@ -1,0 +1,1 @@
+"""Experiment-specific plumbing of the notebooks (sweeps, tables, figures), tested in tests/."""
