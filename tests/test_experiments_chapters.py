@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bbpm import BBPMMemoryFloat, GlobalAffineHash
-from bbpm.experiments import ablation, drift, kv_scaling
+from bbpm.experiments import ablation, block_global, drift, kv_scaling
 from bbpm.integration.keying import ProjectionKeys
 
 
@@ -140,3 +140,35 @@ def test_recall_rows_stable_and_drift():
     assert rows[1]["bit_flip_rate"] == 0.0 and rows[1]["key_unchanged"] == 1.0
     assert rows[1]["mean_angle"] < 1e-3
     assert 0.3 < rows[2]["bit_flip_rate"] < 0.7 and rows[2]["key_unchanged"] < 0.2
+
+
+def test_by_hash_mean_and_spread_over_seeds_and_quartiles():
+    rows = [
+        {"hash": "g", "N": 10, "x": 1.0}, {"hash": "g", "N": 10, "x": 3.0},
+        {"hash": "g", "N": 20, "x": 5.0}, {"hash": "b", "N": 10, "x": 7.0},
+        {"hash": "b", "N": 20, "x": math.nan},
+    ]  # fmt: skip
+    table = block_global.by_hash(rows, "x", ["g", "b"], [10, 20])
+    assert table["g"] == {"mean": [2.0, 5.0], "spread": [2.0, 0.0]}
+    assert table["b"]["mean"][0] == 7.0 and math.isnan(table["b"]["mean"][1])
+    assert block_global.quartiles([1, 2, 3, 4, 5]) == {"median": 3.0, "q25": 2.0, "q75": 4.0}
+
+
+def test_block_vs_global_figure_six_panels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    hashes = ["global (mixed)", "block L=64"]
+    per = {stat: {h: {"mean": [0.9, 0.8], "spread": [0.0, None]} for h in hashes}
+           for stat in ("mean_cos", "share_above_threshold", "shared_slots_per_neighbour", "max_load")}  # fmt: skip
+    q = {"median": 2.0, "q25": 1.0, "q75": 3.0}
+    m = {"hashes": hashes, "N": [10, 20], "per_hash": per, "max_load_theory": [3, 4],
+         "expected_cosine_theory": {"global (mixed)": [0.9, 0.8]},
+         "occupancy_hist": {h: [5, 3, 1] for h in hashes}, "occupancy_theory": [5, 3, 1],
+         "occupancy_hist_load": 0.5, "occupancy_hist_N": 10,
+         "speed_items_per_s": {h: {"write": q, "read": q} for h in hashes},
+         "hyperparameters": {"cos_threshold": 0.9, "timing_rounds": 3, "D": 64, "d": 4, "K": 2, "H": 1}}  # fmt: skip
+    fig = block_global.block_vs_global_figure(m)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "(a) fidelity (dashed: theory)" and titles[3] == "(d) occupancy at N = 10"
+    assert len(fig.axes) == 6 and len(fig.legends[0].get_texts()) == 2
