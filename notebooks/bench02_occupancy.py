@@ -47,7 +47,6 @@ threads = 0
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from myst_nb import glue
 
@@ -132,22 +131,8 @@ raw_csv = exp.save_raw(rows)  # fmt: skip
 metrics = exp.load_metrics()
 names = list(metrics["hash_configs"])
 kinds = metrics["hyperparameters"]["key_kinds"]
-# fmt: off
-fig, axes = plt.subplots(len(kinds), len(names), figsize=(3.6 * len(names), 3.2 * len(kinds)), sharey=True, squeeze=False)
-for r, kind in enumerate(kinds):
-    for c, name in enumerate(names):
-        ax = axes[r, c]
-        h = metrics["histograms"][f"{name}|{kind}"]
-        ax.bar(np.arange(len(h["measured"])), h["measured"], color="tab:blue", alpha=0.7, label="measured")
-        ax.plot(np.arange(len(h["theory"])), h["theory"], "k.", label="binomial theory")
-        ax.set(yscale="log", ylim=(0.5, 2 * metrics["hyperparameters"]["D"]), xlim=(-0.7, max(len(h["measured"]), 6) + 0.5),
-               xlabel="slot load j (writes)", ylabel="number of slots" if c == 0 else "")
-        ax.set_title(f"{name}\n{kind} keys", fontsize=10)
-axes[0, 0].legend(fontsize=8)
-fig.suptitle(f"Occupancy at load factor {hist_load} (D = {D:,}, {K} slots per key)")
-fig.tight_layout()
-hist_png = exp.save_figure(fig, "occupancy_hist.png")
-# fmt: on
+title = f"Occupancy at load factor {hist_load} (D = {D:,}, {K} slots per key)"
+hist_png = exp.save_figure(occupancy.histogram_figure(metrics, title), "occupancy_hist.png")
 
 # %% [markdown]
 # ## Skew against load
@@ -155,33 +140,8 @@ hist_png = exp.save_figure(fig, "occupancy_hist.png")
 # Solid: consecutive keys; dashed: random keys; black: the uniform-hashing value.
 
 # %% tags=["hide-input"]
-# fmt: off
-stat_panels = [
-    ("max_load", "max_load_theory", "largest slot load"),
-    ("gini_load", "gini_theory", "Gini coefficient of slot loads"),
-    ("q2", "q2_theory", r"$\hat q_2 \cdot D$ (1 = uniform)"),
-    ("tv_distance", None, "TV distance to binomial"),
-]
-colors = dict(zip(names, plt.cm.tab10.colors, strict=False))
-fig, axes = plt.subplots(1, len(stat_panels), figsize=(18, 4))
-for ax, (stat, theory_stat, label) in zip(axes, stat_panels, strict=True):
-    scale = metrics["hyperparameters"]["D"] if stat == "q2" else 1.0
-    for name in names:
-        for kind, ls in zip(kinds, ["-", "--"], strict=False):
-            sel = [r for r in metrics["rows"] if r["hash"] == name and r["keys"] == kind]
-            ax.plot([r["load_factor"] for r in sel], [r[stat] * scale for r in sel], ls=ls, marker="o",
-                    color=colors[name], label=f"{name} ({kind})")
-    if theory_stat:
-        sel = [r for r in metrics["rows"] if r["hash"] == names[0] and r["keys"] == kinds[0]]
-        ax.plot([r["load_factor"] for r in sel], [r[theory_stat] * scale for r in sel], "k-", lw=2.5, alpha=0.5,
-                label="uniform hashing (theory)")
-    ax.set(xscale="log", xlabel=r"load factor $\lambda = NKH/D$ (log scale)", ylabel=label)
-    ax.grid(True, alpha=0.3)
-axes[-1].set_yscale("log")
-axes[0].legend(fontsize=7)
-fig.tight_layout()
-skew_png = exp.save_figure(fig, "skew_vs_load.png")
-# fmt: on
+skew_png = exp.save_figure(occupancy.skew_figure(metrics), "skew_vs_load.png")
+colors = occupancy.hash_colors(names)
 
 # %% [markdown]
 # ## Hashing cost per family

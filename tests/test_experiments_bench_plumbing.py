@@ -85,3 +85,32 @@ def test_occupancy_row_matches_uniform_hashing_theory():
     assert row["tv_distance"] < 0.02
     assert abs(row["gini_load"] - row["gini_theory"]) < 0.02
     assert len(hist["theory"]) >= 12
+
+
+def test_occupancy_figures_from_a_small_run():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    D, K = 4096, 8
+    families = occupancy.hash_families(D=D, K=K, multi_H=2, block_size=1024, seed=0)
+    rows, histograms = [], {}
+    for name, (hash_fn, k, h) in families.items():
+        for kind in ("consecutive", "random"):
+            for lam in (0.5, 1.0):
+                keys = occupancy.make_keys(kind, round(lam * D / K), 0)
+                row, hist = occupancy.occupancy_row(hash_fn, k, h, keys, D)
+                rows.append({"hash": name, "keys": kind, "load_factor": lam, **row})
+                histograms[f"{name}|{kind}"] = hist
+    metrics = {"hash_configs": dict.fromkeys(families), "rows": rows, "histograms": histograms,
+               "hyperparameters": {"key_kinds": ["consecutive", "random"], "D": D}}  # fmt: skip
+    fig = occupancy.histogram_figure(metrics, "t")
+    assert len(fig.axes) == 2 * 5 and fig.axes[0].get_title() == "global mixed\nconsecutive keys"
+    fig = occupancy.skew_figure(metrics)
+    assert [ax.get_ylabel() for ax in fig.axes][:2] == [
+        "largest slot load",
+        "Gini coefficient of slot loads",
+    ]
+    # ten measured lines (5 hashes x 2 key kinds) and the theory line in each panel with theory
+    assert len(fig.axes[0].get_lines()) == 11 and len(fig.axes[3].get_lines()) == 10
+    q2_line = fig.axes[2].get_lines()[0]  # q2 scaled by D: about 1 + 1/(load) for uniform hashing
+    assert all(0.5 < y < 5 for y in q2_line.get_ydata())

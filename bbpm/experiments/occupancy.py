@@ -78,3 +78,69 @@ def occupancy_row(
         "tv_distance": 0.5 * float(np.abs(padded / D - expected / D).sum()),
     }
     return row, {"measured": hist.tolist(), "theory": expected[: max(hist.size, 12)].tolist()}
+
+
+def histogram_figure(metrics: dict, title: str):
+    """One panel per (key kind, hash): the measured occupancy histogram at ``hist_load``
+    (bars, log scale) and the binomial prediction (black dots), from bench02's metrics."""
+    import matplotlib.pyplot as plt
+
+    names, hp = list(metrics["hash_configs"]), metrics["hyperparameters"]
+    kinds = hp["key_kinds"]
+    fig, axes = plt.subplots(len(kinds), len(names), figsize=(3.6 * len(names), 3.2 * len(kinds)),
+                             sharey=True, squeeze=False)  # fmt: skip
+    for r, kind in enumerate(kinds):
+        for c, name in enumerate(names):
+            ax, h = axes[r, c], metrics["histograms"][f"{name}|{kind}"]
+            ax.bar(np.arange(len(h["measured"])), h["measured"], color="tab:blue", alpha=0.7,
+                   label="measured")  # fmt: skip
+            ax.plot(np.arange(len(h["theory"])), h["theory"], "k.", label="binomial theory")
+            ax.set(yscale="log", ylim=(0.5, 2 * hp["D"]), xlim=(-0.7, max(len(h["measured"]), 6) + 0.5),
+                   xlabel="slot load j (writes)", ylabel="number of slots" if c == 0 else "")  # fmt: skip
+            ax.set_title(f"{name}\n{kind} keys", fontsize=10)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+STAT_PANELS = [
+    ("max_load", "max_load_theory", "largest slot load"),
+    ("gini_load", "gini_theory", "Gini coefficient of slot loads"),
+    ("q2", "q2_theory", r"$\hat q_2 \cdot D$ (1 = uniform)"),
+    ("tv_distance", None, "TV distance to binomial"),
+]
+
+
+def hash_colors(names) -> dict[str, Any]:
+    """One tab10 colour per hash family, in order."""
+    import matplotlib.pyplot as plt
+
+    return dict(zip(names, plt.cm.tab10.colors, strict=False))
+
+
+def skew_figure(metrics: dict):
+    """Largest load, Gini, q2 D and TV distance against the load factor: one colour per hash,
+    solid consecutive / dashed random keys, the uniform-hashing theory in black."""
+    import matplotlib.pyplot as plt
+
+    names, hp = list(metrics["hash_configs"]), metrics["hyperparameters"]
+    kinds, colors = hp["key_kinds"], hash_colors(names)
+    fig, axes = plt.subplots(1, len(STAT_PANELS), figsize=(18, 4))
+    for ax, (stat, theory_stat, label) in zip(axes, STAT_PANELS, strict=True):
+        scale = hp["D"] if stat == "q2" else 1.0
+        for name in names:
+            for kind, ls in zip(kinds, ["-", "--"], strict=False):
+                sel = [r for r in metrics["rows"] if r["hash"] == name and r["keys"] == kind]
+                ax.plot([r["load_factor"] for r in sel], [r[stat] * scale for r in sel], ls=ls,
+                        marker="o", color=colors[name], label=f"{name} ({kind})")  # fmt: skip
+        if theory_stat:
+            sel = [r for r in metrics["rows"] if r["hash"] == names[0] and r["keys"] == kinds[0]]
+            ax.plot([r["load_factor"] for r in sel], [r[theory_stat] * scale for r in sel], "k-",
+                    lw=2.5, alpha=0.5, label="uniform hashing (theory)")  # fmt: skip
+        ax.set(xscale="log", xlabel=r"load factor $\lambda = NKH/D$ (log scale)", ylabel=label)
+        ax.grid(True, alpha=0.3)
+    axes[-1].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
