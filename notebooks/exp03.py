@@ -60,14 +60,12 @@ cos_threshold = 0.9
 timing_rounds = 7
 
 # %% tags=["hide-input"]
-import math
 
 import torch
 from myst_nb import glue
 
-from bbpm import BBPMMemoryFloat, BlockPermutationHash, GlobalAffineHash, Timer
+from bbpm import BlockPermutationHash, GlobalAffineHash, Timer
 from bbpm.experiments import block_global
-from bbpm.hashing import diagnostics
 from bbpm.theory.collision_model import expected_load_histogram, expected_max_load
 from bbpm.theory.snr_bounds import expected_cosine
 from bbpm.utils import Experiment, progress, show_table
@@ -121,31 +119,13 @@ bar = progress(total=len(HASHES) * len(hash_seeds) * len(N_values))
 for hash_seed in hash_seeds:
     gen = torch.Generator().manual_seed(seed * 1_000_003 + hash_seed)
     values = torch.nn.functional.normalize(torch.randn(max(N_values), d, generator=gen), dim=1)
-    hash_fns = {name: make_hash(hash_seed) for name, make_hash in HASHES.items()}
-    memories = {name: BBPMMemoryFloat(D, d, K, H, hash_fn) for name, hash_fn in hash_fns.items()}
-    written = 0
-    for N in N_values:
-        keys = torch.arange(N, dtype=torch.int64)
-        eval_gen = torch.Generator().manual_seed(seed + 7919 * N + hash_seed)
-        eval_rows = torch.randperm(N, generator=eval_gen)[:n_eval]
-        for name, memory in memories.items():
-            for start in range(written, N, batch_size):
-                stop = min(start + batch_size, N)
-                memory.write(keys[start:stop], values[start:stop])
-            read = memory.read(keys[eval_rows])
-            cosines = torch.nn.functional.cosine_similarity(read, values[eval_rows], dim=1).double()
-            idx = hash_fns[name].indices(keys, K, H)
-            rows.append({"hash": name, "hash_seed": hash_seed, "N": N, "load": N * K * H / D,
-                         "mean_cos": float(cosines.mean()),
-                         "sem_cos": float(cosines.std() / math.sqrt(cosines.numel())),
-                         "min_cos": float(cosines.min()),
-                         "share_above_threshold": float((cosines > cos_threshold).double().mean()),
-                         **diagnostics.summarize(idx, D),
-                         **diagnostics.neighbour_overlap(idx, eval_rows, D)})  # fmt: skip
-            if N == hist_N and hash_seed == hash_seeds[0]:
-                occupancy[name] = diagnostics.occupancy_hist(idx, D)
-            bar.update(1)
-        written = N
+    seed_rows, hists, memories = block_global.sweep_seed(
+        {name: make_hash(hash_seed) for name, make_hash in HASHES.items()}, values, N_values,
+        (D, d, K, H), n_eval, batch_size, lambda N, s=hash_seed: seed + 7919 * N + s,
+        cos_threshold, hist_N, on_step=lambda: bar.update(1),
+    )  # fmt: skip
+    rows += [{"hash": r["hash"], "hash_seed": hash_seed, **r} for r in seed_rows]
+    occupancy = occupancy or hists  # the first hash seed's histograms
 bar.close()
 
 # %% [markdown]

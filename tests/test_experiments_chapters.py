@@ -172,3 +172,54 @@ def test_block_vs_global_figure_six_panels():
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0] == "(a) fidelity (dashed: theory)" and titles[3] == "(d) occupancy at N = 10"
     assert len(fig.axes) == 6 and len(fig.legends[0].get_texts()) == 2
+
+
+def test_sweep_seed_fills_incrementally_and_scores_every_checkpoint():
+    from bbpm import BlockPermutationHash
+
+    D, d, K, H = 4096, 16, 4, 1
+    values = torch.nn.functional.normalize(
+        torch.randn(600, d, generator=torch.Generator().manual_seed(0)), dim=1
+    )
+    fns = {
+        "global": GlobalAffineHash(D, seed=0),
+        "block": BlockPermutationHash(D, block_size=256, seed=0),
+    }
+    steps = []
+    rows, hists, memories = block_global.sweep_seed(
+        fns,
+        values,
+        [200, 600],
+        (D, d, K, H),
+        50,
+        128,
+        lambda N: N,
+        0.9,
+        600,
+        on_step=lambda: steps.append(1),
+    )
+    assert len(steps) == 4 and [(r["hash"], r["N"]) for r in rows] == [
+        ("global", 200),
+        ("block", 200),
+        ("global", 600),
+        ("block", 600),
+    ]
+    assert set(hists) == {"global", "block"} and int(hists["global"].sum()) == D
+    assert rows[0]["mean_cos"] > rows[2]["mean_cos"] > 0.5 and rows[0]["load"] == 200 * K / D
+    # the incrementally filled memory equals one filled in one go
+    fresh = BBPMMemoryFloat(D, d, K, H, fns["block"])
+    fresh.write(torch.arange(600), values)
+    assert torch.equal(fresh.memory, memories["block"].memory)
+    again, _, _ = block_global.sweep_seed(
+        fns, values, [200, 600], (D, d, K, H), 50, 128, lambda N: N, 0.9
+    )
+    assert again == rows
+
+
+def test_cosine_row():
+    row = block_global.cosine_row(torch.tensor([0.5, 0.95, 1.0], dtype=torch.float64), 0.9)
+    assert row["mean_cos"] == pytest.approx(2.45 / 3) and row["min_cos"] == 0.5
+    assert row["share_above_threshold"] == pytest.approx(2 / 3)
+    assert row["sem_cos"] == pytest.approx(
+        float(torch.tensor([0.5, 0.95, 1.0]).double().std()) / math.sqrt(3)
+    )

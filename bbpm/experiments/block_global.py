@@ -8,6 +8,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
+
+from bbpm.hashing import diagnostics
+from bbpm.memory import BBPMMemoryFloat
 
 
 def by_hash(
@@ -23,6 +27,58 @@ def by_hash(
             "spread": [float(np.max(v) - np.min(v)) for v in vals],
         }
     return table
+
+
+def cosine_row(cosines: torch.Tensor, threshold: float) -> dict[str, float]:
+    """Mean, standard error of the mean, minimum and share above ``threshold`` of ``cosines``."""
+    return {
+        "mean_cos": float(cosines.mean()),
+        "sem_cos": float(cosines.std() / math.sqrt(cosines.numel())),
+        "min_cos": float(cosines.min()),
+        "share_above_threshold": float((cosines > threshold).double().mean()),
+    }
+
+
+def sweep_seed(
+    hash_fns: Mapping[str, Any],
+    values: torch.Tensor,
+    N_values: Sequence[int],
+    sizes: tuple[int, int, int, int],
+    n_eval: int,
+    batch_size: int,
+    eval_seed: Any,
+    threshold: float,
+    hist_N: int | None = None,
+    on_step: Any = None,
+) -> tuple[list[dict], dict[str, torch.Tensor], dict[str, BBPMMemoryFloat]]:
+    """One memory per hash (``sizes = (D, d, K, H)``) filled with ``values`` up to each
+    checkpoint N in turn; at each N, ``n_eval`` keys drawn by ``randperm(N)`` with the
+    generator seeded ``eval_seed(N)`` are read back. Returns the rows (cosine statistics,
+    collision diagnostics and neighbour overlap of all N keys' slots), the occupancy
+    histogram per hash at ``N = hist_N``, and the filled memories. ``on_step()`` runs after each (N, hash)."""
+    D, d, K, H = sizes
+    memories = {name: BBPMMemoryFloat(D, d, K, H, hash_fn) for name, hash_fn in hash_fns.items()}
+    rows, occupancy, written = [], {}, 0
+    for N in N_values:
+        keys = torch.arange(N, dtype=torch.int64)
+        eval_rows = torch.randperm(N, generator=torch.Generator().manual_seed(eval_seed(N)))[
+            :n_eval
+        ]
+        for name, memory in memories.items():
+            for start in range(written, N, batch_size):
+                stop = min(start + batch_size, N)
+                memory.write(keys[start:stop], values[start:stop])
+            read = memory.read(keys[eval_rows])
+            cosines = torch.nn.functional.cosine_similarity(read, values[eval_rows], dim=1).double()
+            idx = hash_fns[name].indices(keys, K, H)
+            rows.append({"hash": name, "N": N, "load": N * K * H / D, **cosine_row(cosines, threshold),
+                         **diagnostics.summarize(idx, D), **diagnostics.neighbour_overlap(idx, eval_rows, D)})  # fmt: skip
+            if N == hist_N:
+                occupancy[name] = diagnostics.occupancy_hist(idx, D)
+            if on_step is not None:
+                on_step()
+        written = N
+    return rows, occupancy, memories
 
 
 def quartiles(values: Sequence[float]) -> dict[str, float]:
