@@ -203,32 +203,10 @@ raw_csv = exp.save_raw(rows)
 # keys, so it does not see the shared keys of short codes).
 
 
-# %% tags=["hide-input"]
-def series(mode: str, bits: int, sigma: float, field: str) -> list[float]:
-    return [r[field] for r in rows if (r["mode"], r["bits"], r["sigma"]) == (mode, bits, sigma)]
-
-
-def drift_curve(b: int, sigma: float, stable: list[float]) -> dict:
-    """Measured drift series and their predictions for one bit width and sigma."""
-    survive = [(1 - a / math.pi) ** b for a in theory_angle[sigma]]
-    fields = ("success", "mean_cos", "bit_flip_rate", "key_unchanged", "mean_angle")
-    return {f: series("drift", b, sigma, f) for f in fields} | {
-        "key_unchanged_theory": survive,
-        "success_predicted": [p * s + (1 - p) / n_values for p, s in zip(survive, stable, strict=True)],
-    }  # fmt: skip
-
-
 # %%
 steps = list(range(n_steps + 1))
-theory_angle = {sigma: [math.atan(sigma * math.sqrt(t)) for t in steps] for sigma in sigmas}
-curves = {}
-for b in bits_values:
-    stable = series("stable", b, 0.0, "success")
-    curves[b] = {
-        "stable_success": stable,
-        "stable_mean_cos": series("stable", b, 0.0, "mean_cos"),
-        "drift": {str(sigma): drift_curve(b, sigma, stable) for sigma in sigmas},
-    }
+theory_angle = drift.drift_angles(sigmas, steps)
+curves = drift.drift_curves(rows, bits_values, theory_angle, n_values)
 refresh_rows = [r for r in rows if r["mode"] == "refresh"]
 all_keys = torch.cat([keys0[main_bits], *(filler_batch(t)[0] for t in range(1, n_steps + 1))])
 metrics_json = exp.save_metrics(

@@ -223,3 +223,28 @@ def test_cosine_row():
     assert row["sem_cos"] == pytest.approx(
         float(torch.tensor([0.5, 0.95, 1.0]).double().std()) / math.sqrt(3)
     )
+
+
+def test_drift_curves_predict_recall_from_surviving_keys():
+    angles = drift.drift_angles([0.0, 1.0], [0, 1, 4])
+    assert angles[0.0] == [0.0, 0.0, 0.0]
+    assert angles[1.0] == pytest.approx([0.0, math.pi / 4, math.atan(2.0)])
+    rows = []
+    for t in (0, 1, 4):
+        rows.append(
+            {"t": t, "bits": 2, "mode": "stable", "sigma": 0.0, "success": 0.8, "mean_cos": 0.7}
+        )
+        for sigma in (0.0, 1.0):
+            rows.append({"t": t, "bits": 2, "mode": "drift", "sigma": sigma, "success": 0.5, "mean_cos": 0.4,
+                         "bit_flip_rate": 0.1, "key_unchanged": 0.9, "mean_angle": 0.2})  # fmt: skip
+    rows.append(
+        {"t": 0, "bits": 2, "mode": "refresh", "sigma": 1.0, "success": 0.0, "mean_cos": 0.0}
+    )
+    curves = drift.drift_curves(rows, [2], angles, n_values=10)
+    assert curves[2]["stable_success"] == [0.8] * 3 and curves[2]["stable_mean_cos"] == [0.7] * 3
+    c = curves[2]["drift"]["1.0"]
+    assert c["success"] == [0.5] * 3 and c["mean_angle"] == [0.2] * 3
+    # t = 1: theta = pi/4, P(2-bit key unchanged) = (3/4)^2
+    assert c["key_unchanged_theory"][1] == pytest.approx(0.5625)
+    assert c["success_predicted"][1] == pytest.approx(0.5625 * 0.8 + 0.4375 / 10)
+    assert curves[2]["drift"]["0.0"]["success_predicted"] == pytest.approx([0.8] * 3)

@@ -3,6 +3,7 @@ six-panel figure drawn from ``metrics.json``."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -163,3 +164,40 @@ def recall_rows(
                         "key_unchanged": float((keys_t == keys0).double().mean()),
                         "mean_angle": float(torch.arccos(cos_x).mean())})  # fmt: skip
     return out
+
+
+def drift_angles(sigmas, steps) -> dict[float, list[float]]:
+    """``theta_t = arctan(sigma sqrt(t))``: the expected angle between ``x_t`` and ``x_0`` after
+    ``t`` steps of Gaussian drift of scale ``sigma`` (per coordinate, relative to ``|x_0|``)."""
+    return {sigma: [math.atan(sigma * math.sqrt(t)) for t in steps] for sigma in sigmas}
+
+
+def _series(rows, mode: str, bits: int, sigma: float, field: str) -> list[float]:
+    return [r[field] for r in rows if (r["mode"], r["bits"], r["sigma"]) == (mode, bits, sigma)]
+
+
+DRIFT_FIELDS = ("success", "mean_cos", "bit_flip_rate", "key_unchanged", "mean_angle")
+
+
+def drift_curves(rows, bits_values, angles: Mapping[float, list[float]], n_values: int) -> dict:
+    """Per bit width b: the stable recall and mean cosine over time and, per sigma, the
+    drifting series of ``rows`` with the theory: ``P(key unchanged) = (1 - theta/pi)^b`` and
+    the predicted recall ``P * stable + (1 - P) / n_values`` (a changed key reads noise)."""
+    curves = {}
+    for b in bits_values:
+        stable = _series(rows, "stable", b, 0.0, "success")
+        drift = {}
+        for sigma, theta in angles.items():
+            survive = [(1 - a / math.pi) ** b for a in theta]
+            drift[str(sigma)] = {f: _series(rows, "drift", b, sigma, f) for f in DRIFT_FIELDS} | {
+                "key_unchanged_theory": survive,
+                "success_predicted": [
+                    p * s + (1 - p) / n_values for p, s in zip(survive, stable, strict=True)
+                ],
+            }
+        curves[b] = {
+            "stable_success": stable,
+            "stable_mean_cos": _series(rows, "stable", b, 0.0, "mean_cos"),
+            "drift": drift,
+        }
+    return curves
