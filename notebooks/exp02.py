@@ -55,7 +55,6 @@ from myst_nb import glue
 
 from bbpm import BBPMMemoryFloat, GlobalAffineHash
 from bbpm.experiments import ablation
-from bbpm.hashing import diagnostics
 from bbpm.theory import collision_model, snr_bounds
 from bbpm.theory.sanity_checks import unit_gaussian_values
 from bbpm.utils import Experiment, progress, show_table
@@ -104,21 +103,6 @@ raw_csv = exp.save_raw(rows)
 # (items hitting two slots of a key), to show where it matters.
 
 
-# %% tags=["hide-input"]
-def hash_diagnostics(hash_fn, K: int, H: int) -> dict:
-    """Collision diagnostics of all N*K*H indices and the cosine the overlap predicts."""
-    idx = hash_fn.indices(keys, K, H)
-    overlap = collision_model.key_overlap_statistics(idx, eval_keys, D)
-    sum_m = float(overlap["sum_m"].mean())
-    given = snr_bounds.conditional_mean_cosine(overlap["a"], overlap["s2"], d).mean()
-    return {
-        **diagnostics.summarize(idx, D),
-        "overlap_concentration": float(overlap["sum_m2"].mean()) / sum_m if sum_m > 0 else math.nan,
-        "partners_per_key": float(overlap["n_items"].mean()),
-        "cosine_given_hash": float(given),
-    }
-
-
 # %%
 metrics_names = ["mean_cos", "std_cos"] + [f"share_above_{tau:g}" for tau in taus]
 results = []
@@ -130,7 +114,9 @@ for K, H in configs:
         for metric in metrics_names:
             mean, stderr = ablation.seed_mean([r[metric] for r in sel])
             entry[f"{hash_name}_{metric}"], entry[f"{hash_name}_{metric}_stderr"] = mean, stderr
-        entry[f"{hash_name}_diagnostics"] = hash_diagnostics(HASHES[hash_name](seed), K, H)
+        entry[f"{hash_name}_diagnostics"] = ablation.hash_diagnostics(
+            HASHES[hash_name](seed), keys, eval_keys, D, K, H, d
+        )
     entry["theory"] = prediction = snr_bounds.predict(N, D, K, H, d, taus=tuple(taus))
     entry["occupancy_theory"] = collision_model.occupancy_prediction(N, D, K, H)
     entry["error_mean_cos"] = entry["mixed_mean_cos"] - prediction["mean_cosine"]

@@ -248,3 +248,26 @@ def test_drift_curves_predict_recall_from_surviving_keys():
     assert c["key_unchanged_theory"][1] == pytest.approx(0.5625)
     assert c["success_predicted"][1] == pytest.approx(0.5625 * 0.8 + 0.4375 / 10)
     assert curves[2]["drift"]["0.0"]["success_predicted"] == pytest.approx([0.8] * 3)
+
+
+def test_hash_diagnostics_follow_the_load():
+    D, d, K = 1 << 14, 16, 4
+    fn = GlobalAffineHash(D, seed=0)
+    light = ablation.hash_diagnostics(fn, torch.arange(100), torch.arange(50), D, K, 1, d)
+    heavy = ablation.hash_diagnostics(fn, torch.arange(8000), torch.arange(50), D, K, 1, d)
+    for key in (
+        "collision_rate",
+        "max_load",
+        "overlap_concentration",
+        "partners_per_key",
+        "cosine_given_hash",
+    ):
+        assert key in light and key in heavy
+    # 100 keys x 4 slots in 16384 slots: few partners, a near-exact predicted cosine;
+    # 8000 keys (load ~2): each key meets about K * load = 8 partners
+    assert light["partners_per_key"] < 0.2 and light["cosine_given_hash"] > 0.97
+    assert (
+        5 < heavy["partners_per_key"] < 11
+        and heavy["cosine_given_hash"] < light["cosine_given_hash"]
+    )
+    assert heavy["overlap_concentration"] >= 1.0

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from bbpm.hashing import diagnostics
+from bbpm.theory import collision_model, snr_bounds
 from bbpm.utils.plots import bars_with_theory, legend_handles
 
 
@@ -42,6 +44,26 @@ def seed_mean(values: Sequence[float]) -> tuple[float, float]:
     vals = np.asarray(values, dtype=float)
     stderr = float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else 0.0
     return float(vals.mean()), stderr
+
+
+def hash_diagnostics(
+    hash_fn: Any, keys: torch.Tensor, eval_keys: torch.Tensor, D: int, K: int, H: int, d: int
+) -> dict[str, float]:
+    """Collision diagnostics of all ``keys``' K*H indices (:func:`diagnostics.summarize`), the
+    per-key overlap of ``eval_keys`` (overlap concentration sum m^2 / sum m, partners per key)
+    and the mean cosine the measured overlap predicts
+    (:func:`snr_bounds.conditional_mean_cosine`)."""
+    idx = hash_fn.indices(keys, K, H)
+    overlap = collision_model.key_overlap_statistics(idx, eval_keys, D)
+    sum_m = float(overlap["sum_m"].mean())
+    given = snr_bounds.conditional_mean_cosine(overlap["a"], overlap["s2"], d).mean()
+    concentration = float(overlap["sum_m2"].mean()) / sum_m if sum_m > 0 else math.nan
+    return {
+        **diagnostics.summarize(idx, D),
+        "overlap_concentration": concentration,
+        "partners_per_key": float(overlap["n_items"].mean()),
+        "cosine_given_hash": float(given),
+    }
 
 
 def ablation_figure(
