@@ -75,7 +75,7 @@ from myst_nb import glue
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash, Timer
 from bbpm.baselines.decode import decode_top1, random_codebook
-from bbpm.experiments import drift
+from bbpm.experiments import drift, needle
 from bbpm.hashing import diagnostics
 from bbpm.integration.keying import ProjectionKeys
 from bbpm.theory.snr_bounds import expected_cosine
@@ -101,8 +101,7 @@ glue(
 # %% tags=["hide-input"]
 # Centred codebook: the mean row of a raw random codebook piles up in every slot at high load
 # and biases every read (measured in exp05), so the rows are centred and renormalised.
-raw_codebook = random_codebook(n_values, d, seed=seed)
-codebook = torch.nn.functional.normalize(raw_codebook - raw_codebook.mean(dim=0), dim=1)
+codebook = needle.centred_codebook(random_codebook(n_values, d, seed=seed))
 gen = torch.Generator().manual_seed(seed + 1)
 item_value_ids = torch.randint(n_values, (n_items,), generator=gen)
 item_values = codebook[item_value_ids]
