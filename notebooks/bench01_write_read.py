@@ -61,7 +61,6 @@ copy_mbytes = 256
 threads = 0
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 import torch
 from myst_nb import glue
 
@@ -222,21 +221,8 @@ time_png = exp.save_figure(fig, "time_vs_variables.png")
 
 # %% tags=["hide-input"]
 b = metrics["base"]
-fig, ax = plt.subplots(figsize=(7, 4))
-labels = ["read canonical", "read fast", "write canonical", "write fast"]
-kernel_ms = [b[f"{label.replace(' ', '_')}_median_s"] * 1e3 for label in labels]
-hash_ms = [b["hash_median_s"] * 1e3] * 4
-ax.barh(labels, hash_ms, color="tab:gray", label="hash (GlobalAffineHash)")
-ax.barh(labels, kernel_ms, left=hash_ms, color="tab:green", label="memory kernel")
-for i, (h, k) in enumerate(zip(hash_ms, kernel_ms, strict=True)):
-    text = f" {bbpm_bench.format_ms((h + k) / 1e3)} ms ({h / (h + k):.0%} hash)"
-    ax.text(h + k, i, text, va="center", fontsize=9)
-ax.set_xlabel("time per call (ms, median)")
-ax.set_xlim(0, 1.35 * max(h + k for h, k in zip(hash_ms, kernel_ms, strict=True)))
-ax.set_title(f"Split at the base setting (B={B}, K*H={K * H}, {metrics['threads']} threads)")
-ax.legend(loc="lower right")
-fig.tight_layout()
-split_png = exp.save_figure(fig, "time_split.png")
+title = f"Split at the base setting (B={B}, K*H={K * H}, {metrics['threads']} threads)"
+split_png = exp.save_figure(write_read.time_split_figure(b, title), "time_split.png")
 
 # %% [markdown]
 # ## Discussion

@@ -114,3 +114,16 @@ def test_occupancy_figures_from_a_small_run():
     assert len(fig.axes[0].get_lines()) == 11 and len(fig.axes[3].get_lines()) == 10
     q2_line = fig.axes[2].get_lines()[0]  # q2 scaled by D: about 1 + 1/(load) for uniform hashing
     assert all(0.5 < y < 5 for y in q2_line.get_ydata())
+
+
+def test_time_split_figure_labels_hash_share():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    base = {"hash_median_s": 1e-3, "read_canonical_median_s": 3e-3, "read_fast_median_s": 1e-3,
+            "write_canonical_median_s": 9e-3, "write_fast_median_s": 4e-3}  # fmt: skip
+    fig = write_read.time_split_figure(base, "split")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == 4
+    assert texts[1].endswith("ms (50% hash)") and texts[3].endswith("ms (20% hash)")
+    assert fig.axes[0].get_xlim()[1] == pytest.approx(1.35 * 10.0)

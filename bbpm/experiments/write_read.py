@@ -67,3 +67,35 @@ def time_vs_variables_figure(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+SPLIT_OPS = ["read canonical", "read fast", "write canonical", "write fast"]
+
+
+def time_split_figure(base: Mapping[str, Any], title: str):
+    """One horizontal bar per op at the base setting: hashing (grey) stacked with the memory
+    kernel (green), labelled with the total and hashing's share, from a row of
+    :func:`bbpm.bench.compare_paths` (``hash_median_s``, ``{op}_{path}_median_s``)."""
+    import matplotlib.pyplot as plt
+
+    from bbpm.bench import format_ms
+
+    kernel_ms = [base[f"{op.replace(' ', '_')}_median_s"] * 1e3 for op in SPLIT_OPS]
+    hash_ms = [base["hash_median_s"] * 1e3] * len(SPLIT_OPS)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.barh(SPLIT_OPS, hash_ms, color="tab:gray", label="hash (GlobalAffineHash)")
+    ax.barh(SPLIT_OPS, kernel_ms, left=hash_ms, color="tab:green", label="memory kernel")
+    for i, (h, k) in enumerate(zip(hash_ms, kernel_ms, strict=True)):
+        ax.text(
+            h + k,
+            i,
+            f" {format_ms((h + k) / 1e3)} ms ({h / (h + k):.0%} hash)",
+            va="center",
+            fontsize=9,
+        )
+    ax.set_xlabel("time per call (ms, median)")
+    ax.set_xlim(0, 1.35 * max(h + k for h, k in zip(hash_ms, kernel_ms, strict=True)))
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
