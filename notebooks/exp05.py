@@ -43,7 +43,7 @@
 # $W$ set to the number of exact items (a float32 $d$-vector plus an int64 key each) that fit
 # in the bytes of the BBPM table (memory plus counts).
 #
-# **Setup.** Defaults in `params/exp05.yaml`; the cell after the parameters prints this run's
+# **Setup.** Defaults in `params/exp05.yaml`; the cell after the parameters shows this run's
 # settings: $D$ slots, value dimension $d$, $K$ slots per hash, $H$ hashes, block hashing
 # (`BlockPermutationHash`, block size $L$), codebook size $C$, window $W$, the checkpoints $N$
 # and the load they reach. The prototype used $D = 10^8$; a much smaller table keeps the run
