@@ -282,7 +282,7 @@ def _window_styles(names: Sequence[str]) -> dict[str, dict]:
     return dict(zip(names, (dict(color="C1", marker="s"), dict(color="C2", marker="^"))))
 
 
-def _success_panel(ax, x, points: Sequence[dict], window_names: Sequence[str], chance) -> None:
+def _success_panel(ax, x, points: Sequence[dict], window_names: Sequence[str]) -> None:
     """Success (with s.e. bars) of every reader and of the windows over ``x``."""
     for name, style in VARIANT_STYLES.items():
         ax.errorbar(x, [p["bbpm"][name]["success"] for p in points],
@@ -303,7 +303,7 @@ def needle_figure(m: Mapping[str, Any]):
     Ns, window_names = [c["N"] for c in cp], list(m["windows"])
     fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
     ax = axes[0, 0]
-    _success_panel(ax, Ns, cp, window_names, m["chance"])
+    _success_panel(ax, Ns, cp, window_names)
     ax.plot(Ns, [c["bbpm"]["centred"]["needle_success"] for c in cp], "x", color="C3", ms=9,
             mew=2, label=f"BBPM, the {hp['n_needles']} oldest keys (needles)")  # fmt: skip
     ax.axhline(m["chance"], color="grey", ls=":", label=f"chance 1/C = {m['chance']:.4f}")
@@ -314,7 +314,7 @@ def needle_figure(m: Mapping[str, Any]):
     top.set_xlabel("load λ = NKH/D")
     _cosine_panel(axes[0, 1], Ns, cp)
     ax = axes[1, 0]
-    _success_panel(ax, [b["age_center"] for b in ab], ab, window_names, m["chance"])
+    _success_panel(ax, [b["age_center"] for b in ab], ab, window_names)
     ax.axhline(m["chance"], color="grey", ls=":", label="chance")
     ax.set(xlabel="age of the queried item (N - position; 1 = last written)",
            title=f"(c) success vs position in the stream at N = {m['age_bins_N']:,}")  # fmt: skip
