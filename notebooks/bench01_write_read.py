@@ -61,13 +61,12 @@ copy_mbytes = 256
 threads = 0
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from myst_nb import glue
 
 from bbpm import GlobalAffineHash
 from bbpm import bench as bbpm_bench
+from bbpm.experiments import write_read
 from bbpm.hashing import diagnostics
 from bbpm.memory.base import counts_dtype_for
 from bbpm.utils import Experiment, progress, show_table
@@ -119,9 +118,7 @@ show_table(
 # %%
 base = dict(D=D, d=d, K=K, H=H, B=B, dtype=dtype)
 sweeps = {"K": K_values, "D": D_values, "d": d_values, "B": B_values, "dtype": dtypes}
-configs = [("base", None, dict(base))] + [
-    (name, value, {**base, name: value}) for name, values in sweeps.items() for value in values
-]
+configs = write_read.one_at_a_time(base, sweeps)
 cache: dict[tuple, dict] = {}
 rows = []
 for sweep, value, cfg in progress(configs):
@@ -173,10 +170,8 @@ _ = exp.record("low_precision_passed", (f"the timed writes pass the limit of {',
                "", "whether the benchmark's timed writes pass the low-precision write limit")  # fmt: skip
 
 # %% tags=["hide-input"]
-for row in rows:
-    for op in ("read", "write"):
-        # time a memory-bound op needs at the copy bandwidth: the floor drawn beside the data
-        row[f"{op}_floor_s"] = row[f"{op}_bytes"] / (bandwidth["copy_gbps"] * 1e9)
+# time a memory-bound op needs at the copy bandwidth: the floor drawn beside the data
+write_read.add_copy_floors(rows, bandwidth["copy_gbps"])
 targets = {
     **{f"{op}_{kind}": base_result[f"{op}_{kind}"] for op in ("read", "write") for kind in ("speedup", "e2e_speedup")},
     "read_target": bbpm_bench.READ_TARGET,
@@ -210,44 +205,13 @@ raw_csv = exp.save_raw(rows)
 # %% tags=["hide-input"]
 metrics = exp.load_metrics()
 result_rows = metrics["rows"]
-styles = {
-    ("read", "canonical"): dict(color="tab:blue", ls="-", marker="o"),
-    ("read", "fast"): dict(color="tab:blue", ls="--", marker="s"),
-    ("write", "canonical"): dict(color="tab:orange", ls="-", marker="o"),
-    ("write", "fast"): dict(color="tab:orange", ls="--", marker="s"),
-}
-fig, axes = plt.subplots(1, 5, figsize=(20, 4.2))
-for ax, name in zip(axes, ["K", "D", "d", "B", "dtype"], strict=True):
-    sweep_rows = [r for r in result_rows if r["sweep"] == name]
-    x = np.arange(len(sweep_rows)) if name == "dtype" else [r["value"] for r in sweep_rows]
-    for (op, path), style in styles.items():
-        ax.plot(
-            x, [r[f"{op}_{path}_median_s"] * 1e3 for r in sweep_rows], label=f"{op} {path}", **style
-        )
-    for op, color in (("read", "tab:blue"), ("write", "tab:orange")):
-        ax.plot(
-            x,
-            [r[f"{op}_floor_s"] * 1e3 for r in sweep_rows],
-            color=color,
-            ls=":",
-            alpha=0.6,
-            label=f"{op} at copy bandwidth",
-        )
-    ax.set_yscale("log")
-    if name == "dtype":
-        ax.set_xticks(x, [r["value"] for r in sweep_rows])
-    else:
-        ax.set_xscale("log")
-    ax.set(xlabel=name + ("" if name == "dtype" else " (log scale)"), title=f"vs {name}")
-    ax.grid(True, which="both", alpha=0.3)
-axes[0].set_ylabel("time per call (ms, median)")
-axes[0].legend(fontsize=8)
-fig.suptitle(
+fig = write_read.time_vs_variables_figure(
+    result_rows,
+    ["K", "D", "d", "B", "dtype"],
     f"BBPM read/write time, base D={D:,} d={d} K={K} H={H} B={B} {dtype}, {metrics['threads']} threads, "
-    f"copy bandwidth {metrics['copy_bandwidth']['copy_gbps']:.1f} GB/s"
+    f"copy bandwidth {metrics['copy_bandwidth']['copy_gbps']:.1f} GB/s",
 )
-fig.tight_layout()
-time_png = exp.save_figure(fig, "time_vs_variables.png")  # fmt: skip
+time_png = exp.save_figure(fig, "time_vs_variables.png")
 
 # %% [markdown]
 # ## Where the time goes
@@ -257,21 +221,8 @@ time_png = exp.save_figure(fig, "time_vs_variables.png")  # fmt: skip
 
 # %% tags=["hide-input"]
 b = metrics["base"]
-fig, ax = plt.subplots(figsize=(7, 4))
-labels = ["read canonical", "read fast", "write canonical", "write fast"]
-kernel_ms = [b[f"{label.replace(' ', '_')}_median_s"] * 1e3 for label in labels]
-hash_ms = [b["hash_median_s"] * 1e3] * 4
-ax.barh(labels, hash_ms, color="tab:gray", label="hash (GlobalAffineHash)")
-ax.barh(labels, kernel_ms, left=hash_ms, color="tab:green", label="memory kernel")
-for i, (h, k) in enumerate(zip(hash_ms, kernel_ms, strict=True)):
-    text = f" {bbpm_bench.format_ms((h + k) / 1e3)} ms ({h / (h + k):.0%} hash)"
-    ax.text(h + k, i, text, va="center", fontsize=9)
-ax.set_xlabel("time per call (ms, median)")
-ax.set_xlim(0, 1.35 * max(h + k for h, k in zip(hash_ms, kernel_ms, strict=True)))
-ax.set_title(f"Split at the base setting (B={B}, K*H={K * H}, {metrics['threads']} threads)")
-ax.legend(loc="lower right")
-fig.tight_layout()
-split_png = exp.save_figure(fig, "time_split.png")
+title = f"Split at the base setting (B={B}, K*H={K * H}, {metrics['threads']} threads)"
+split_png = exp.save_figure(write_read.time_split_figure(b, title), "time_split.png")
 
 # %% [markdown]
 # ## Discussion

@@ -47,14 +47,11 @@ threads = 0
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from myst_nb import glue
 
-from bbpm import BlockPermutationHash, GlobalAffineHash, MultiHashWrapper
 from bbpm import bench as bbpm_bench
-from bbpm.hashing import diagnostics
-from bbpm.theory import expected_load_histogram, occupancy_prediction
+from bbpm.experiments import occupancy
 from bbpm.utils import Experiment, progress, show_table
 
 if threads < 0:
@@ -64,34 +61,12 @@ if threads > 0:
 exp = Experiment.from_notebook("bench02_occupancy", "notebooks/bench02_occupancy.py", globals())
 if hist_load not in load_factors:
     raise ValueError(f"hist_load must be one of load_factors={load_factors}, got {hist_load}")
-if K % multi_H != 0:
-    raise ValueError(
-        f"K={K} must be divisible by multi_H={multi_H} (the multi-hash uses K/H slots per hash)"
-    )
-if D % block_size != 0:
-    raise ValueError(f"D={D} must be a multiple of block_size={block_size}")
-# name -> (hash, slots per hash, hashes): every family places K slots per key in total.
-HASHES = {
-    "global mixed": (GlobalAffineHash(D, seed=seed), K, 1),
-    "global prototype": (GlobalAffineHash(D, mode="prototype"), K, 1),
-    f"block L={block_size}": (BlockPermutationHash(D, block_size, seed=seed), K, 1),
-    f"multi-hash global x{multi_H}": (MultiHashWrapper(GlobalAffineHash(D), seed=seed), K // multi_H, multi_H),
-    f"multi-hash block x{multi_H}": (MultiHashWrapper(BlockPermutationHash(D, block_size), seed=seed), K // multi_H, multi_H),
-}  # fmt: skip
+HASHES = occupancy.hash_families(D, K, multi_H, block_size, seed)  # name -> (hash, K per hash, H)
 glue(
     "setting",
     f"λ in {load_factors}, {' and '.join(key_kinds)} keys, D = {D:,}, K = {K}",
     display=False,
 )
-
-
-def make_keys(kind: str, n: int) -> torch.Tensor:
-    """``[n]`` int64 keys: ``0..n-1`` or seeded uniform in ``[0, 2**62)``."""
-    if kind == "consecutive":
-        return torch.arange(n)
-    if kind == "random":
-        return torch.randint(0, 2**62, (n,), generator=torch.Generator().manual_seed(seed))
-    raise ValueError(f"key kind must be 'consecutive' or 'random', got {kind!r}")
 
 
 # %% [markdown]
@@ -107,24 +82,12 @@ for name, (hash_fn, k_per_hash, n_hashes) in progress(HASHES.items()):
     for kind in key_kinds:
         for lam in load_factors:
             N = max(1, round(lam * D / K))
-            idx = hash_fn.indices(make_keys(kind, N), k_per_hash, n_hashes)
-            hist = diagnostics.occupancy_hist(idx, D).double().numpy()
-            theory = occupancy_prediction(N, D, k_per_hash, n_hashes)
-            top = max(hist.size, 40)
-            expected = expected_load_histogram(N, D, k_per_hash, n_hashes, top - 1)
-            padded = np.zeros(top)
-            padded[: hist.size] = hist
-            rows.append({"hash": name, "keys": kind, "load_factor": lam, "N": N, "K": k_per_hash, "H": n_hashes,
-                         **diagnostics.summarize(idx, D),
-                         "gini_theory": diagnostics.gini_of_histogram(expected),
-                         "max_load_theory": theory["max_load"], "q2_theory": theory["q2"],
-                         "occupied_fraction_theory": theory["occupied_fraction"],
-                         "tv_distance": 0.5 * float(np.abs(padded / D - expected / D).sum())})  # fmt: skip
+            keys = occupancy.make_keys(kind, N, seed)
+            row, hist = occupancy.occupancy_row(hash_fn, k_per_hash, n_hashes, keys, D)
+            rows.append({"hash": name, "keys": kind, "load_factor": lam, "N": N, "K": k_per_hash,
+                         "H": n_hashes, **row})  # fmt: skip
             if lam == hist_load:
-                histograms[f"{name}|{kind}"] = {
-                    "measured": hist.tolist(),
-                    "theory": expected[: max(hist.size, 12)].tolist(),
-                }
+                histograms[f"{name}|{kind}"] = hist
 
 # %% [markdown]
 # ## Hashing cost
@@ -133,7 +96,7 @@ for name, (hash_fn, k_per_hash, n_hashes) in progress(HASHES.items()):
 # nanoseconds per slot index.
 
 # %%
-timing_keys = make_keys("random", timing_batch)
+timing_keys = occupancy.make_keys("random", timing_batch, seed)
 hash_ops = {
     name: (lambda h=h, k=k, n=n: h.indices(timing_keys, k, n)) for name, (h, k, n) in HASHES.items()
 }
@@ -168,22 +131,8 @@ raw_csv = exp.save_raw(rows)  # fmt: skip
 metrics = exp.load_metrics()
 names = list(metrics["hash_configs"])
 kinds = metrics["hyperparameters"]["key_kinds"]
-# fmt: off
-fig, axes = plt.subplots(len(kinds), len(names), figsize=(3.6 * len(names), 3.2 * len(kinds)), sharey=True, squeeze=False)
-for r, kind in enumerate(kinds):
-    for c, name in enumerate(names):
-        ax = axes[r, c]
-        h = metrics["histograms"][f"{name}|{kind}"]
-        ax.bar(np.arange(len(h["measured"])), h["measured"], color="tab:blue", alpha=0.7, label="measured")
-        ax.plot(np.arange(len(h["theory"])), h["theory"], "k.", label="binomial theory")
-        ax.set(yscale="log", ylim=(0.5, 2 * metrics["hyperparameters"]["D"]), xlim=(-0.7, max(len(h["measured"]), 6) + 0.5),
-               xlabel="slot load j (writes)", ylabel="number of slots" if c == 0 else "")
-        ax.set_title(f"{name}\n{kind} keys", fontsize=10)
-axes[0, 0].legend(fontsize=8)
-fig.suptitle(f"Occupancy at load factor {hist_load} (D = {D:,}, {K} slots per key)")
-fig.tight_layout()
-hist_png = exp.save_figure(fig, "occupancy_hist.png")
-# fmt: on
+title = f"Occupancy at load factor {hist_load} (D = {D:,}, {K} slots per key)"
+hist_png = exp.save_figure(occupancy.histogram_figure(metrics, title), "occupancy_hist.png")
 
 # %% [markdown]
 # ## Skew against load
@@ -191,33 +140,8 @@ hist_png = exp.save_figure(fig, "occupancy_hist.png")
 # Solid: consecutive keys; dashed: random keys; black: the uniform-hashing value.
 
 # %% tags=["hide-input"]
-# fmt: off
-stat_panels = [
-    ("max_load", "max_load_theory", "largest slot load"),
-    ("gini_load", "gini_theory", "Gini coefficient of slot loads"),
-    ("q2", "q2_theory", r"$\hat q_2 \cdot D$ (1 = uniform)"),
-    ("tv_distance", None, "TV distance to binomial"),
-]
-colors = dict(zip(names, plt.cm.tab10.colors, strict=False))
-fig, axes = plt.subplots(1, len(stat_panels), figsize=(18, 4))
-for ax, (stat, theory_stat, label) in zip(axes, stat_panels, strict=True):
-    scale = metrics["hyperparameters"]["D"] if stat == "q2" else 1.0
-    for name in names:
-        for kind, ls in zip(kinds, ["-", "--"], strict=False):
-            sel = [r for r in metrics["rows"] if r["hash"] == name and r["keys"] == kind]
-            ax.plot([r["load_factor"] for r in sel], [r[stat] * scale for r in sel], ls=ls, marker="o",
-                    color=colors[name], label=f"{name} ({kind})")
-    if theory_stat:
-        sel = [r for r in metrics["rows"] if r["hash"] == names[0] and r["keys"] == kinds[0]]
-        ax.plot([r["load_factor"] for r in sel], [r[theory_stat] * scale for r in sel], "k-", lw=2.5, alpha=0.5,
-                label="uniform hashing (theory)")
-    ax.set(xscale="log", xlabel=r"load factor $\lambda = NKH/D$ (log scale)", ylabel=label)
-    ax.grid(True, alpha=0.3)
-axes[-1].set_yscale("log")
-axes[0].legend(fontsize=7)
-fig.tight_layout()
-skew_png = exp.save_figure(fig, "skew_vs_load.png")
-# fmt: on
+skew_png = exp.save_figure(occupancy.skew_figure(metrics), "skew_vs_load.png")
+colors = occupancy.hash_colors(names)
 
 # %% [markdown]
 # ## Hashing cost per family

@@ -48,19 +48,16 @@ compare_prototype = True
 # %% tags=["hide-input"]
 import itertools
 import math
-import time
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from myst_nb import glue
 
 from bbpm import BBPMMemoryFloat, GlobalAffineHash
-from bbpm.hashing import diagnostics
+from bbpm.experiments import ablation
 from bbpm.theory import collision_model, snr_bounds
 from bbpm.theory.sanity_checks import unit_gaussian_values
 from bbpm.utils import Experiment, progress, show_table
-from bbpm.utils.plots import bars_with_theory, legend_handles
 
 exp = Experiment.from_notebook("exp02_ablation_K_H", "notebooks/exp02.py", globals())
 seeds = list(range(seed, seed + n_seeds))
@@ -88,16 +85,11 @@ keys = torch.arange(N, dtype=torch.int64)
 eval_keys = keys[: min(N, n_eval)]
 for (K, H), hash_name, s in progress(list(itertools.product(configs, HASHES, seeds))):
     memory = BBPMMemoryFloat(D, d, K, H, HASHES[hash_name](s), check_finite=False)
-    values = values_by_seed[s]
-    started = time.perf_counter()
-    for start in range(0, N, batch_size):
-        memory.write(keys[start : start + batch_size], values[start : start + batch_size])
-    write_seconds = time.perf_counter() - started
-    read = memory.read(eval_keys).double()
-    cos = torch.nn.functional.cosine_similarity(read, values[eval_keys].double(), dim=1).numpy()
-    row = {"K": K, "H": H, "hash": hash_name, "seed": s, "mean_cos": float(cos.mean())}
-    row.update({"std_cos": float(cos.std()), "write_seconds": write_seconds})
-    row.update({f"share_above_{tau:g}": float((cos > tau).mean()) for tau in taus})
+    cos, write_seconds = ablation.write_then_read_cosines(
+        memory, keys, values_by_seed[s], eval_keys, batch_size
+    )
+    row = {"K": K, "H": H, "hash": hash_name, "seed": s, **ablation.cosine_stats(cos, taus)}
+    row["write_seconds"] = write_seconds
     rows.append(row)
 raw_csv = exp.save_raw(rows)
 
@@ -111,29 +103,6 @@ raw_csv = exp.save_raw(rows)
 # (items hitting two slots of a key), to show where it matters.
 
 
-# %% tags=["hide-input"]
-def seed_mean(sel: list[dict], metric: str) -> tuple[float, float]:
-    """Mean over seeds and its standard error."""
-    vals = np.array([r[metric] for r in sel])
-    return float(vals.mean()), float(
-        vals.std(ddof=1) / math.sqrt(vals.size)
-    ) if vals.size > 1 else 0.0
-
-
-def hash_diagnostics(hash_fn, K: int, H: int) -> dict:
-    """Collision diagnostics of all N*K*H indices and the cosine the overlap predicts."""
-    idx = hash_fn.indices(keys, K, H)
-    overlap = collision_model.key_overlap_statistics(idx, eval_keys, D)
-    sum_m = float(overlap["sum_m"].mean())
-    given = snr_bounds.conditional_mean_cosine(overlap["a"], overlap["s2"], d).mean()
-    return {
-        **diagnostics.summarize(idx, D),
-        "overlap_concentration": float(overlap["sum_m2"].mean()) / sum_m if sum_m > 0 else math.nan,
-        "partners_per_key": float(overlap["n_items"].mean()),
-        "cosine_given_hash": float(given),
-    }
-
-
 # %%
 metrics_names = ["mean_cos", "std_cos"] + [f"share_above_{tau:g}" for tau in taus]
 results = []
@@ -143,9 +112,11 @@ for K, H in configs:
     for hash_name in HASHES:
         sel = [r for r in rows if (r["K"], r["H"], r["hash"]) == (K, H, hash_name)]
         for metric in metrics_names:
-            mean, stderr = seed_mean(sel, metric)
+            mean, stderr = ablation.seed_mean([r[metric] for r in sel])
             entry[f"{hash_name}_{metric}"], entry[f"{hash_name}_{metric}_stderr"] = mean, stderr
-        entry[f"{hash_name}_diagnostics"] = hash_diagnostics(HASHES[hash_name](seed), K, H)
+        entry[f"{hash_name}_diagnostics"] = ablation.hash_diagnostics(
+            HASHES[hash_name](seed), keys, eval_keys, D, K, H, d
+        )
     entry["theory"] = prediction = snr_bounds.predict(N, D, K, H, d, taus=tuple(taus))
     entry["occupancy_theory"] = collision_model.occupancy_prediction(N, D, K, H)
     entry["error_mean_cos"] = entry["mixed_mean_cos"] - prediction["mean_cosine"]
@@ -177,43 +148,8 @@ metrics_json = exp.save_metrics(
 # %% tags=["hide-input"]
 m = exp.load_metrics()
 cfg, hp = m["configs"], m["hyperparameters"]
-labels = [f"K={e['K']}\nH={e['H']}" for e in cfg]
-colors = ["tab:blue" if e["H"] == 1 else "tab:orange" for e in cfg]
-panels = [(f"share_above_{tau:g}", f"share of keys with cosine > {tau:g}") for tau in hp["taus"]]
-panels.append(("mean_cos", "mean cosine(read, written)"))
-fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5))
-for ax, (metric, ylabel) in zip(axes, panels, strict=True):
-    meas = np.array([e[f"mixed_{metric}"] for e in cfg])
-    theory = np.array([e["theory"]["mean_cosine" if metric == "mean_cos" else metric] for e in cfg])
-    is_cos = metric == "mean_cos"
-    bars_with_theory(
-        ax, labels, meas, [e[f"mixed_{metric}_stderr"] for e in cfg], theory, colors,
-        theory_alt=[e["theory"]["mean_cosine_no_pair"] for e in cfg] if is_cos else None,
-        other=[e[f"prototype_{metric}"] for e in cfg] if compare_prototype else None,
-        bottom=max(0.0, min(meas.min(), theory.min()) - 0.02) if is_cos else 0.0,
-        top=1.002 if is_cos else 1.05,
-    )  # fmt: skip
-    ax.set_ylabel(ylabel)
-    ax.set_title(ylabel)
-legend = [
-    ("measured, mixed hash, H = 1", {"patch": "tab:blue"}),
-    ("measured, mixed hash, H = 3", {"patch": "tab:orange"}),
-    ("theory", {"marker": "D", "color": "black"}),
-    ("theory without pair term (mean only)", {"marker": "D", "color": "gray", "mfc": "white"}),
-]
-if compare_prototype:
-    legend.append(
-        ("measured, prototype formula", {"marker": "o", "color": "tab:red", "mfc": "white"})
-    )
-fig.legend(
-    *legend_handles(legend),
-    fontsize=8,
-    loc="lower center",
-    ncol=len(legend),
-    bbox_to_anchor=(0.5, -0.06),
-)
-fig.suptitle(f"K x H ablation: D = {hp['D']:,}, N = {hp['N']:,}, d = {hp['d']}")
-fig.tight_layout()
+title = f"K x H ablation: D = {hp['D']:,}, N = {hp['N']:,}, d = {hp['d']}"
+fig = ablation.ablation_figure(cfg, hp["taus"], compare_prototype, title)
 figure_png = exp.save_figure(fig, "ablation_K_H.png")
 
 # %% [markdown]

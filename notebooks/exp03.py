@@ -60,15 +60,12 @@ cos_threshold = 0.9
 timing_rounds = 7
 
 # %% tags=["hide-input"]
-import math
 
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from myst_nb import glue
 
-from bbpm import BBPMMemoryFloat, BlockPermutationHash, GlobalAffineHash, Timer
-from bbpm.hashing import diagnostics
+from bbpm import BlockPermutationHash, GlobalAffineHash, Timer
+from bbpm.experiments import block_global
 from bbpm.theory.collision_model import expected_load_histogram, expected_max_load
 from bbpm.theory.snr_bounds import expected_cosine
 from bbpm.utils import Experiment, progress, show_table
@@ -122,31 +119,13 @@ bar = progress(total=len(HASHES) * len(hash_seeds) * len(N_values))
 for hash_seed in hash_seeds:
     gen = torch.Generator().manual_seed(seed * 1_000_003 + hash_seed)
     values = torch.nn.functional.normalize(torch.randn(max(N_values), d, generator=gen), dim=1)
-    hash_fns = {name: make_hash(hash_seed) for name, make_hash in HASHES.items()}
-    memories = {name: BBPMMemoryFloat(D, d, K, H, hash_fn) for name, hash_fn in hash_fns.items()}
-    written = 0
-    for N in N_values:
-        keys = torch.arange(N, dtype=torch.int64)
-        eval_gen = torch.Generator().manual_seed(seed + 7919 * N + hash_seed)
-        eval_rows = torch.randperm(N, generator=eval_gen)[:n_eval]
-        for name, memory in memories.items():
-            for start in range(written, N, batch_size):
-                stop = min(start + batch_size, N)
-                memory.write(keys[start:stop], values[start:stop])
-            read = memory.read(keys[eval_rows])
-            cosines = torch.nn.functional.cosine_similarity(read, values[eval_rows], dim=1).double()
-            idx = hash_fns[name].indices(keys, K, H)
-            rows.append({"hash": name, "hash_seed": hash_seed, "N": N, "load": N * K * H / D,
-                         "mean_cos": float(cosines.mean()),
-                         "sem_cos": float(cosines.std() / math.sqrt(cosines.numel())),
-                         "min_cos": float(cosines.min()),
-                         "share_above_threshold": float((cosines > cos_threshold).double().mean()),
-                         **diagnostics.summarize(idx, D),
-                         **diagnostics.neighbour_overlap(idx, eval_rows, D)})  # fmt: skip
-            if N == hist_N and hash_seed == hash_seeds[0]:
-                occupancy[name] = diagnostics.occupancy_hist(idx, D)
-            bar.update(1)
-        written = N
+    seed_rows, hists, memories = block_global.sweep_seed(
+        {name: make_hash(hash_seed) for name, make_hash in HASHES.items()}, values, N_values,
+        (D, d, K, H), n_eval, batch_size, lambda N, s=hash_seed: seed + 7919 * N + s,
+        cos_threshold, hist_N, on_step=lambda: bar.update(1),
+    )  # fmt: skip
+    rows += [{"hash": r["hash"], "hash_seed": hash_seed, **r} for r in seed_rows]
+    occupancy = occupancy or hists  # the first hash seed's histograms
 bar.close()
 
 # %% [markdown]
@@ -189,22 +168,6 @@ raw_csv = exp.save_raw(rows)
 #   `expected_max_load`.
 
 
-# %% tags=["hide-input"]
-def by_hash(stat: str) -> dict[str, dict[str, list[float]]]:
-    """``{hash: {"mean": [per N], "spread": [max - min over seeds, per N]}}`` of a row
-    statistic (NaN, saved as null, where undefined, e.g. no neighbours)."""
-    table = {}
-    for name in HASHES:
-        vals = [[r[stat] for r in rows if r["hash"] == name and r["N"] == N] for N in N_values]
-        table[name] = {"mean": [float(np.mean(v)) for v in vals],
-                       "spread": [float(np.max(v) - np.min(v)) for v in vals]}  # fmt: skip
-    return table
-
-
-def quartiles(v: list[float]) -> dict[str, float]:
-    return {"median": float(np.median(v)), "q25": float(np.quantile(v, 0.25)), "q75": float(np.quantile(v, 0.75))}  # fmt: skip
-
-
 # %%
 THEORY_BLOCK_SIZE = {"global (mixed)": None, f"block L={block_size}": block_size, f"block L={small_block_size}": small_block_size}  # fmt: skip
 cosine_theory = {name: [expected_cosine(N, D, K, H, d, block_size=L) for N in N_values] for name, L in THEORY_BLOCK_SIZE.items()}  # fmt: skip
@@ -217,7 +180,7 @@ metrics_json = exp.save_metrics(
         "hash_configs": {name: make(hash_seeds[0]).config() for name, make in HASHES.items()},
         "N": N_values,
         "load": [N * K * H / D for N in N_values],
-        "per_hash": {stat: by_hash(stat) for stat in stats},
+        "per_hash": {stat: block_global.by_hash(rows, stat, HASHES, N_values) for stat in stats},
         "occupancy_hist_N": hist_N,
         "occupancy_hist_load": hist_N * K * H / D,
         "occupancy_hist": {name: h.tolist() for name, h in occupancy.items()},
@@ -225,7 +188,8 @@ metrics_json = exp.save_metrics(
         "max_load_theory": [expected_max_load(N, D, K, H) for N in N_values],
         "q2_uniform": 1.0 / D,
         "speed_items_per_s": {
-            name: {op: quartiles(v) for op, v in ops.items()} for name, ops in timing.items()
+            name: {op: block_global.quartiles(v) for op, v in ops.items()}
+            for name, ops in timing.items()
         },
         "expected_cosine_theory": cosine_theory,
     }
@@ -257,94 +221,7 @@ metrics_json = exp.save_metrics(
 # %% tags=["hide-input"]
 m = exp.load_metrics()
 hp, per, speed = m["hyperparameters"], m["per_hash"], m["speed_items_per_s"]
-styles = {name: dict(color=f"C{i}", marker="osD^"[i]) for i, name in enumerate(m["hashes"])}
-
-
-def sweep_panel(ax, stat: str, ylabel: str, title: str, log: bool = False) -> None:
-    for name in m["hashes"]:
-        mean = [math.nan if v is None else v for v in per[stat][name]["mean"]]
-        half = [0.0 if v is None else v / 2 for v in per[stat][name]["spread"]]
-        ax.errorbar(m["N"], mean, yerr=half, label=name, capsize=3, **styles[name])
-    ax.set(xlabel="items written N", ylabel=ylabel, title=title, yscale="log" if log else "linear")
-    ax.grid(True, alpha=0.3)
-
-
-fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
-sweep_panel(axes[0, 0], "mean_cos", "mean cosine(read, written)", "(a) fidelity (dashed: theory)")
-for name, theory in m["expected_cosine_theory"].items():
-    axes[0, 0].plot(m["N"], theory, ls="--", color=styles[name]["color"], lw=1.2)
-sweep_panel(
-    axes[0, 1],
-    "share_above_threshold",
-    f"share of items with cosine > {hp['cos_threshold']}",
-    "(b) accuracy",
-)
-sweep_panel(
-    axes[0, 2],
-    "shared_slots_per_neighbour",
-    "slots shared per colliding neighbour",
-    "(c) correlated crosstalk: overlap with each neighbour",
-    log=True,
-)
-sweep_panel(axes[1, 1], "max_load", "largest slot load (items)", "(e) collision stats: max load")
-axes[1, 1].plot(m["N"], m["max_load_theory"], "k--", lw=1, label="uniform hashing theory")
-axes[1, 1].legend(["uniform hashing theory"], fontsize=8, loc="upper left")  # fmt: skip
-plt.close(fig)  # finished below; shown once, with its provenance line, by exp.save_figure
-
-# %% tags=["hide-input"]
-ax = axes[1, 0]
-for name in m["hashes"]:
-    hist = m["occupancy_hist"][name]
-    ax.plot(range(len(hist)), hist, ls="none", label=name, **styles[name], mfc="none")
-ax.plot(
-    range(len(m["occupancy_theory"])),
-    m["occupancy_theory"],
-    "k-",
-    lw=1,
-    label=f"uniform hashing theory (λ = {m['occupancy_hist_load']:.2f})",
-)
-ax.legend(fontsize=8)
-ax.set(
-    yscale="log",
-    ylim=(0.5, None),
-    xlabel="slot load (items in the slot)",
-    ylabel="number of slots",
-    title=f"(d) occupancy at N = {m['occupancy_hist_N']:,}",
-)
-ax.grid(True, alpha=0.3)
-
-# %% tags=["hide-input"]
-ax = axes[1, 2]
-x = np.arange(len(m["hashes"]))
-for offset, op, hatch in [(-0.2, "write", ""), (0.2, "read", "//")]:
-    q = [speed[n][op] for n in m["hashes"]]
-    err = [[s["median"] - s["q25"] for s in q], [s["q75"] - s["median"] for s in q]]
-    ax.bar(
-        x + offset,
-        [s["median"] for s in q],
-        width=0.4,
-        yerr=err,
-        capsize=3,
-        hatch=hatch,
-        color=[styles[n]["color"] for n in m["hashes"]],
-        edgecolor="k",
-        label=op,
-    )
-ax.set_xticks(x, [n.replace(" (", "\n(") for n in m["hashes"]], fontsize=8)
-ax.set(
-    yscale="log",
-    ylabel="throughput (items / s, CPU)",
-    title=f"(f) write (plain) and read (hatched) speed, median of {hp['timing_rounds']} rounds",
-)
-ax.grid(True, axis="y", which="both", alpha=0.3)
-handles, labels = axes[0, 0].get_legend_handles_labels()
-fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=10, bbox_to_anchor=(0.5, 1.02))
-fig.suptitle(
-    f"Block vs global hashing at D = {hp['D']:,}, d = {hp['d']}, K = {hp['K']}, H = {hp['H']}",
-    y=1.06,
-)
-fig.tight_layout()
-figure_png = exp.save_figure(fig, "block_vs_global.png")  # fmt: skip
+figure_png = exp.save_figure(block_global.block_vs_global_figure(m), "block_vs_global.png")
 
 # %% [markdown]
 # ## What the run shows

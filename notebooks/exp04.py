@@ -51,11 +51,11 @@ bbpm_dtype = "float16"
 measure_cap_gb = 4.0
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 import torch
 from myst_nb import glue
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash
+from bbpm.experiments import kv_scaling
 from bbpm.utils import Experiment, progress, rss_bytes
 from bbpm.utils.memory_stats import (
     available_ram_bytes,
@@ -108,20 +108,6 @@ kv_bytes_analytic = [kv_bytes_per_token * T for T in T_grid]
 # `torch.cuda.max_memory_allocated`. Every measured size is asserted equal to the analytic one.
 
 
-# %% tags=["hide-input"]
-def cuda_peak_bytes(allocate) -> int:
-    """Peak CUDA bytes allocated by ``allocate()`` (its result is freed)."""
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    allocated = allocate()
-    torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated() - base
-    del allocated
-    torch.cuda.empty_cache()
-    return peak
-
-
 # %%
 rss_before = rss_bytes()
 bbpm_memory = make_bbpm()
@@ -130,24 +116,16 @@ bbpm_bytes_storage = storage_bytes(bbpm_memory.memory, bbpm_memory.counts)
 assert bbpm_bytes_storage == bbpm_bytes_analytic, (bbpm_bytes_storage, bbpm_bytes_analytic)
 del bbpm_memory
 release_freed_memory()
-bbpm_cuda_peak = cuda_peak_bytes(lambda: make_bbpm("cuda")) if HAS_CUDA else None
+bbpm_cuda_peak = kv_scaling.cuda_peak_bytes(lambda: make_bbpm("cuda")) if HAS_CUDA else None
 
 rows = []
 for T, kv_analytic in zip(progress(T_grid), kv_bytes_analytic, strict=True):
     row = {"T": T, "kv_bytes_analytic": kv_analytic, "bbpm_bytes_analytic": bbpm_bytes_analytic}
     if kv_analytic <= measure_cap_gb * GB:
-        shape = (layers, 2, batch, heads, T, head_dim)
-        release_freed_memory()
-        before = rss_bytes()
-        kv_cache = torch.empty(shape, dtype=KV_DTYPE).zero_()
-        row["kv_rss_growth_bytes"] = None if before is None else rss_bytes() - before
-        row["kv_bytes_storage"] = storage_bytes(kv_cache)
+        row.update(
+            kv_scaling.measure_kv_cache((layers, 2, batch, heads, T, head_dim), KV_DTYPE, HAS_CUDA)
+        )
         assert row["kv_bytes_storage"] == kv_analytic, (T, row["kv_bytes_storage"], kv_analytic)
-        del kv_cache
-        if HAS_CUDA:
-            row["kv_cuda_peak_bytes"] = cuda_peak_bytes(
-                lambda shape=shape: torch.zeros(shape, dtype=KV_DTYPE, device="cuda")
-            )
     rows.append(row)
 release_freed_memory()
 n_measured = sum("kv_bytes_storage" in row for row in rows)
@@ -200,35 +178,7 @@ metrics_json = exp.save_metrics(
 
 # %% tags=["hide-input"]
 m = exp.load_metrics()
-# fmt: off
-fig, ax = plt.subplots(figsize=(6.5, 4.5))
-ax.plot(m["T"], [b / GB for b in m["kv_bytes_analytic"]], "-", color="C0", label="KV cache (analytic)")
-for key, style, label in [
-    ("kv_bytes_storage", dict(marker="o", color="C0"), "KV cache: tensor storage"),
-    ("kv_rss_growth_bytes", dict(marker="x", color="C2", ms=8), "KV cache: RSS growth (CPU)"),
-    ("kv_cuda_peak_bytes", dict(marker="s", mfc="none", color="C3", ms=8), "KV cache: CUDA max allocated"),
-]:
-    pairs = [(T, b / GB) for T, b in zip(m["T"], m[key], strict=True) if b is not None]
-    if pairs:  # a series with no measured point gets no legend entry
-        ax.plot(*zip(*pairs, strict=True), ls="none", label=label, **style)
-ax.axhline(m["bbpm_bytes_analytic"] / GB, color="C1", label=f"BBPM D={m['hyperparameters']['bbpm_D']:,} (analytic)")
-for key, style, label in [
-    ("bbpm_bytes_storage", dict(marker="D"), "BBPM: tensor storage"),
-    ("bbpm_cuda_peak_bytes", dict(marker="s", mfc="none", ms=8), "BBPM: CUDA max allocated"),
-    ("bbpm_rss_growth_bytes", dict(marker="x", ms=8), "BBPM: RSS growth (CPU)"),
-]:
-    if m[key] is not None:
-        ax.plot(m["T"][0], m[key] / GB, ls="none", color="C1", label=label, **style)
-if m["crossover_T_interpolated"] is not None:
-    ax.axvline(m["crossover_T_interpolated"], color="grey", ls=":", label=f"crossover T* = {m['crossover_T_interpolated']:,.0f}")
-if m["max_T_that_fits"] is not None and m["max_T_that_fits"] <= m["T"][-1]:
-    ax.axvline(m["max_T_that_fits"], color="black", ls="--", label=f"KV no longer fits ({m['memory_limit_source']})")
-ax.set(xscale="log", yscale="log", xlabel="context length T (tokens)", ylabel="memory (GB)")
-ax.set_title("KV-cache memory grows with T; BBPM memory is constant")
-ax.grid(True, which="both", alpha=0.3)
-ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-figure_png = exp.save_figure(fig, "kv_vs_bbpm_memory.png")
-# fmt: on
+figure_png = exp.save_figure(kv_scaling.kv_memory_figure(m), "kv_vs_bbpm_memory.png")
 
 # %% [markdown]
 # ## What the run shows
@@ -257,30 +207,15 @@ rec("n_t_measured", m["n_T_measured"], "d", "context lengths with measured alloc
 rec("n_t", len(m["T"]), "d", "context lengths on the grid")
 rec("bbpm_gb", m["bbpm_bytes_storage"] / GB, ".3f", "BBPM memory GB (storage)")
 rec("crossover_t_closed_form", m["crossover_T_closed_form"], ",.0f", "T* in closed form")
+t_star = None
 if m["crossover_T_interpolated"] is not None:
     t_star = rec(
         "crossover_t", m["crossover_T_interpolated"], ",.0f", "T* interpolated from the data"
     )
-    sentence = (
-        f"The KV cache is larger than BBPM from T = {m['crossover_grid_T']:,} on the grid; "
-        f"interpolated, T* = {t_star} tokens (closed form "
-        f"{m['crossover_T_closed_form']:,.0f})."
-    )
-else:
-    sentence = (
-        "The grid does not bracket the crossing; in closed form "
-        f"T* = {m['crossover_T_closed_form']:,.0f} tokens."
-    )
-rec("crossover_sentence", sentence, "", "where the KV cache overtakes BBPM")
-if m["max_T_that_fits"] is not None:
-    limit = (
-        f"With {m['memory_limit_bytes'] / GB:.1f} GB ({m['memory_limit_source']}), a KV cache fits "
-        f"up to T = {m['max_T_that_fits']:,} tokens; BBPM uses "
-        f"{m['bbpm_bytes_storage'] / m['memory_limit_bytes']:.1%} of it."
-    )
-else:
-    limit = "The free memory of this machine could not be read."
-rec("memory_limit_sentence", limit, "", "largest T whose KV cache fits in free memory")
+rec("crossover_sentence", kv_scaling.crossover_sentence(m, t_star), "",
+    "where the KV cache overtakes BBPM")  # fmt: skip
+rec("memory_limit_sentence", kv_scaling.memory_limit_sentence(m), "",
+    "largest T whose KV cache fits in free memory")  # fmt: skip
 rec(
     "cuda_measured",
     "measured" if m["cuda_measured"] else "not measured (no CUDA device)",

@@ -43,7 +43,7 @@
 # $W$ set to the number of exact items (a float32 $d$-vector plus an int64 key each) that fit
 # in the bytes of the BBPM table (memory plus counts).
 #
-# **Setup.** Defaults in `params/exp05.yaml`; the cell after the parameters prints this run's
+# **Setup.** Defaults in `params/exp05.yaml`; the cell after the parameters shows this run's
 # settings: $D$ slots, value dimension $d$, $K$ slots per hash, $H$ hashes, block hashing
 # (`BlockPermutationHash`, block size $L$), codebook size $C$, window $W$, the checkpoints $N$
 # and the load they reach. The prototype used $D = 10^8$; a much smaller table keeps the run
@@ -69,63 +69,35 @@ haystack_start = 1000
 batch_size = 20000
 
 # %% tags=["hide-input"]
-import math
-
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from bbpm import BBPMMemoryFloat, BlockPermutationHash, Timer
-from bbpm.baselines.decode import decode_top1, random_codebook
+from bbpm import BBPMMemoryFloat, BlockPermutationHash
+from bbpm.baselines.decode import random_codebook
+from bbpm.experiments import needle
 from bbpm.hashing import diagnostics
 from bbpm.theory.snr_bounds import expected_cosine
-from bbpm.utils import Experiment, progress
+from bbpm.utils import Experiment, progress, show_table
 
 exp = Experiment.from_notebook("exp05_needle_haystack", "notebooks/exp05.py", globals())
-if sorted(N_values) != N_values or len(set(N_values)) != len(N_values):
-    raise ValueError(f"N_values must be strictly increasing, got {N_values}")
-if n_needles > N_values[0]:
-    raise ValueError(f"n_needles={n_needles} exceeds the smallest N={N_values[0]}")
-if not 0 <= needle_key < haystack_start:
-    raise ValueError(
-        f"needle_key must lie in [0, haystack_start) so no haystack key equals it, got {needle_key}"
-    )
-
+needle.check_stream_params(N_values, n_needles, needle_key, haystack_start)
 hash_fn = BlockPermutationHash(D, block_size=block_size, seed=seed)
 raw_codebook = random_codebook(n_values, d, seed=seed)
-codebooks = {
-    "centred": torch.nn.functional.normalize(raw_codebook - raw_codebook.mean(dim=0), dim=1),
-    "raw": raw_codebook,
-}
+codebooks = {"centred": needle.centred_codebook(raw_codebook), "raw": raw_codebook}
 memories = {name: BBPMMemoryFloat(D, d, K, H, hash_fn) for name in codebooks}
 memory = memories["centred"]
-print(
-    f"D = {D:,} slots, d = {d}, K = {K}, H = {H}, block size L = {block_size}, C = {n_values} value ids, "
-    f"window W = {window:,}"
-)
-print(
-    f"N = {N_values}; queries per checkpoint {n_queries} random + {n_needles} oldest keys, "
-    f"{n_position_queries} age-sampled at N = {N_values[-1]:,}"
-)
-print(
-    "norm of the mean codeword: "
-    + ", ".join(f"{name} {float(book.mean(dim=0).norm()):.4f}" for name, book in codebooks.items())
-)
-
-# %% tags=["hide-input"]
 N_max = N_values[-1]
-stream_gen = torch.Generator().manual_seed(seed + 1)
-value_ids = torch.randint(n_values, (N_max,), generator=stream_gen)
-bytes_per_exact_item = d * 4 + 8  # float32 value vector + int64 key
-window_equal_memory = memory.nbytes // bytes_per_exact_item
+value_ids = torch.randint(n_values, (N_max,), generator=torch.Generator().manual_seed(seed + 1))
+window_equal_memory = needle.exact_window_items(memory.nbytes, d)
 windows = {
     f"window W={window:,}": window,
     f"equal-memory window W={window_equal_memory:,}": window_equal_memory,
 }
-print(
-    f"BBPM table: {memory.nbytes / 2**20:.1f} MiB; an exact store fits {window_equal_memory:,} items in the same bytes"
-)
-print(f"load lambda = N*K*H/D from {N_values[0] * K * H / D:.2f} to {N_max * K * H / D:.1f}")
+show_table(
+    ["D", "d", "K", "H", "L", "C", "W", "equal-memory W", "table MiB", "load λ"],
+    [[f"{D:,}", d, K, H, block_size, n_values, f"{window:,}", f"{window_equal_memory:,}",
+      f"{memory.nbytes / 2**20:.1f}", f"{N_values[0] * K * H / D:.2f} to {N_max * K * H / D:.1f}"]],
+)  # fmt: skip
 
 # %% [markdown]
 # ## Querying
@@ -133,58 +105,22 @@ print(f"load lambda = N*K*H/D from {N_values[0] * K * H / D:.2f} to {N_max * K *
 # One query set per checkpoint: the `n_needles` oldest keys plus a seeded random sample of all
 # written keys. The same query set scores BBPM and both windows. For a window, an item is
 # remembered iff its position is among the last $W$; otherwise the window's answer is a
-# uniform random id drawn from `guess_gen`.
+# uniform random id drawn from its own seeded generator (`needle.NeedleStream.window`). The
+# centred memory is read with two rules: the count-debiased read and the inverse-noise rule
+# of exp09 (same table, same bytes).
 
 # %%
-guess_gen = torch.Generator().manual_seed(seed + 2)
-
-
-# variant -> (memory / codebook, read rule): the centred memory is also read with the
-# inverse-noise rule of exp09 (same table, same bytes)
-READERS = {
-    "centred": ("centred", "debiased"),
-    "raw": ("raw", "debiased"),
-    "centred_inverse_noise": ("centred", "inverse_noise"),
-}
-
-
-def query_bbpm(variant: str, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read the keys at ``positions [Q]`` as ``variant`` (a memory and a read rule); return
-    success ``[Q]`` bool (top-1 decode against that memory's codebook) and cosine ``[Q]``
-    to the true code."""
-    book, rule = READERS[variant]
-    truth = value_ids[positions]
-    reads = memories[book].read(positions, read_rule=rule)
-    decoded, _, _ = decode_top1(reads, codebooks[book])
-    cosines = torch.nn.functional.cosine_similarity(reads, codebooks[book][truth], dim=1)
-    return decoded == truth, cosines
-
-
-def query_rows(N, variant, positions, needle, success, cosines) -> list[dict]:
-    """One raw row per queried item: checkpoint, variant, position, age, success, cosine."""
-    return [
-        {
-            "N": N,
-            "codebook": variant,
-            "position": p,
-            "age": N - p,
-            "needle": needle,
-            "success": ok,
-            "cos": cos,
-        }  # fmt: skip
-        for p, ok, cos in zip(positions.tolist(), success.tolist(), cosines.tolist(), strict=True)
-    ]
-
-
-def query_window(positions: torch.Tensor, N: int, W: int) -> torch.Tensor:
-    """Success ``[Q]`` of a window that holds the last ``W`` of ``N`` items exactly and
-    guesses uniformly at random otherwise."""
-    truth = value_ids[positions]
-    guesses = torch.randint(n_values, truth.shape, generator=guess_gen)
-    return torch.where(
-        positions >= N - W, torch.ones_like(truth, dtype=torch.bool), guesses == truth
-    )
-
+stream = needle.NeedleStream(
+    memories,
+    codebooks,
+    readers={  # variant -> (memory / codebook, read rule)
+        "centred": ("centred", "debiased"),
+        "raw": ("raw", "debiased"),
+        "centred_inverse_noise": ("centred", "inverse_noise"),
+    },
+    value_ids=value_ids,
+    guess_gen=torch.Generator().manual_seed(seed + 2),
+)
 
 # %% [markdown]
 # ## The stream
@@ -196,94 +132,35 @@ def query_window(positions: torch.Tensor, N: int, W: int) -> torch.Tensor:
 # larger query set samples ages log-uniformly from $1$ to $N$ (duplicates dropped, so every
 # queried item counts once), so old and recent items are both well represented.
 
+
 # %%
-rows = []
-checkpoints = []
-written = 0
-write_seconds = 0.0
-needles = torch.arange(n_needles, dtype=torch.int64)
-for N in progress(N_values, desc="checkpoints N"):
-    while written < N:
-        stop = min(written + batch_size, N)
-        keys = torch.arange(written, stop, dtype=torch.int64)
-        for name, book in codebooks.items():
-            with Timer() as timer:
-                memories[name].write(keys, book[value_ids[written:stop]])
-            write_seconds += timer.elapsed
-        written = stop
-    query_gen = torch.Generator().manual_seed(seed + 7919 * N)
-    sampled = torch.randperm(N, generator=query_gen)[: min(n_queries, N)]
-    bbpm = {}
-    for name in READERS:
-        success, cosines = query_bbpm(name, sampled)
-        needle_success, needle_cosines = query_bbpm(name, needles)
-        bbpm[name] = {
-            "success": float(success.double().mean()),
-            "success_sem": float(success.double().std() / math.sqrt(success.numel())),
-            "mean_cos": float(cosines.mean()),
-            "needle_success": float(needle_success.double().mean()),
-            "needle_mean_cos": float(needle_cosines.mean()),
-        }
-        rows += query_rows(N, name, sampled, False, success, cosines)
-        rows += query_rows(N, name, needles, True, needle_success, needle_cosines)
-    checkpoints.append(
-        {
-            "N": N,
-            "load": N * K * H / D,
-            "bbpm": bbpm,
-            "window_success": {
-                name: float(query_window(sampled, N, W).double().mean())
-                for name, W in windows.items()
-            },
-            "expected_cosine_theory": expected_cosine(N, D, K, H, d, block_size=block_size),
-            "expected_cosine_theory_inverse_noise": expected_cosine(
-                N, D, K, H, d, block_size=block_size, read_rule="inverse_noise"
-            ),
-            "collision": diagnostics.summarize(hash_fn.indices(torch.arange(N), K, H), D),
-        }
-    )
+def theory_and_collisions(N: int) -> dict:
+    return {
+        "load": N * K * H / D,
+        "expected_cosine_theory": expected_cosine(N, D, K, H, d, block_size=block_size),
+        "expected_cosine_theory_inverse_noise": expected_cosine(
+            N, D, K, H, d, block_size=block_size, read_rule="inverse_noise"
+        ),
+        "collision": diagnostics.summarize(hash_fn.indices(torch.arange(N), K, H), D),
+    }
+
+
+rows, checkpoints, write_seconds = needle.run_checkpoints(
+    stream, progress(N_values, desc="checkpoints N"), n_queries, n_needles, windows,
+    batch_size, seed, extra=theory_and_collisions,
+)  # fmt: skip
 write_items_per_s = len(codebooks) * N_max / write_seconds
 
-# %% [markdown]
-# Success against age at the largest $N$, for BBPM and the windows.
-
-# %%
-# Success vs age at the largest N: ages log-uniform in [1, N_max] (age 1 = the last item written).
-age_gen = torch.Generator().manual_seed(seed + 3)
-log_age = torch.rand(n_position_queries, generator=age_gen, dtype=torch.float64) * math.log(
-    N_max + 1
-)
-ages = torch.unique(torch.exp(log_age).floor().to(torch.int64).clamp(1, N_max))
+# success against age at the largest N (age 1 = the last item written)
+ages = needle.log_uniform_ages(n_position_queries, N_max, torch.Generator().manual_seed(seed + 3))
 positions = N_max - ages
-position_success = {name: query_bbpm(name, positions)[0] for name in READERS}
-window_position_success = {name: query_window(positions, N_max, W) for name, W in windows.items()}
-edges = np.unique(
-    np.floor(np.logspace(0, math.log10(N_max + 1), n_position_bins + 1)).astype(np.int64)
+age_bins = needle.age_bins(
+    ages,
+    {name: stream.query(name, positions)[0] for name in stream.readers},
+    {name: stream.window(positions, N_max, W) for name, W in windows.items()},
+    N_max,
+    n_position_bins,
 )
-bin_of = np.clip(np.searchsorted(edges, ages.numpy(), side="right") - 1, 0, len(edges) - 2)
-age_bins = []
-for b in range(len(edges) - 1):
-    in_bin = torch.from_numpy(bin_of == b)
-    n_in = int(in_bin.sum())
-    if n_in == 0:
-        continue
-    bbpm = {}
-    for name, success in position_success.items():
-        p = float(success[in_bin].double().mean())
-        bbpm[name] = {"success": p, "success_sem": math.sqrt(p * (1 - p) / n_in)}
-    age_bins.append(
-        {
-            "age_lo": int(edges[b]),
-            "age_hi": int(edges[b + 1]) - 1,
-            "age_center": math.sqrt(edges[b] * edges[b + 1]),
-            "n": n_in,
-            "bbpm": bbpm,
-            "window_success": {
-                name: float(s[in_bin].double().mean())
-                for name, s in window_position_success.items()
-            },
-        }
-    )
 
 # %% [markdown]
 # ## The prototype's single-needle test
@@ -295,39 +172,11 @@ for b in range(len(edges) - 1):
 # mean cosine show where a typical item lies.
 
 # %%
-memory.clear()
-needle_gen = torch.Generator().manual_seed(seed + 4)
-needle_value = torch.nn.functional.normalize(torch.randn(1, d, generator=needle_gen), dim=1)
-memory.write(torch.tensor([needle_key]), needle_value)
-needle_curve = []
-written = 0
-for haystack in progress(N_values, desc="haystack size"):
-    while written < haystack:
-        stop = min(written + batch_size, haystack)
-        hay = torch.nn.functional.normalize(
-            torch.randn(stop - written, d, generator=needle_gen), dim=1
-        )
-        memory.write(torch.arange(haystack_start + written, haystack_start + stop), hay)
-        written = stop
-    cos = float(
-        torch.nn.functional.cosine_similarity(
-            memory.read(torch.tensor([needle_key])), needle_value
-        ).item()
-    )
-    needle_curve.append(
-        {
-            "haystack": haystack,
-            "needle_cos": cos,
-            "expected_cosine_theory": expected_cosine(
-                haystack + 1, D, K, H, d, block_size=block_size
-            ),
-        }
-    )
-print(
-    "needle cosine:", ", ".join(f"{r['haystack']:,}: {r['needle_cos']:.3f}" for r in needle_curve)
-)
-
-# %%
+needle_curve = needle.single_needle_curve(
+    memory, needle_key, haystack_start, progress(N_values, desc="haystack size"), batch_size,
+    torch.Generator().manual_seed(seed + 4),
+    theory=lambda n: expected_cosine(n, D, K, H, d, block_size=block_size),
+)  # fmt: skip
 raw_csv = exp.save_raw(rows)
 metrics_json = exp.save_metrics(
     {
@@ -336,7 +185,7 @@ metrics_json = exp.save_metrics(
             name: float(book.mean(dim=0).norm()) for name, book in codebooks.items()
         },
         "memory_bytes": memory.nbytes,
-        "bytes_per_exact_item": bytes_per_exact_item,
+        "bytes_per_exact_item": d * 4 + needle.BYTES_PER_EXACT_ITEM_KEY,
         "windows": windows,
         "chance": 1.0 / n_values,
         "checkpoints": checkpoints,
@@ -350,222 +199,55 @@ metrics_json = exp.save_metrics(
 # %% [markdown]
 # ## Figure
 #
-# Drawn from `results/exp05_needle_haystack/metrics.json`. Error bars: one standard error of
-# the success rate over the queries.
+# Drawn from `results/exp05_needle_haystack/metrics.json` (`needle.needle_figure`). Error
+# bars: one standard error of the success rate over the queries.
 
 # %% tags=["hide-input"]
 m = exp.load_metrics()
-hp = m["hyperparameters"]
-cp = m["checkpoints"]
-Ns = [c["N"] for c in cp]
-window_names = list(m["windows"])
-window_styles = {
-    window_names[0]: dict(color="C1", marker="s"),
-    window_names[1]: dict(color="C2", marker="^"),
-}
-
-variant_styles = {
-    "centred": dict(color="C0", marker="o", ls="-", label="BBPM (centred codebook)"),
-    "raw": dict(color="C0", marker="o", ls="--", mfc="none", label="BBPM, raw codebook"),
-    "centred_inverse_noise": dict(
-        color="C2", marker="D", ls="-", label="BBPM (centred), inverse-noise read"
-    ),
-}
-
-# %% tags=["hide-input"]
-fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
-ax = axes[0, 0]
-for name, style in variant_styles.items():
-    ax.errorbar(
-        Ns,
-        [c["bbpm"][name]["success"] for c in cp],
-        yerr=[c["bbpm"][name]["success_sem"] for c in cp],
-        capsize=3,
-        **style,
-    )
-ax.plot(
-    Ns,
-    [c["bbpm"]["centred"]["needle_success"] for c in cp],
-    "x",
-    color="C3",
-    ms=9,
-    mew=2,
-    label=f"BBPM, the {hp['n_needles']} oldest keys (needles)",
-)
-for name in window_names:
-    ax.plot(Ns, [c["window_success"][name] for c in cp], label=name, **window_styles[name])
-ax.axhline(m["chance"], color="grey", ls=":", label=f"chance 1/C = {m['chance']:.4f}")
-ax.set_xscale("log")
-ax.set_xlabel("items written N")
-ax.set_ylabel("top-1 recall success")
-ax.set_title("(a) success vs haystack size")
-ax.grid(True, which="both", alpha=0.3)
-ax.legend(fontsize=8)
-top = ax.secondary_xaxis(
-    "top",
-    functions=(
-        lambda n: n * hp["K"] * hp["H"] / hp["D"],
-        lambda lam: lam * hp["D"] / (hp["K"] * hp["H"]),
-    ),
-)
-top.set_xlabel("load λ = NKH/D")
-plt.close(fig)  # finished below; shown once, with its provenance line, by exp.save_figure
-
-# %% tags=["hide-input"]
-ax = axes[0, 1]
-for name, style in variant_styles.items():
-    ax.plot(Ns, [c["bbpm"][name]["mean_cos"] for c in cp], **style)
-ax.plot(
-    Ns,
-    [c["expected_cosine_theory"] for c in cp],
-    "k:",
-    lw=2,
-    label="theory: snr_bounds.expected_cosine",
-)
-ax.plot(
-    Ns,
-    [c["expected_cosine_theory_inverse_noise"] for c in cp],
-    ":",
-    color="C2",
-    lw=2,
-    label="theory, inverse-noise read",
-)
-ax.set_xscale("log")
-ax.set_xlabel("items written N")
-ax.set_ylabel("mean cosine(read, true code)")
-ax.set_title("(b) fidelity of the read vector")
-ax.grid(True, which="both", alpha=0.3)
-_ = ax.legend(fontsize=8)
-
-# %% tags=["hide-input"]
-ax = axes[1, 0]
-ab = m["age_bins"]
-centers = [b["age_center"] for b in ab]
-for name, style in variant_styles.items():
-    ax.errorbar(
-        centers,
-        [b["bbpm"][name]["success"] for b in ab],
-        yerr=[b["bbpm"][name]["success_sem"] for b in ab],
-        capsize=3,
-        **style,
-    )
-for name in window_names:
-    ax.plot(centers, [b["window_success"][name] for b in ab], label=name, **window_styles[name])
-ax.axhline(m["chance"], color="grey", ls=":", label="chance")
-ax.set_xscale("log")
-ax.set_xlabel("age of the queried item (N - position; 1 = last written)")
-ax.set_ylabel("top-1 recall success")
-ax.set_title(f"(c) success vs position in the stream at N = {m['age_bins_N']:,}")
-ax.grid(True, which="both", alpha=0.3)
-_ = ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 0.12), framealpha=0.9)
-
-# %% tags=["hide-input"]
-ax = axes[1, 1]
-nc = m["single_needle"]
-ax.plot(
-    [r["haystack"] for r in nc],
-    [r["needle_cos"] for r in nc],
-    "o-",
-    color="C3",
-    label=f"needle key {hp['needle_key']} (one item)",
-)
-ax.plot(
-    [r["haystack"] for r in nc],
-    [r["expected_cosine_theory"] for r in nc],
-    "k--",
-    label="theory: expected cosine",
-)
-ax.plot(
-    Ns,
-    [c["bbpm"]["centred"]["mean_cos"] for c in cp],
-    ":",
-    color="C0",
-    label="mean over random keys, panel (b)",
-)
-ax.set_xscale("log")
-ax.set_xlabel(f"haystack size (noise keys from {hp['haystack_start']:,})")
-ax.set_ylabel("cosine(read, needle)")
-ax.set_title("(d) the prototype's single-needle test")
-ax.grid(True, which="both", alpha=0.3)
-ax.legend(fontsize=8)
-fig.suptitle(
-    f"Needle in a haystack: D = {hp['D']:,}, d = {hp['d']}, K = {hp['K']}, H = {hp['H']}, C = {hp['n_values']}"
-)
-fig.tight_layout()
-figure_png = exp.save_figure(fig, "needle_accuracy.png")
+hp, cp, ab, nc = m["hyperparameters"], m["checkpoints"], m["age_bins"], m["single_needle"]
+figure_png = exp.save_figure(needle.needle_figure(m), "needle_accuracy.png")
 
 # %% [markdown]
 # ## What the run shows
+#
+# Per checkpoint: the success of BBPM (centred and raw codebook; the needles are the oldest
+# keys) and of both windows, and the mean cosine against the theory for independent values.
 
-# %%
+# %% tags=["hide-input"]
 last = cp[-1]
-w_small, w_eq = window_names
+w_small, w_eq = list(m["windows"])
+show_table(
+    ["N", "load", "BBPM success", "needles", "mean cos", "theory", "raw success", "raw cos",
+     w_small, w_eq],
+    [[f"{c['N']:,}", f"{c['load']:.1f}", *(f"{c['bbpm']['centred'][k]:.3f}" for k in
+      ("success", "needle_success", "mean_cos")), f"{c['expected_cosine_theory']:.3f}",
+      f"{c['bbpm']['raw']['success']:.3f}", f"{c['bbpm']['raw']['mean_cos']:.3f}",
+      *(f"{c['window_success'][w]:.3f}" for w in (w_small, w_eq))] for c in cp],
+)  # fmt: skip
 print(
-    f"BBPM table {m['memory_bytes'] / 2**20:.1f} MiB (D = {hp['D']:,} slots x d = {hp['d']} + counts)."
+    "norm of the mean codeword: "
+    + ", ".join(f"{k} {v:.4f}" for k, v in m["codebook_mean_norm"].items())
 )
-for c in cp:
-    cen, raw = c["bbpm"]["centred"], c["bbpm"]["raw"]
-    print(
-        f"N = {c['N']:>9,} (load {c['load']:6.1f}): BBPM success {cen['success']:.3f} (needles {cen['needle_success']:.1f}), "
-        f"mean cos {cen['mean_cos']:.3f} (theory {c['expected_cosine_theory']:.3f}); raw codebook {raw['success']:.3f} "
-        f"(cos {raw['mean_cos']:.3f}); {w_small} {c['window_success'][w_small]:.3f}; {w_eq} {c['window_success'][w_eq]:.3f}"
-    )
-fail = next((c for c in cp if c["bbpm"]["centred"]["success"] < 0.9), None)
-if fail is None:
-    print(f"BBPM kept >= 90% success up to N = {last['N']:,} (load {last['load']:.1f}).")
-else:
-    print(
-        f"BBPM first falls below 90% success at N = {fail['N']:,} (load {fail['load']:.1f}): "
-        f"{fail['bbpm']['centred']['success']:.3f}."
-    )
-print(
-    f"Raw vs centred codebook (mean-codeword norm {m['codebook_mean_norm']['raw']:.4f} vs {m['codebook_mean_norm']['centred']:.4f}): "
-    f"at N = {last['N']:,} success {last['bbpm']['raw']['success']:.3f} vs {last['bbpm']['centred']['success']:.3f}, mean cosine "
-    f"{last['bbpm']['raw']['mean_cos']:.3f} vs {last['bbpm']['centred']['mean_cos']:.3f} (theory for independent values "
-    f"{last['expected_cosine_theory']:.3f}): the shared mean of the values piles up in every slot."
+age = needle.age_comparison(ab, hp["window"])
+age_verdict = (
+    "not measured (no age bin on both sides of the window)" if age is None else age["verdict"]
 )
-
-
-# %%
-def pooled(bins: list[dict], success_of) -> tuple[float, int]:
-    """Success over all queried items of ``bins`` (weighted by items per bin), and the item count."""
-    n = sum(b["n"] for b in bins)
-    return sum(success_of(b) * b["n"] for b in bins) / n, n
-
-
-old = [b for b in ab if b["age_lo"] > hp["window"]]
-recent = [b for b in ab if b["age_hi"] <= hp["window"]]
-if old and recent:
-    (p_old, n_old), (p_recent, n_recent) = (
-        pooled(bins, lambda b: b["bbpm"]["centred"]["success"]) for bins in (old, recent)
-    )
-    se = math.sqrt(p_old * (1 - p_old) / n_old + p_recent * (1 - p_recent) / n_recent)
-    age_verdict = (
-        "consistent with no dependence on age"
-        if abs(p_recent - p_old) <= 2 * se
-        else "a dependence on age"
-    )
+if age is not None:
     print(
-        f"At N = {m['age_bins_N']:,}, BBPM success on items older than W = {hp['window']:,}: {p_old:.3f} ({n_old:,} items) vs "
-        f"{p_recent:.3f} on recent ones ({n_recent:,} items); difference {p_recent - p_old:+.3f} +- {2 * se:.3f} (2 s.e.), "
-        + f"{age_verdict}. The window scores {pooled(recent, lambda b: b['window_success'][w_small])[0]:.3f} inside and "
-        f"{pooled(old, lambda b: b['window_success'][w_small])[0]:.3f} outside."
-    )
-else:
-    age_verdict = "not measured (no age bin on both sides of the window)"
+        f"At N = {m['age_bins_N']:,}, BBPM success on items older than W = {hp['window']:,}: "
+        f"{age['p_old']:.3f} ({age['n_old']:,} items) vs {age['p_recent']:.3f} on recent ones "
+        f"({age['n_recent']:,}); difference {age['p_recent'] - age['p_old']:+.3f} +- {2 * age['se']:.3f} "
+        f"(2 s.e.). The window scores {needle.pooled(age['recent'], lambda b: b['window_success'][w_small])[0]:.3f} "
+        f"inside and {needle.pooled(age['old'], lambda b: b['window_success'][w_small])[0]:.3f} outside."
+    )  # fmt: skip
 exp.record(
     "age_verdict", age_verdict, "", "old vs recent items: BBPM success difference within 2 s.e.?"
 )
 print(
-    f"The equal-memory window ({m['windows'][w_eq]:,} exact items in the same bytes) is exact while N <= "
-    f"{m['windows'][w_eq]:,}; at N = {last['N']:,} it scores {last['window_success'][w_eq]:.3f} against BBPM's "
-    f"{last['bbpm']['centred']['success']:.3f}."
-)
-print(
     f"Single needle: cosine {nc[0]['needle_cos']:.3f} after {nc[0]['haystack']:,} noise items and "
     f"{nc[-1]['needle_cos']:.3f} after {nc[-1]['haystack']:,} (theory {nc[-1]['expected_cosine_theory']:.3f})."
+    f" Write speed {m['write_items_per_s']:,.0f} items/s over the stream (shared CPU)."
 )
-print(f"Write speed {m['write_items_per_s']:,.0f} items/s over the stream (shared CPU).")
 
 # %% [markdown]
 # ## The read rule
@@ -574,19 +256,13 @@ print(f"Write speed {m['write_items_per_s']:,.0f} items/s over the stream (share
 # main result above) and with the inverse-noise rule of exp09. Same table, same writes, same
 # bytes.
 
-
-# %% tags=["hide-input"]
-def first_below(variant: str, level: float = 0.9) -> dict | None:
-    return next((c for c in cp if c["bbpm"][variant]["success"] < level), None)
-
-
 # %% tags=["hide-input"]
 for variant, tag in (("centred", "debiased"), ("centred_inverse_noise", "inverse_noise")):
     exp.record(f"success_final_{tag}", last["bbpm"][variant]["success"], ".3f",
                f"top-1 success of the {tag} read at the largest N")  # fmt: skip
     exp.record(f"cos_final_{tag}", last["bbpm"][variant]["mean_cos"], ".3f",
                f"mean cosine of the {tag} read at the largest N")  # fmt: skip
-    below = first_below(variant)
+    below = needle.first_below(cp, variant)
     exp.record(f"first_n_below_90_{tag}", "no checkpoint" if below is None else below["N"], "" if below is None else ",d",
                f"first checkpoint N where the {tag} read falls below 90% success")  # fmt: skip
 exp.record("n_final", last["N"], ",d", "largest N of the stream")
@@ -594,35 +270,19 @@ exp.record("success_final_equal_memory_window", last["window_success"][w_eq], ".
            "success of the equal-memory window at the largest N")  # fmt: skip
 gaps = [c["bbpm"]["centred_inverse_noise"]["success"] - c["bbpm"]["centred"]["success"] for c in cp]
 best = int(np.argmax(gaps))
-exp.record(
-    "inverse_noise_gain_max",
-    gaps[best],
-    "+.3f",
-    "largest success gain of inverse noise over debiased",
-)
+exp.record("inverse_noise_gain_max", gaps[best], "+.3f",
+           "largest success gain of inverse noise over debiased")  # fmt: skip
 exp.record("inverse_noise_gain_max_n", cp[best]["N"], ",d", "checkpoint N of that largest gain")
-exp.record(
-    "inverse_noise_gain_min",
-    min(gaps),
-    "+.3f",
-    "smallest (most negative) success gain over the checkpoints",
-)
+exp.record("inverse_noise_gain_min", min(gaps), "+.3f",
+           "smallest (most negative) success gain over the checkpoints")  # fmt: skip
 cos_gaps = [
     c["bbpm"]["centred_inverse_noise"]["mean_cos"] - c["bbpm"]["centred"]["mean_cos"] for c in cp
 ]
 best_cos = int(np.argmax(cos_gaps))
-exp.record(
-    "inverse_noise_cos_gain_max",
-    cos_gaps[best_cos],
-    "+.3f",
-    "largest mean-cosine gain of inverse noise over debiased",
-)
-exp.record(
-    "inverse_noise_cos_gain_max_n",
-    cp[best_cos]["N"],
-    ",d",
-    "checkpoint N of that largest cosine gain",
-)
+exp.record("inverse_noise_cos_gain_max", cos_gaps[best_cos], "+.3f",
+           "largest mean-cosine gain of inverse noise over debiased")  # fmt: skip
+exp.record("inverse_noise_cos_gain_max_n", cp[best_cos]["N"], ",d",
+           "checkpoint N of that largest cosine gain")  # fmt: skip
 _ = exp.record(
     "inverse_noise_cos_gain_max_load", cp[best_cos]["load"], ".1f", "load of that checkpoint"
 )
@@ -656,30 +316,19 @@ _ = exp.record(
 # %% tags=["hide-input"]
 from bbpm.paper import record_metric  # noqa: E402
 
-paper_metrics = exp.load_metrics()
-pm = paper_metrics
+pm = exp.load_metrics()
 last = pm["checkpoints"][-1] if pm.get("checkpoints") else {}
 record_metric(exp, "n_max", lambda: last["N"], ",d", "items streamed at the last checkpoint")
 record_metric(
     exp, "load_at_n_max", lambda: last["load"], ".2f", "load NKH/D at the last checkpoint"
 )
 for name in ("centred", "raw"):
-    record_metric(
-        exp,
-        f"success_{name}_at_n_max",
-        lambda n=name: last["bbpm"][n]["success"],
-        ".1%",
-        f"BBPM top-1 success at the last checkpoint, {name} codebook",
-    )
+    record_metric(exp, f"success_{name}_at_n_max", lambda n=name: last["bbpm"][n]["success"], ".1%",
+                  f"BBPM top-1 success at the last checkpoint, {name} codebook")  # fmt: skip
 for name in last.get("window_success", {}):
     slug = "window_equal_memory" if "equal" in name else "window"
-    record_metric(
-        exp,
-        f"success_{slug}_at_n_max",
-        lambda n=name: last["window_success"][n],
-        ".1%",
-        f"{name}: top-1 success at the last checkpoint",
-    )
+    record_metric(exp, f"success_{slug}_at_n_max", lambda n=name: last["window_success"][n], ".1%",
+                  f"{name}: top-1 success at the last checkpoint")  # fmt: skip
 record_metric(exp, "window", lambda: pm["hyperparameters"]["window"], ",d", "window W (items)")
 _ = record_metric(
     exp, "codebook_size", lambda: pm["hyperparameters"]["n_values"], ",d", "codebook size C"

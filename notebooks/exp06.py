@@ -69,13 +69,13 @@ refresh_sigma = 0.03
 # %% tags=["hide-input"]
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from myst_nb import glue
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash, Timer
 from bbpm.baselines.decode import decode_top1, random_codebook
+from bbpm.experiments import drift, needle
 from bbpm.hashing import diagnostics
 from bbpm.integration.keying import ProjectionKeys
 from bbpm.theory.snr_bounds import expected_cosine
@@ -101,8 +101,7 @@ glue(
 # %% tags=["hide-input"]
 # Centred codebook: the mean row of a raw random codebook piles up in every slot at high load
 # and biases every read (measured in exp05), so the rows are centred and renormalised.
-raw_codebook = random_codebook(n_values, d, seed=seed)
-codebook = torch.nn.functional.normalize(raw_codebook - raw_codebook.mean(dim=0), dim=1)
+codebook = needle.centred_codebook(random_codebook(n_values, d, seed=seed))
 gen = torch.Generator().manual_seed(seed + 1)
 item_value_ids = torch.randint(n_values, (n_items,), generator=gen)
 item_values = codebook[item_value_ids]
@@ -143,12 +142,7 @@ def recall(memory: BBPMMemoryFloat, keys: torch.Tensor) -> tuple[float, float]:
 # %% tags=["hide-input"]
 key_sharing = {}
 for b, pk in projection_keys.items():
-    _, inverse, counts = torch.unique(pk(x0), return_inverse=True, return_counts=True)
-    key_sharing[b] = {
-        "measured": float((counts[inverse] > 1).double().mean()),
-        "uniform_theory": 1.0 - (1.0 - 2.0**-b) ** (n_items - 1),
-        "distinct_keys": int(counts.numel()),
-    }
+    key_sharing[b] = drift.key_sharing(pk(x0), b)
 show_table(
     ["key bits", "distinct keys", "share of items sharing a key", "uniform codes"],
     [[b, v["distinct_keys"], f"{v['measured']:.3f}", f"{v['uniform_theory']:.3f}"] for b, v in key_sharing.items()],
@@ -165,52 +159,10 @@ show_table(
 # with the current key. Each $\sigma$ has its own drift trajectory from the same $x_0$.
 
 
-# %% tags=["hide-input"]
-def query_rows(t: int, n_written: int) -> list[dict]:
-    """Stable and drifting recall of every bit width's memory at step ``t``."""
-    out = []
-    for b, memory in memories.items():
-        success, cos = recall(memory, keys0[b])
-        out.append(
-            {
-                "t": t,
-                "bits": b,
-                "mode": "stable",
-                "sigma": 0.0,
-                "n_written": n_written,
-                "success": success,
-                "mean_cos": cos,
-                "bit_flip_rate": 0.0,
-                "key_unchanged": 1.0,
-            }
-        )
-        for sigma in sigmas:
-            pk = projection_keys[b]
-            keys_t = pk(x_t[sigma])
-            success, cos = recall(memory, keys_t)
-            cos_x = torch.nn.functional.cosine_similarity(x_t[sigma], x0, dim=1).clamp(-1, 1)
-            out.append(
-                {
-                    "t": t,
-                    "bits": b,
-                    "mode": "drift",
-                    "sigma": sigma,
-                    "n_written": n_written,
-                    "success": success,
-                    "mean_cos": cos,
-                    "bit_flip_rate": float((pk.bits(x_t[sigma]) != bits0[b]).double().mean()),
-                    "key_unchanged": float((keys_t == keys0[b]).double().mean()),
-                    "mean_angle": float(torch.arccos(cos_x).mean()),
-                }
-            )
-    return out  # fmt: skip
-
-
 # %%
 memories = {b: new_memory() for b in bits_values}
 refresh_memory = new_memory()
 keys0 = {b: pk(x0) for b, pk in projection_keys.items()}
-bits0 = {b: pk.bits(x0) for b, pk in projection_keys.items()}
 for b, memory in memories.items():
     memory.write(keys0[b], item_values)
 refresh_memory.write(keys0[main_bits], item_values)
@@ -233,7 +185,7 @@ for t in progress(range(n_steps + 1)):
             refresh_memory.write(projection_keys[main_bits](x_t[refresh_sigma]), item_values)
             refresh_writes += n_items
     n_written = n_items + t * fill_per_step
-    rows.extend(query_rows(t, n_written))
+    rows.extend(drift.recall_rows(t, n_written, memories, recall, projection_keys, x0, x_t))
     success, cos = recall(refresh_memory, projection_keys[main_bits](x_t[refresh_sigma]))
     rows.append({"t": t, "bits": main_bits, "mode": "refresh", "sigma": refresh_sigma,
                  "n_written": n_written, "total_writes": refresh_writes + t * fill_per_step,
@@ -250,32 +202,10 @@ raw_csv = exp.save_raw(rows)
 # keys, so it does not see the shared keys of short codes).
 
 
-# %% tags=["hide-input"]
-def series(mode: str, bits: int, sigma: float, field: str) -> list[float]:
-    return [r[field] for r in rows if (r["mode"], r["bits"], r["sigma"]) == (mode, bits, sigma)]
-
-
-def drift_curve(b: int, sigma: float, stable: list[float]) -> dict:
-    """Measured drift series and their predictions for one bit width and sigma."""
-    survive = [(1 - a / math.pi) ** b for a in theory_angle[sigma]]
-    fields = ("success", "mean_cos", "bit_flip_rate", "key_unchanged", "mean_angle")
-    return {f: series("drift", b, sigma, f) for f in fields} | {
-        "key_unchanged_theory": survive,
-        "success_predicted": [p * s + (1 - p) / n_values for p, s in zip(survive, stable, strict=True)],
-    }  # fmt: skip
-
-
 # %%
 steps = list(range(n_steps + 1))
-theory_angle = {sigma: [math.atan(sigma * math.sqrt(t)) for t in steps] for sigma in sigmas}
-curves = {}
-for b in bits_values:
-    stable = series("stable", b, 0.0, "success")
-    curves[b] = {
-        "stable_success": stable,
-        "stable_mean_cos": series("stable", b, 0.0, "mean_cos"),
-        "drift": {str(sigma): drift_curve(b, sigma, stable) for sigma in sigmas},
-    }
+theory_angle = drift.drift_angles(sigmas, steps)
+curves = drift.drift_curves(rows, bits_values, theory_angle, n_values)
 refresh_rows = [r for r in rows if r["mode"] == "refresh"]
 all_keys = torch.cat([keys0[main_bits], *(filler_batch(t)[0] for t in range(1, n_steps + 1))])
 metrics_json = exp.save_metrics(
@@ -313,82 +243,7 @@ m = exp.load_metrics()
 hp = m["hyperparameters"]
 t_axis, mb = m["t"], str(hp["main_bits"])
 main = m["curves"][mb]
-bits_axis = [int(b) for b in m["curves"]]
-sigma_color = {str(s): f"C{i + 1}" for i, s in enumerate(hp["sigmas"])}
-bits_style = {str(b): ["-", "--", "-.", ":"][i % 4] for i, b in enumerate(hp["bits_values"])}
-bits_marker = {str(b): "os^D"[i % 4] for i, b in enumerate(hp["bits_values"])}
-
-
-def last(b, s=None):
-    """Stable recall at the last step for ``b`` bits, or the drift curves for sigma ``s``."""
-    curve = m["curves"][str(b)]
-    return curve["stable_success"][-1] if s is None else curve["drift"][s]
-
-
-# fmt: off
-fig, axes = plt.subplots(2, 3, figsize=(18, 10))
-for ax, field, ylabel, title in [
-    (axes[0, 0], "success", "top-1 recall of the t = 0 items", f"(a) recall vs time, {mb}-bit keys"),
-    (axes[0, 1], "mean_cos", "mean cosine(read, true code)", f"(b) fidelity vs time, {mb}-bit keys"),
-]:
-    ax.plot(t_axis, main[f"stable_{field}"], "o-", color="k", ms=3, label="stable keys")
-    for s, c in main["drift"].items():
-        ax.plot(t_axis, c[field], "o-", ms=3, color=sigma_color[s], label=f"drift σ = {s}")
-        if field == "success":
-            ax.plot(t_axis, c["success_predicted"], ":", lw=2, color=sigma_color[s])
-    ax.plot(t_axis, m["refresh"][field], "s--", ms=3, color="C5",
-            label=f"drift σ = {hp['refresh_sigma']} + re-write every {hp['refresh_every']} steps")
-    ax.set(xlabel="time step t", ylabel=ylabel, title=title)
-    ax.grid(True, alpha=0.3)
-axes[0, 0].plot([], [], "k:", lw=2, label="theory: P(key unchanged) x stable + rest x 1/C")
-axes[0, 0].legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 0.1), framealpha=0.9)
-(theory_line,) = axes[0, 1].plot(t_axis, m["stable_cos_theory"], "k--", lw=1)
-axes[0, 1].legend([theory_line], ["theory, stable keys (assumes distinct keys); other lines as in (a)"], fontsize=8)
-axes[0, 0].secondary_xaxis("top", functions=(
-    lambda t: (hp["n_items"] + t * hp["fill_per_step"]) * hp["K"] * hp["H"] / hp["D"],
-    lambda lam: (lam * hp["D"] / (hp["K"] * hp["H"]) - hp["n_items"]) / hp["fill_per_step"],
-)).set_xlabel("memory load λ = NKH/D")
-# fmt: on
-plt.close(fig)  # finished below; shown once, with its provenance line, by exp.save_figure
-
-# %% tags=["hide-input"]
-# fmt: off
-ax = axes[0, 2]
-for s, c in main["drift"].items():
-    ax.plot(t_axis, c["bit_flip_rate"], "o", ms=4, color=sigma_color[s], label=f"measured, σ = {s}")
-    ax.plot(t_axis, m["theory_flip_rate"][s], "-", color=sigma_color[s], lw=1)
-ax.plot([], [], "k-", lw=1, label="theory arctan(σ√t)/π")
-ax.set(xlabel="time step t", ylabel="share of key bits flipped since t = 0", title=f"(c) key-bit flip rate ({mb} bits)")
-ax = axes[1, 0]
-for b, curve in m["curves"].items():
-    for s, c in curve["drift"].items():
-        ax.plot(t_axis, c["key_unchanged"], bits_marker[b], ms=3, color=sigma_color[s])
-        ax.plot(t_axis, c["key_unchanged_theory"], bits_style[b], lw=1, color=sigma_color[s])
-for s in main["drift"]:
-    ax.plot([], [], "-", color=sigma_color[s], label=f"σ = {s}")
-for b in m["curves"]:
-    ax.plot([], [], bits_style[b] + bits_marker[b], color="grey", ms=4, label=f"{b} bits (line: (1-θ/π)^b)")
-ax.set(xlabel="time step t", ylabel="P(key_t = key_0)", title="(d) keys that survive the drift: measured vs theory")
-ax = axes[1, 1]
-ax.plot(bits_axis, [last(b) for b in bits_axis], "o-", color="k", label="stable keys")
-for s in main["drift"]:
-    ax.plot(bits_axis, [last(b, s)["success"][-1] for b in bits_axis], "o-", color=sigma_color[s], label=f"drift σ = {s}")
-    ax.plot(bits_axis, [last(b, s)["success_predicted"][-1] for b in bits_axis], ":", lw=2, color=sigma_color[s])
-ax.plot([], [], "k:", lw=2, label="theory")
-ax.set(xlabel="key bits b", ylabel=f"top-1 recall at t = {t_axis[-1]}", title="(e) short keys survive drift, long keys stay distinct", xticks=bits_axis)
-ax = axes[1, 2]
-ks = m["key_sharing_t0"]
-ax.plot(bits_axis, [ks[str(b)]["measured"] for b in bits_axis], "o-", color="k", label="measured (SimHash of Gaussian x)")
-ax.plot(bits_axis, [ks[str(b)]["uniform_theory"] for b in bits_axis], "k--", lw=1, label="uniform codes: 1-(1-2^-b)^(n-1)")
-ax.set(xlabel="key bits b", ylabel=f"share of the {hp['n_items']} items sharing their key", title="(f) cost of short keys at t = 0: distinct items share a key", xticks=bits_axis)
-for ax in [axes[0, 2], *axes[1]]:
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, ncol=2 if ax is axes[1, 0] else 1)
-fig.suptitle(f"Key drift: D = {hp['D']:,}, d = {hp['d']}, K = {hp['K']}, H = {hp['H']}, C = {hp['n_values']}, "
-             f"n = {hp['n_items']} tracked items, {hp['fill_per_step']:,} new items per step")
-fig.tight_layout()
-figure_png = exp.save_figure(fig, "drift_stability.png")
-# fmt: on
+figure_png = exp.save_figure(drift.drift_figure(m), "drift_stability.png")
 
 # %% [markdown]
 # ## What the run shows
@@ -447,7 +302,8 @@ exp.record("max_err_drift_recall", worst, ".3f", "largest |measured - predicted|
 show_table(
     ["key bits", "share of items sharing a key at t = 0", "stable recall at the end"]
     + [f"σ = {s}" for s in main["drift"]],
-    [[b, f"{ks[str(b)]['measured']:.3f}", f"{last(b):.3f}"] + [f"{last(b, s)['success'][-1]:.3f}" for s in main["drift"]] for b in bits_axis],
+    [[b, f"{m['key_sharing_t0'][b]['measured']:.3f}", f"{c['stable_success'][-1]:.3f}"]
+     + [f"{c['drift'][s]['success'][-1]:.3f}" for s in main["drift"]] for b, c in m["curves"].items()],
 )  # fmt: skip
 
 # %% [markdown]
