@@ -37,7 +37,7 @@ seed = 0
 seeds = [0, 1, 2]
 model_id = "smollm2-135m-instruct-gguf"  # "synthetic": no language model (BBPM decoding only)
 device = "auto"
-torch_threads = 1
+torch_threads = 0  # 0: torch default (every core)
 questions_per_point = 200
 window_facts = 4
 llm_N = [100, 1000, 10000, 100000]
@@ -49,7 +49,7 @@ bbpm_d = 64
 bbpm_K = 8
 bbpm_H = 2
 context_lines = [16, 64]
-needles_per_context = 8
+needles_per_context = 10
 window_lines = 2
 presses = ["streaming_llm", "snapkv", "snapkv_question", "knorm", "expected_attention", "tova"]
 bmrt = True
@@ -344,8 +344,10 @@ show_table(
 # | bmrt / bmrt + BBPM | streamed in chunks, cut to the same budgets (anchors, recent, attention) | - / BBPM's fact |
 #
 # $T_w$ is the window's token count and $T_B$ the tokens that BBPM's bytes would hold, so every
-# bounded method holds the same bytes. One full prefill records what the presses read; each
-# press then scores and cuts its own copy (`bbpm.integration.presses`), and its questions are
+# bounded method holds the same bytes. The presses and BMRT run on the longest contexts
+# (`max(context_lines)`, where a bounded cache must drop most of the context); the shorter
+# contexts measure how the model's own accuracy moves with length. One full prefill records
+# what the presses read; each press then scores and cuts its own copy (`bbpm.integration.presses`), and its questions are
 # answered in one batch from the compressed cache (compress once, answer many). Question-aware
 # SnapKV scores the context with each question's own tokens as the observation window, so it
 # keeps a cache per question. Controllers accumulate the needles of a seed's contexts.
@@ -377,10 +379,13 @@ def bmrt_cache(ids: list[int], budget: int):
 
 
 # %% tags=["hide-input"]
-def needle_caches(ids: list[int], window_ids: list[int], questions, injected) -> list[tuple]:
-    """(method, cache, suffixes, position, seconds spent building the cache) per method."""
+def needle_caches(
+    ids: list[int], window_ids: list[int], questions, injected, bounded: bool
+) -> list[tuple]:
+    """(method, cache, suffixes, position, seconds spent building the cache) per method;
+    the presses and BMRT only where ``bounded``."""
     t = time.perf_counter()
-    prefill = kvp.capture_prefill(model, ids) if active_presses else None
+    prefill = kvp.capture_prefill(model, ids) if active_presses and bounded else None
     full_cache = prefill.cache if prefill else kvs.prefill(model, ids)
     prefill_seconds = time.perf_counter() - t
     t = time.perf_counter()
@@ -396,14 +401,14 @@ def needle_caches(ids: list[int], window_ids: list[int], questions, injected) ->
         (len(window_ids) + bbpm_tokens, "", questions),
         (len(window_ids), "+bbpm", injected["bbpm"]),
     )
-    for name in active_presses:
+    for name in active_presses if bounded else ():
         for n_kept, tag, suffixes in budgets:
             t = time.perf_counter()
             cache = press_cache(name, prefill, min(n_kept, len(ids)), questions)
             runs.append(
                 (name + tag, cache, suffixes, len(ids), prefill_seconds + time.perf_counter() - t)
             )
-    for n_kept, tag, suffixes in budgets if bmrt else ():
+    for n_kept, tag, suffixes in budgets if bmrt and bounded else ():
         state = bmrt_cache(ids, n_kept)
         runs.append(("bmrt" + tag, state.cache, suffixes, state.next_position, state.seconds))
     return runs
@@ -425,7 +430,7 @@ def run_needle_context(s: int, L: int, context, controller, exact) -> list[dict]
     }
     rows = []
     for method, cache, suffixes, position, cache_seconds in needle_caches(
-        ids, window_ids, questions, injected
+        ids, window_ids, questions, injected, bounded=L == max(context_lines)
     ):
         texts, seconds = ask(cache, suffixes, position)
         state = kvs.cache_nbytes(cache) // kvs.cache_layers(cache)[0][0].shape[0]
