@@ -249,7 +249,7 @@ print(
 gpu_records = gpu_bench.load_records(exp.root / "book" / "gpu")
 if not gpu_records:
     print(
-        "No GPU record yet: no session with a GPU has run scripts/gpu_check.sh, so the Triton "
+        "No GPU record yet: scripts/gpu_check.sh has not been run on a CUDA machine, so the Triton "
         "kernels' speed on CUDA is unmeasured (their results are checked in the interpreter)."
     )
 for i, record in enumerate(gpu_records):
