@@ -51,7 +51,7 @@ PARAMS = dict(
     context_lines=[4, 8],
     needles_per_context=2,
     window_lines=2,
-    presses=["streaming_llm", "knorm"],
+    presses=["streaming_llm", "knorm", "snapkv_question"],
     bmrt=True,
     bmrt_chunk_size=16,
     read_rules=["debiased", "inverse_noise"],
@@ -92,7 +92,8 @@ def test_from_params_takes_the_fields_and_derives_the_sizes(run):
     assert run.bbpm_tokens == run.bbpm_bytes // 256
     assert run.stop_ids == {0, ord("\n")}
     skipped = llm.LLMExperiment.from_params(PARAMS, None, None, 0, skipped={"knorm": "x"})
-    assert skipped.active_presses == ["streaming_llm"] and skipped.bbpm_tokens == 0
+    assert skipped.active_presses == ["streaming_llm", "snapkv_question"]
+    assert skipped.bbpm_tokens == 0
     assert skipped.stop_ids == set()
 
 
@@ -159,7 +160,8 @@ def test_needle_context_runs_bounded_caches_only_at_the_longest_length(run):
         assert (rows.groupby("method").size() == 2).all()
     unbounded = ["full", "window", "window+bbpm", "window+oracle"]
     assert methods[4] == unbounded
-    bounded = ["streaming_llm", "streaming_llm+bbpm", "knorm", "knorm+bbpm", "bmrt", "bmrt+bbpm"]
+    bounded = ["streaming_llm", "streaming_llm+bbpm", "knorm", "knorm+bbpm"]
+    bounded += ["snapkv_question", "snapkv_question+bbpm", "bmrt", "bmrt+bbpm"]
     assert methods[8] == unbounded + bounded
     full, window = (rows[rows.method == m].iloc[0] for m in ("full", "window"))
     assert full.context_tokens > full.window_tokens == window.window_tokens
@@ -168,8 +170,10 @@ def test_needle_context_runs_bounded_caches_only_at_the_longest_length(run):
     plus = rows[rows.method == "window+bbpm"].state_bytes.iloc[0]
     assert plus == window.state_bytes + run.bbpm_bytes
     kept = min(full.window_tokens + run.bbpm_tokens, full.context_tokens)
-    knorm = rows[rows.method == "knorm"].state_bytes.iloc[0]
-    assert knorm == per_token * kept
+    for press in ("knorm", "snapkv_question", "bmrt"):  # per question row: the same budget
+        assert (rows[rows.method == press].state_bytes == per_token * kept).all()
+    kept_bbpm = per_token * full.window_tokens + run.bbpm_bytes
+    assert (rows[rows.method == "snapkv_question+bbpm"].state_bytes == kept_bbpm).all()
 
 
 def raw_frame() -> pd.DataFrame:
@@ -241,8 +245,20 @@ def test_records_from_a_known_summary():
     assert needle["full_vs_length"].endswith("at 80 tokens") and "; " in needle["full_vs_length"]
     assert needle["skipped"] == "tova (kvpress missing)"
     assert needle["bbpm_vs_best_press"] == "not separable from"  # 4/4 vs 1/4: intervals overlap
-    names = [r[0] for r in llm.needle_records(scoring.summarise(raw_frame().iloc[:0]), run)]
-    assert "best_press" in names  # an empty summary (no language model) still records
+
+
+def test_records_without_a_language_model():
+    empty = scoring.summarise(raw_frame().iloc[:0])
+    run = llm.LLMExperiment.from_params(PARAMS, None, None, 0, skipped={"llm": "no model"})
+    facts = {r[0]: r[1] for r in llm.fact_records(empty, run)}
+    assert facts["oracle_at_nmax"] == facts["full_facts"] == "n/a"
+    assert facts["bbpm_vs_oracle_nmax"] == "not measured against"
+    assert facts["oracle_flat_p"] is None and facts["facts_n_per_point"] == 6
+    needle = {r[0]: r[1] for r in llm.needle_records(empty, run)}
+    assert needle["best_press"] == needle["full_vs_length"] == "n/a"
+    assert math.isnan(needle["ctx_tokens_max"]) and needle["skipped"] == "llm (no model)"
+    decode = pd.DataFrame(run.decode_rows())
+    assert llm.decode_records(decode, empty, run)[2][1] == "n/a (debiased), n/a (inverse_noise)"
 
 
 def test_accuracy_figure_panels():

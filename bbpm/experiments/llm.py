@@ -456,24 +456,38 @@ def _acc(summary: pd.DataFrame, task: str, method: str, N: int) -> str:
 def fact_records(summary: pd.DataFrame, run: LLMExperiment) -> list[Record]:
     """Records of the fact stream: the oracle's flatness across ``N`` (chi-square), the
     methods at the largest ``N`` and the full-context accuracy."""
-    N_max = max(run.llm_N)
+    N_max, N_full = max(run.llm_N), run.full_context_max_N
     p_oracle = scoring.chi2_equal_p(summary, "facts", "oracle")
-    flat = p_oracle is None or p_oracle >= 0.05
+    verdict = f"{'not detectably ' if p_oracle is None or p_oracle >= 0.05 else ''}different"
     bbpm_max = scoring.point(summary, "facts", "bbpm", N_max)
     oracle_max = scoring.point(summary, "facts", "oracle", N_max)
+
+    def at_max(method: str) -> str:
+        return _acc(summary, "facts", method, N_max)
+
     return [
-        ("facts_n_per_point", run.per_seed * len(run.seeds), ",d", "questions per fact-stream point"),
+        (
+            "facts_n_per_point",
+            run.per_seed * len(run.seeds),
+            ",d",
+            "questions per fact-stream point",
+        ),
         ("oracle_flat_p", p_oracle, ".2g", "chi-square p: oracle accuracy equal at every N"),
-        ("oracle_verdict", f"{'not detectably ' if flat else ''}different across N", "", "oracle vs N"),
-        ("oracle_at_nmax", _acc(summary, "facts", "oracle", N_max), "", "oracle accuracy at the largest N"),
-        ("bbpm_at_nmax", _acc(summary, "facts", "bbpm", N_max), "", "BBPM injection at the largest N"),
-        ("window_at_nmax", _acc(summary, "facts", "window", N_max), "", "window alone at the largest N"),
+        ("oracle_verdict", f"{verdict} across N", "", "oracle vs N"),
+        ("oracle_at_nmax", at_max("oracle"), "", "oracle accuracy at the largest N"),
+        ("bbpm_at_nmax", at_max("bbpm"), "", "BBPM injection at the largest N"),
+        ("window_at_nmax", at_max("window"), "", "window alone at the largest N"),
         ("n_max", N_max, ",d", "largest N"),
         ("window_facts", run.window_facts, ",d", "facts in the window"),
-        ("full_facts", _acc(summary, "facts", "full", run.full_context_max_N), "", "full context accuracy"),
-        ("full_facts_n", run.full_context_max_N, ",d", "facts in the full-context run"),
-        ("bbpm_vs_oracle_nmax", scoring.compare(bbpm_max, oracle_max), "", "BBPM vs oracle at the largest N"),
-    ]  # fmt: skip
+        ("full_facts", _acc(summary, "facts", "full", N_full), "", "full context accuracy"),
+        ("full_facts_n", N_full, ",d", "facts in the full-context run"),
+        (
+            "bbpm_vs_oracle_nmax",
+            scoring.compare(bbpm_max, oracle_max),
+            "",
+            "BBPM vs oracle at the largest N",
+        ),
+    ]
 
 
 def decode_records(decode: pd.DataFrame, summary: pd.DataFrame, run: LLMExperiment) -> list[Record]:
