@@ -139,6 +139,8 @@ else:
 # under the question's key, decodes the nearest code and injects that fact's text as one more
 # line before the question. The oracle injects the true fact from an exact dict.
 # The bounded caches get the same bytes: the window's KV cache plus BBPM's table, in tokens.
+# The prompts, the runners of both tasks, the figure and the record lists are in
+# `bbpm.experiments.llm`; the cells below run the stages and record what they measure.
 
 # %% tags=["hide-input"]
 kv_per_token = info["kv_bytes_per_token"] if mode == "llm" else 0
