@@ -1,0 +1,283 @@
+"""bbpm.experiments.llm (notebook exp07): fact streams, BBPM decoding against theory, the
+answer batching, the fact-stream and needle runners on a tiny randomly initialised Llama
+with a character tokenizer (no download), and the records and figure."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from bbpm.experiments import llm
+from bbpm.integration import ExactController, scoring
+from bbpm.integration.tasks import needle_contexts
+
+transformers = pytest.importorskip("transformers")
+from bbpm.integration import kv_substitution as kvs  # noqa: E402
+from tests.conftest import tiny_llama as make_tiny_llama  # noqa: E402
+
+HAS_KVPRESS = importlib.util.find_spec("kvpress") is not None
+
+
+class CharTokenizer:
+    """One token per ASCII character (the tiny Llama's 128-token vocabulary); id 0 is EOS."""
+
+    eos_token_id = 0
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> SimpleNamespace:
+        return SimpleNamespace(input_ids=[ord(ch) % 128 for ch in text])
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        return "".join(chr(i) for i in ids if not (skip_special_tokens and i == 0))
+
+
+PARAMS = dict(
+    seed=0,
+    seeds=[0, 1],
+    questions_per_point=6,
+    window_facts=3,
+    llm_N=[5, 20],
+    full_context_max_N=5,
+    decode_N=[20, 200],
+    decode_queries=50,
+    bbpm_D=1024,
+    bbpm_d=32,
+    bbpm_K=4,
+    bbpm_H=2,
+    context_lines=[4, 8],
+    needles_per_context=2,
+    window_lines=2,
+    presses=["streaming_llm", "knorm", "snapkv_question"],
+    bmrt=True,
+    bmrt_chunk_size=16,
+    read_rules=["debiased", "inverse_noise"],
+    max_new_tokens=2,
+    answer_batch=4,
+    model_id="ignored: not a field",
+)
+
+
+@pytest.fixture(scope="module")
+def run() -> llm.LLMExperiment:
+    model = make_tiny_llama(64, "sdpa")
+    return llm.LLMExperiment.from_params(PARAMS, model, CharTokenizer(), 256, skipped={})
+
+
+def test_fact_stream_keeps_each_seeds_window_for_every_n():
+    a, b = llm.fact_stream(3, 10, 50, 4), llm.fact_stream(3, 40, 50, 4)
+    assert len(a) == 10 and len(b) == 40
+    assert a[-4:] == b[-4:]  # one window per seed
+    assert a[:6] == b[:6]  # the earlier facts are a prefix of the same draw
+    assert len({f.key for f in b}) == 40
+    assert all(llm.ID_LOW <= f.key < llm.ID_HIGH for f in b)
+    assert all(f.text == f"The value of ID {f.key} is {f.value}." for f in b)
+    assert llm.fact_stream(3, 10, 50, 4) == a
+    assert llm.fact_stream(4, 10, 50, 4)[-4:] != a[-4:]
+
+
+def test_bbpm_methods_names():
+    assert llm.bbpm_methods(["debiased", "inverse_noise"]) == {
+        "bbpm": "debiased",
+        "bbpm_inverse_noise": "inverse_noise",
+    }
+
+
+def test_from_params_takes_the_fields_and_derives_the_sizes(run):
+    assert run.per_seed == 3 and run.contexts_per_seed == 2
+    assert run.bbpm_bytes == run.new_bbpm().memory.nbytes
+    assert run.bbpm_tokens == run.bbpm_bytes // 256
+    assert run.stop_ids == {0, ord("\n")}
+    skipped = llm.LLMExperiment.from_params(PARAMS, None, None, 0, skipped={"knorm": "x"})
+    assert skipped.active_presses == ["streaming_llm", "snapkv_question"]
+    assert skipped.bbpm_tokens == 0
+    assert skipped.stop_ids == set()
+
+
+def test_decode_rows_follow_the_theory_and_degrade_with_load(run):
+    rows = run.decode_rows()
+    assert [(r["N"], r["read_rule"]) for r in rows] == [
+        (20, "debiased"),
+        (20, "inverse_noise"),
+        (200, "debiased"),
+        (200, "inverse_noise"),
+    ]
+    assert [r["n"] for r in rows] == [20, 20, 50, 50]
+    assert all(abs(r["cosine"] - r["theory"]) < 0.1 for r in rows)
+    assert rows[0]["accuracy"] == 1.0
+    assert rows[2]["cosine"] < rows[0]["cosine"]
+    assert run.decode_rows() == rows  # seeded
+
+
+def test_ask_in_batches_equals_one_batch(run):
+    cache = kvs.prefill(run.model, run.encode(["Facts:\n", "abc\n"]))
+    suffixes = [run.encode([f"The value of ID {k} is"]) for k in range(100, 107)]
+    batched, _ = run.ask(cache, suffixes)  # batches of answer_batch=4
+    whole, _ = dataclasses.replace(run, answer_batch=64).ask(cache, suffixes)
+    assert batched == whole and len(batched) == 7
+    single = [run.ask(cache, [s])[0][0] for s in suffixes[:2]]
+    assert single == batched[:2]
+
+
+def test_run_fact_point_rows_and_state_bytes(run):
+    rows = pd.DataFrame(run.run_fact_point(0, 5))
+    methods = ["window", "oracle", "bbpm", "bbpm_inverse_noise", "full"]
+    assert rows.method.unique().tolist() == methods
+    assert (rows.groupby("method", sort=False).size() == 3).all()
+    stream = run.stream(0, 5)
+    assert set(rows.value) <= {f.value for f in stream}
+    window = rows[rows.method == "window"].state_bytes.iloc[0]
+    assert (rows[rows.method == "bbpm"].state_bytes == window + run.bbpm_bytes).all()
+    assert (rows[rows.method == "oracle"].state_bytes == window).all()
+    assert rows[rows.method == "full"].state_bytes.iloc[0] > window
+    assert rows.correct.tolist() == [
+        scoring.word_match(a, v) for a, v in zip(rows.answer, rows.value, strict=True)
+    ]
+    # above full_context_max_N: no full-context rows
+    assert "full" not in {r["method"] for r in run.run_fact_point(1, 20)}
+
+
+def test_fact_suffixes_inject_the_oracle_line(run):
+    stream = run.stream(0, 5)
+    exact = ExactController(template=run.template)
+    exact.observe_many(stream)
+    plain = run.fact_suffixes(stream, [1], None)[0]
+    injected = run.fact_suffixes(stream, [1], (exact, None))[0]
+    assert injected == run.encode([stream[1].text + "\n"]) + plain
+
+
+@pytest.mark.skipif(not HAS_KVPRESS, reason="kvpress is not installed (extra bbpm[kv])")
+def test_needle_context_runs_bounded_caches_only_at_the_longest_length(run):
+    methods = {}
+    for L in run.context_lines:
+        controller, exact = run.new_bbpm(), ExactController(template=run.template)
+        (context,) = needle_contexts(1, L, 2, llm.VALUE_WORDS, seed=L)
+        rows = pd.DataFrame(run.run_needle_context(0, L, context, controller, exact))
+        methods[L] = rows.method.unique().tolist()
+        assert (rows.groupby("method").size() == 2).all()
+    unbounded = ["full", "window", "window+bbpm", "window+oracle"]
+    assert methods[4] == unbounded
+    bounded = ["streaming_llm", "streaming_llm+bbpm", "knorm", "knorm+bbpm"]
+    bounded += ["snapkv_question", "snapkv_question+bbpm", "bmrt", "bmrt+bbpm"]
+    assert methods[8] == unbounded + bounded
+    full, window = (rows[rows.method == m].iloc[0] for m in ("full", "window"))
+    assert full.context_tokens > full.window_tokens == window.window_tokens
+    per_token = full.state_bytes / full.context_tokens
+    assert window.state_bytes == per_token * window.window_tokens
+    plus = rows[rows.method == "window+bbpm"].state_bytes.iloc[0]
+    assert plus == window.state_bytes + run.bbpm_bytes
+    kept = min(full.window_tokens + run.bbpm_tokens, full.context_tokens)
+    for press in ("knorm", "snapkv_question", "bmrt"):  # per question row: the same budget
+        assert (rows[rows.method == press].state_bytes == per_token * kept).all()
+    kept_bbpm = per_token * full.window_tokens + run.bbpm_bytes
+    assert (rows[rows.method == "snapkv_question+bbpm"].state_bytes == kept_bbpm).all()
+
+
+def raw_frame() -> pd.DataFrame:
+    """Hand-built rows: facts at N=5 and 20, needles at 4 and 8 filler lines."""
+    rows = []
+    for N, method, k in [
+        (5, "oracle", 3), (20, "oracle", 3), (20, "bbpm", 2), (20, "bbpm_inverse_noise", 1),
+        (20, "window", 0), (5, "full", 1),
+    ]:  # fmt: skip
+        rows += [
+            dict(task="facts", N=N, method=method, correct=i < k, seconds=0.1, state_bytes=10)
+            for i in range(3)
+        ]
+    for L, method, k, tokens in [
+        (4, "full", 4, 40), (8, "full", 2, 80), (8, "window+bbpm", 4, 80),
+        (8, "knorm", 1, 80), (8, "knorm+bbpm", 3, 80), (8, "window", 0, 80),
+    ]:  # fmt: skip
+        rows += [
+            dict(task="needle", N=L, method=method, correct=i < k, seconds=0.1, state_bytes=10)
+            | dict(context_tokens=tokens, window_tokens=10)
+            for i in range(4)
+        ]
+    return pd.DataFrame(rows)
+
+
+def test_records_from_a_known_summary():
+    summary = scoring.summarise(raw_frame())
+    run = SimpleNamespace(
+        llm_N=[5, 20],
+        per_seed=3,
+        seeds=[0],
+        window_facts=3,
+        full_context_max_N=5,
+        methods={"bbpm": "debiased", "bbpm_inverse_noise": "inverse_noise"},
+        context_lines=[4, 8],
+        bbpm_tokens=30,
+        contexts_per_seed=2,
+        needles_per_context=2,
+        skipped={"tova": "kvpress missing"},
+    )
+    facts = {r[0]: r[1] for r in llm.fact_records(summary, run)}
+    assert facts["facts_n_per_point"] == 3 and facts["n_max"] == 20
+    assert facts["oracle_flat_p"] is None  # all right at both N: no chi-square
+    assert facts["oracle_verdict"] == "not detectably different across N"
+    assert facts["oracle_at_nmax"] == scoring.accuracy_text(
+        scoring.point(summary, "facts", "oracle", 20)
+    )
+    assert facts["oracle_at_nmax"].startswith("1.00 [")
+    assert facts["window_at_nmax"].startswith("0.00 [")
+    assert facts["full_facts"].startswith("0.33 [")
+    decode = pd.DataFrame(
+        [
+            dict(N=10, read_rule="debiased", accuracy=1.0, cosine=0.9, theory=0.85),
+            dict(N=100, read_rule="debiased", accuracy=0.5, cosine=0.4, theory=0.42),
+        ]
+    )
+    dec = {r[0]: r[1] for r in llm.decode_records(decode, summary, run)}
+    assert dec["decode_at_nmax"] == "0.500 (debiased)" and dec["decode_nmax"] == 100
+    assert math.isclose(dec["decode_cosine_error"], 0.05)
+    assert dec["rules_at_nmax"].endswith("(inverse_noise)") and dec["rules_at_nmax"].startswith(
+        "0.67"
+    )
+    needle = {r[0]: r[1] for r in llm.needle_records(summary, run)}
+    assert needle["needle_n_per_point"] == 4
+    assert needle["ctx_tokens_max"] == 80 and needle["budget_tokens"] == 40
+    assert needle["compression_ratio"] == 0.5
+    assert needle["best_press"].startswith("knorm 0.25")
+    assert needle["best_press_bbpm"].startswith("knorm+bbpm 0.75")
+    assert needle["full_vs_length"].endswith("at 80 tokens") and "; " in needle["full_vs_length"]
+    assert needle["skipped"] == "tova (kvpress missing)"
+    assert needle["bbpm_vs_best_press"] == "not separable from"  # 4/4 vs 1/4: intervals overlap
+
+
+def test_records_without_a_language_model():
+    empty = scoring.summarise(raw_frame().iloc[:0])
+    run = llm.LLMExperiment.from_params(PARAMS, None, None, 0, skipped={"llm": "no model"})
+    facts = {r[0]: r[1] for r in llm.fact_records(empty, run)}
+    assert facts["oracle_at_nmax"] == facts["full_facts"] == "n/a"
+    assert facts["bbpm_vs_oracle_nmax"] == "not measured against"
+    assert facts["oracle_flat_p"] is None and facts["facts_n_per_point"] == 6
+    needle = {r[0]: r[1] for r in llm.needle_records(empty, run)}
+    assert needle["best_press"] == needle["full_vs_length"] == "n/a"
+    assert math.isnan(needle["ctx_tokens_max"]) and needle["skipped"] == "llm (no model)"
+    decode = pd.DataFrame(run.decode_rows())
+    assert llm.decode_records(decode, empty, run)[2][1] == "n/a (debiased), n/a (inverse_noise)"
+
+
+def test_accuracy_figure_panels():
+    import matplotlib.pyplot as plt
+
+    fig = llm.accuracy_figure(scoring.summarise(raw_frame()), 8)
+    axes = fig.axes
+    assert len(axes) == 3
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == [
+        "oracle",
+        "bbpm",
+        "bbpm_inverse_noise",
+        "window",
+        "full",
+    ]
+    assert len(axes[2].patches) == 5  # every method at 8 filler lines
+    plt.close(fig)
+    empty = llm.accuracy_figure(scoring.summarise(raw_frame().iloc[:0]), 8)
+    assert empty.axes[0].get_legend() is None
+    plt.close(empty)
+    header, rows = llm.summary_table(scoring.summarise(raw_frame()))
+    assert len(header) == 7 and len(rows) == 12
