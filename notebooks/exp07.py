@@ -228,7 +228,10 @@ _ = exp.save_raw(rows)
 # Accuracy per method and point with its 95% Wilson interval over the pooled questions;
 # seconds per question include the method's share of building its cache (a press pays the
 # full prefill it needs plus its own scoring); state bytes are the method's cache (plus BBPM's
-# table where it injects), measured from the tensors.
+# table where it injects), measured from the tensors. Peak memory (needle task) is the largest,
+# over the contexts, of the process's resident memory while the method built its cache and
+# answered, above what was resident before (the model): a press holds the full prefill it
+# scores, BMRT only its streamed cache. The fact-stream rows carry no peak (n/a).
 
 
 # %% tags=["hide-input"]
@@ -299,9 +302,10 @@ _ = exp.save_metrics(
 # it; the best compressed cache with BBPM injection answers {glue:text}`best_press_bbpm`,
 # and the full cache {glue:text}`full_long`.
 #
-# **Cost.** The table lists seconds per question and state bytes per method. This run took
-# {glue:text}`runtime_minutes` minutes (seconds per stage: {glue:text}`stage_seconds`; 1-minute load average {glue:text}`loadavg` at the
-# end, on a shared machine), with a peak resident memory of {glue:text}`peak_rss`.
+# **Cost.** The table lists seconds per question, state bytes and peak memory per method.
+# This run took {glue:text}`runtime_minutes` minutes (seconds per stage:
+# {glue:text}`stage_seconds`; 1-minute load average {glue:text}`loadavg` at the end), with a
+# peak resident memory of the whole process of {glue:text}`peak_rss`.
 # Baselines not run: {glue:text}`skipped`.
 #
 # **Caveats.** One 135M-parameter model; a completion prompt and a word-match score; questions

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import sys
 from types import SimpleNamespace
 
 import pandas as pd
@@ -158,6 +159,8 @@ def test_needle_context_runs_bounded_caches_only_at_the_longest_length(run):
         rows = pd.DataFrame(run.run_needle_context(0, L, context, controller, exact))
         methods[L] = rows.method.unique().tolist()
         assert (rows.groupby("method").size() == 2).all()
+        if sys.platform.startswith("linux"):  # resident memory is read from /proc
+            assert rows.peak_bytes.notna().all()
     unbounded = ["full", "window", "window+bbpm", "window+oracle"]
     assert methods[4] == unbounded
     bounded = ["streaming_llm", "streaming_llm+bbpm", "knorm", "knorm+bbpm"]
@@ -280,4 +283,8 @@ def test_accuracy_figure_panels():
     assert empty.axes[0].get_legend() is None
     plt.close(empty)
     header, rows = llm.summary_table(scoring.summarise(raw_frame()))
-    assert len(header) == 7 and len(rows) == 12
+    assert len(header) == 8 and len(rows) == 12
+    assert {r[-1] for r in rows} == {"n/a"}  # no peak_bytes column in the hand-built rows
+    frame = raw_frame().assign(peak_bytes=3 * 2**20)
+    _, rows = llm.summary_table(scoring.summarise(frame))
+    assert {r[-1] for r in rows} == {"3 MiB"}

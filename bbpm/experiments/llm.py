@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from bbpm.integration import kv_substitution as kvs
 from bbpm.integration import presses as kvp
 from bbpm.integration.tasks import needle_question
 from bbpm.theory.snr_bounds import expected_cosine
+from bbpm.utils.memory_stats import PeakResident, release_freed_memory, resident_bytes
 
 VALUE_WORDS = (
     "apple river stone cloud tiger piano garden silver candle forest rocket window violin dragon "
@@ -303,22 +304,23 @@ class LLMExperiment:
 
     def needle_caches(
         self, ids: list[int], window_ids: list[int], questions: list, injected: dict, bounded: bool
-    ) -> list[tuple]:
-        """(method, cache, suffixes, position, seconds spent building the cache) per method;
-        the presses and BMRT only where ``bounded``."""
+    ) -> Iterator[tuple]:
+        """(method, cache, suffixes, position, seconds spent building the cache) per method,
+        built one after the other: the window's cache, then the full prefill (which the
+        presses score; it is freed before BMRT streams the context), each press's cache, BMRT.
+        The presses and BMRT only where ``bounded``."""
+        t = time.perf_counter()
+        wcache = kvs.prefill(self.model, window_ids)
+        w_sec = time.perf_counter() - t
+        yield ("window", wcache, questions, None, w_sec)
+        yield ("window+bbpm", wcache, injected["bbpm"], None, w_sec)
+        yield ("window+oracle", wcache, injected["oracle"], None, w_sec)
+        del wcache
         t = time.perf_counter()
         prefill = kvp.capture_prefill(self.model, ids) if self.active_presses and bounded else None
         full_cache = prefill.cache if prefill else kvs.prefill(self.model, ids)
         prefill_seconds = time.perf_counter() - t
-        t = time.perf_counter()
-        wcache = kvs.prefill(self.model, window_ids)
-        w_sec = time.perf_counter() - t
-        runs = [("full", full_cache, questions, None, prefill_seconds)]
-        runs += [
-            ("window", wcache, questions, None, w_sec),
-            ("window+bbpm", wcache, injected["bbpm"], None, w_sec),
-        ]
-        runs += [("window+oracle", wcache, injected["oracle"], None, w_sec)]
+        yield ("full", full_cache, questions, None, prefill_seconds)
         budgets = (
             (len(window_ids) + self.bbpm_tokens, "", questions),
             (len(window_ids), "+bbpm", injected["bbpm"]),
@@ -328,18 +330,27 @@ class LLMExperiment:
                 t = time.perf_counter()
                 cache = self.press_cache(name, prefill, min(n_kept, len(ids)), questions)
                 seconds = prefill_seconds + time.perf_counter() - t
-                runs.append((name + tag, cache, suffixes, len(ids), seconds))
+                yield (name + tag, cache, suffixes, len(ids), seconds)
+                del cache
+        del prefill, full_cache
         for n_kept, tag, suffixes in budgets if self.bmrt and bounded else ():
             state = self.bmrt_cache(ids, n_kept)
-            runs.append(("bmrt" + tag, state.cache, suffixes, state.next_position, state.seconds))
-        return runs
+            yield ("bmrt" + tag, state.cache, suffixes, state.next_position, state.seconds)
+            del state
 
     def run_needle_context(
         self, s: int, L: int, context: Any, controller: Any, exact: Any
     ) -> list[dict]:
         """One row per needle of ``context`` (seed ``s``, ``L`` filler lines) and per method
         of :meth:`needle_caches`, bounded at the longest ``context_lines``; the controllers
-        observe the context's needles first."""
+        observe the context's needles first.
+
+        ``peak_bytes``: the process's peak resident memory while the method's cache was built
+        and its questions answered, above the resident memory at the start of the context
+        (model and controllers loaded; :class:`~bbpm.utils.memory_stats.PeakResident`). It
+        counts what the method needs resident: a press its full prefill and its own cache,
+        BMRT its streamed cache, the window methods the window's cache; None where resident
+        memory cannot be read."""
         controller.observe_many(context.needles)
         exact.observe_many(context.needles)
         prefix = [self.template.prefix]
@@ -355,21 +366,33 @@ class LLMExperiment:
             ]
             for name, c in (("bbpm", controller), ("oracle", exact))
         }
-        rows = []
-        for method, cache, suffixes, position, cache_seconds in self.needle_caches(
+        rows: dict[str, list[dict]] = {}
+        runs = self.needle_caches(
             ids, window_ids, questions, injected, bounded=L == max(self.context_lines)
-        ):
-            texts, seconds = self.ask(cache, suffixes, position)
-            state = kvs.cache_nbytes(cache) // kvs.cache_layers(cache)[0][0].shape[0]
+        )
+        release_freed_memory()
+        base = resident_bytes()
+        while True:
+            with PeakResident() as peak:
+                item = next(runs, None)
+                if item is None:
+                    break
+                method, cache, suffixes, position, cache_seconds = item
+                texts, seconds = self.ask(cache, suffixes, position)
+                state = kvs.cache_nbytes(cache) // kvs.cache_layers(cache)[0][0].shape[0]
+                del item, cache
+            measured = None if base is None else peak.start_bytes + peak.peak_bytes - base
             state += self.bbpm_bytes if "bbpm" in method else 0
-            rows += [
+            rows[method] = [
                 dict(task="needle", seed=s, N=L, method=method, value=f.value, answer=text)
                 | dict(correct=scoring.word_match(text, f.value))
                 | dict(seconds=(seconds + cache_seconds) / len(texts), state_bytes=state)
                 | dict(context_tokens=len(ids), window_tokens=len(window_ids))
+                | dict(peak_bytes=measured)
                 for f, text in zip(context.needles, texts, strict=True)
             ]
-        return rows
+        order = ["full", *(m for m in rows if m != "full")]  # the full cache's row first
+        return [row for m in order for row in rows[m]]
 
 
 def curves(
@@ -427,13 +450,19 @@ def accuracy_figure(summary: pd.DataFrame, L_max: int) -> Any:
 
 def summary_table(summary: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of the per-point table (accuracy with its Wilson interval, seconds
-    per question, state bytes)."""
+    per question, state bytes, peak resident memory above the model where measured)."""
     from bbpm.utils.formatting import format_bytes
 
     header = ["task", "N", "method", "n", "accuracy [95% Wilson]", "seconds / question", "state"]
+    header += ["peak memory"]
+
+    def peak(r: Any) -> str:
+        value = getattr(r, "peak_bytes", None)
+        return "n/a" if value is None or pd.isna(value) else format_bytes(value)
+
     rows = [
         [r.task, r.N, r.method, r.n, scoring.accuracy_text(r)]
-        + [f"{r.seconds_per_question:.3f}", format_bytes(r.state_bytes)]
+        + [f"{r.seconds_per_question:.3f}", format_bytes(r.state_bytes), peak(r)]
         for r in summary.itertuples()
     ]
     return header, rows

@@ -48,7 +48,7 @@ def wilson_interval(k: int, n: int) -> tuple[float, float]:
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per ``(task, method, N)`` in first-seen order: ``n``, ``correct``,
     ``accuracy``, ``low``/``high`` (95% Wilson), mean ``seconds_per_question`` and
-    ``state_bytes``, and the mean token columns where present."""
+    ``state_bytes``, the mean token columns and the largest ``peak_bytes`` where present."""
     if frame.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     out = []
@@ -60,6 +60,8 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
             for c in ("context_tokens", "window_tokens")
             if c in g and g[c].notna().any()
         }
+        if "peak_bytes" in g and g.peak_bytes.notna().any():
+            tokens["peak_bytes"] = g.peak_bytes.max()
         out.append(
             dict(task=task, method=method, N=N, n=n, correct=k, accuracy=k / n, low=low, high=high)
             | dict(seconds_per_question=g.seconds.mean(), state_bytes=g.state_bytes.mean())
