@@ -327,11 +327,14 @@ def _copy(src: Path, dest: Path) -> None:
     shutil.copyfile(src, dest)
 
 
-def records_table(records: list[Record], root: Path) -> str:
-    """Every record as a longtable (for the appendix): macro, text, description."""
+def records_table(records: list[Record], root: Path, used: set[str] | None = None) -> str:
+    """The records as a longtable (for the appendix): macro, text, description; only those
+    whose macro is in ``used`` (the paper's text) when given."""
     lines = []
     current = None
     for record in records:
+        if used is not None and record.macro not in used:
+            continue
         if record.exp_id != current:
             current = record.exp_id
             stem = latex_escape(notebook_stem(record.exp_id, root))
@@ -372,7 +375,7 @@ def generate(root: Path, paper_dir: Path, out_dir: Path | None = None) -> Genera
         _copy(table, out_dir / "tables" / notebook_stem(table.parent.name, root) / table.name)
     (out_dir / "tables" / "records.tex").parent.mkdir(parents=True, exist_ok=True)
     (out_dir / "tables" / "records.tex").write_text(
-        records_table(done.records, root), encoding="utf-8"
+        records_table(done.records, root, used_macros(tex_sources(paper_dir))), encoding="utf-8"
     )
 
     sources = tex_sources(paper_dir)

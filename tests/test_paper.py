@@ -86,7 +86,7 @@ def test_generate_writes_macros_placeholders_tables_and_figures(tmp_path):
     write_records(
         tmp_path,
         "exp01_capacity_scaling",
-        {"n_max": rec("3,000", "largest N"), "share": rec("91.2%")},
+        {"n_max": rec("3,000", "largest N"), "share": rec("91.2%"), "spare": rec("7", "unused")},
         run,
     )
     (tmp_path / "results" / "exp01_capacity_scaling" / "t.tex").write_text("table\n")
@@ -114,6 +114,8 @@ def test_generate_writes_macros_placeholders_tables_and_figures(tmp_path):
     assert (paper_dir / "generated" / "tables" / "exp01" / "t.tex").read_text() == "table\n"
     records_tex = (paper_dir / "generated" / "tables" / "records.tex").read_text()
     assert r"\textbackslash ExpOneNMax} & 3,000 & largest N" in records_tex
+    assert "ExpOneSpare" not in records_tex  # the appendix lists the records the text uses
+    assert r"\newcommand{\ExpOneSpare}{7}" in numbers  # defined all the same
     missing = (paper_dir / "generated" / "missing.txt").read_text().splitlines()
     assert missing == [r"number \ExpTwoMissing", "figure exp01/gone.png"]
 
