@@ -32,13 +32,14 @@
 # plus a header of $24(W-1)$ bytes per rank per call (pair counts, error flag, operation).
 #
 # **What is measured and what is projected.** Measured here: throughput (items/s) and the
-# bytes moved per item with 1, 2 and 4 gloo processes on *this* machine, both as counted by
-# the memory (the bytes handed to the collectives) and as seen by the kernel (bytes passed to
-# `write`-type system calls, `wchar` in `/proc/self/io`, which includes gloo's framing).
-# Projected, from the cost model: throughput on clusters of 8 to 512 ranks at given link
-# speeds. This machine has few CPU cores shared with other jobs, so throughput with more
-# processes than cores is **oversubscribed and not a scaling measurement**; the byte counts do
-# not depend on the machine.
+# bytes moved per item with {glue:text}`world_sizes_text` gloo processes on *this* machine,
+# both as counted by the memory (the bytes handed to the collectives) and as seen by the
+# kernel (bytes passed to `write`-type system calls, `wchar` in `/proc/self/io`, which includes
+# gloo's framing). Projected, from the cost model: throughput on clusters of
+# {glue:text}`cluster_world_sizes_text` ranks at links of {glue:text}`link_speeds_text` Gbit/s.
+# This machine has few CPU cores shared with other jobs, so throughput with more processes than
+# cores is **oversubscribed and not a scaling measurement**; the byte counts do not depend on
+# the machine.
 
 # %% tags=["parameters"]
 seed = 0
@@ -59,7 +60,6 @@ latency_us = 10.0
 import os
 
 import torch
-from myst_nb import glue
 
 from bbpm import BlockPermutationHash
 from bbpm.distributed import BlockAssignment
@@ -72,7 +72,13 @@ exp = Experiment.from_notebook("bench04_sharded", "notebooks/bench04_sharded.py"
 bench_keys = ("D", "d", "K", "H", "block_size", "batch", "n_batches", "seed", "repeats")
 bench_config = {k: exp.params[k] for k in bench_keys}
 cpu_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-glue("cpu_cores", str(cpu_cores), display=False)
+exp.record("cpu_cores", cpu_cores, "d", "CPU cores this process may run on")
+exp.record("world_sizes_text", sb.and_list(world_sizes), "", "world sizes run on this machine")
+exp.record("cluster_world_sizes_text", sb.and_list(cluster_world_sizes), "",
+           "cluster sizes of the projection (a model)")  # fmt: skip
+_ = exp.record(
+    "link_speeds_text", sb.and_list(link_gbit_per_s), "", "link speeds of the projection, Gbit/s"
+)
 
 # %% [markdown]
 # ## Running the ranks
@@ -198,7 +204,7 @@ exp.record("routing_sentence", sb.routing_sentence(m["per_world"][0]), "", "shar
 exp.record("pair_share_min", min(shares), ".4f", "smallest pair share per rank")
 exp.record("pair_share_max", max(shares), ".4f", "largest pair share per rank")
 exp.record("pair_share_ideal", 1 / max(Ws), ".4f", "ideal pair share per rank")
-exp.record("w_max", max(Ws), "d", "largest world size run")
+_ = exp.record("w_max", max(Ws), "d", "largest world size run")
 
 # %% [markdown]
 # Bytes per item for $W > 1$: counted, the model at the expected remote share $(W-1)/W$ and at
@@ -221,6 +227,6 @@ show_table(*sb.bytes_table(m["per_world"]))
 # %% tags=["hide-input"]
 if m["projection"]:
     show_table(*sb.projection_table(m))
-exp.record(
+_ = exp.record(
     "projection_sentences", sb.projection_sentences(m), "", "the cluster projection (a model)"
 )

@@ -15,9 +15,9 @@
 # # exp01: Capacity scaling — fidelity vs number of items
 #
 # **Claim.** With the default hash (`GlobalAffineHash`, mixed mode) the read fidelity of
-# `BBPMMemoryFloat` falls with the number of stored items $N$ as the theory of the
-# [Theory chapter](../theory.md) predicts from $(N, D, K, H, d)$ alone (how closely, absolutely
-# and in standard errors over the seeds, is computed in the Discussion): the mean cosine
+# `BBPMMemoryFloat` falls with the number of stored items $N$ and tracks the theory of the
+# [Theory chapter](../theory.md), computed from $(N, D, K, H, d)$ alone (how closely,
+# absolutely and in standard errors over the seeds: see the Discussion): the mean cosine
 # between $\mathrm{read}(x)$ and the written unit vector is $\mathbb E[G(a, s_2)]$, with the
 # signal $a$ and the crosstalk energy $s_2$ set by the Binomial slot loads. At heavy load it
 # tends to $1/\sqrt{1 + N/D}$, independent of $K$: the prototype's sketch

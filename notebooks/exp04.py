@@ -52,7 +52,6 @@ measure_cap_gb = 4.0
 
 # %% tags=["hide-input"]
 import torch
-from myst_nb import glue
 
 from bbpm import BBPMMemoryFloat, BlockPermutationHash
 from bbpm.experiments import kv_scaling
@@ -68,11 +67,12 @@ exp = Experiment.from_notebook("exp04_kv_memory_scaling", "notebooks/exp04.py", 
 GB = 1e9
 KV_DTYPE, BBPM_DTYPE = getattr(torch, kv_dtype), getattr(torch, bbpm_dtype)
 HAS_CUDA = torch.cuda.is_available()
-glue(
+exp.record(
     "model_shape",
     f"{layers} layers × {heads} heads × head dimension {head_dim}, batch {batch}, {kv_dtype} "
     f"KV cache; BBPM with D = {bbpm_D:,} slots of d = {bbpm_d} {bbpm_dtype} values",
-    display=False,
+    "",
+    "the model shape of the KV cache and the BBPM table",
 )
 
 
@@ -216,7 +216,7 @@ rec("crossover_sentence", kv_scaling.crossover_sentence(m, t_star), "",
     "where the KV cache overtakes BBPM")  # fmt: skip
 rec("memory_limit_sentence", kv_scaling.memory_limit_sentence(m), "",
     "largest T whose KV cache fits in free memory")  # fmt: skip
-rec(
+_ = rec(
     "cuda_measured",
     "measured" if m["cuda_measured"] else "not measured (no CUDA device)",
     "",
@@ -244,7 +244,7 @@ record_metric(
     ",.0f",
     "context length where the KV cache overtakes BBPM",
 )
-record_metric(
+_ = record_metric(
     exp,
     "kv_kb_per_token",
     lambda: pm["kv_bytes_per_token"] / 1e3,

@@ -110,3 +110,11 @@ def test_projection_sentences_name_the_largest_term():
     assert sb.projection_sentences({"projection": {}}).startswith("No projection")
     header, rows = sb.projection_table(projection_metrics())
     assert len(rows) == 2 * 2 * 2 and all(len(r) == len(header) for r in rows)
+
+
+@pytest.mark.parametrize(
+    "values, text",
+    [([], "none"), ([1], "1"), ([1, 2], "1 and 2"), ([8, 64, 512], "8, 64 and 512")],
+)
+def test_and_list_writes_a_parameter_list_as_prose(values, text):
+    assert sb.and_list(values) == text

@@ -46,6 +46,8 @@ def test_time_vs_variables_figure_has_one_panel_per_variable():
     assert len(fig.axes[0].get_lines()) == 6
     assert list(fig.axes[0].get_lines()[4].get_ydata()) == pytest.approx([1.0, 1.0])
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["float32", "float16"]
+    labels = [line.get_label() for line in fig.axes[0].get_lines()[:4]]
+    assert labels == ["read canonical", "read library", "write canonical", "write library"]
 
 
 def test_hash_families_place_k_slots_per_key():
@@ -127,3 +129,5 @@ def test_time_split_figure_labels_hash_share():
     assert len(texts) == 4
     assert texts[1].endswith("ms (50% hash)") and texts[3].endswith("ms (20% hash)")
     assert fig.axes[0].get_xlim()[1] == pytest.approx(1.35 * 10.0)
+    bars = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert bars == ["read canonical", "read library", "write canonical", "write library"]

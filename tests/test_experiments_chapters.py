@@ -154,6 +154,47 @@ def test_by_hash_mean_and_spread_over_seeds_and_quartiles():
     assert block_global.quartiles([1, 2, 3, 4, 5]) == {"median": 3.0, "q25": 2.0, "q75": 4.0}
 
 
+def test_accuracy_verdict_against_two_binomial_standard_errors():
+    # 0.850 vs 0.972 of 2000 items: gap -0.122, two standard errors ~0.018
+    text = block_global.accuracy_verdict(0.850, 0.972, 2000, 0.9)
+    assert text.startswith("At this load large blocks cost accuracy:")
+    assert "block − global -0.122" in text and "two standard errors 0.018" in text
+    assert "no accuracy beyond sampling noise" in block_global.accuracy_verdict(
+        0.95, 0.96, 2000, 0.9
+    )
+    assert "more accurate" in block_global.accuracy_verdict(0.99, 0.9, 2000, 0.9)
+    same = block_global.accuracy_verdict(1.0, 1.0, 10, 0.9)
+    assert same == (
+        "At this load large blocks cost no accuracy: as many evaluated items are above 0.9 as "
+        "with global hashing (1.000)."
+    )
+
+
+def test_share_sentence_uses_block_minus_global_for_both_gaps():
+    text = block_global.share_sentence(0.850, 0.972, 0.9188, 0.9317, 0.9)
+    assert "block − global -0.122 against -0.0129" in text and "moves more" in text
+    assert "no more" in block_global.share_sentence(0.90, 0.91, 0.80, 0.85, 0.9)
+    assert "the same for both: 1.000 (almost" in block_global.share_sentence(
+        1.0, 1.0, 0.99, 0.99, 0.9
+    )
+
+
+def test_occupancy_verdict_compares_histogram_deviation_with_the_fidelity_drop():
+    names = ["g", "b", "s", "p"]
+    occ = {"g": 0.012, "b": 0.019, "s": 0.034, "p": 1.062}
+    gini = {"g": 0.226, "b": 0.23, "s": 0.24, "p": 0.017}
+    cos = {"g": 0.9317, "b": 0.9188, "s": 0.5319, "p": 0.4914}
+    text = block_global.occupancy_verdict(occ, cos, gini, names, 100000)
+    assert text.startswith("In this run, at N = 100,000, the small blocks' slot loads are off")
+    assert "at most 3.4% (global hash 1.2%, large blocks 1.9%), a smaller relative" in text
+    assert "43% below the global hash's (0.5319 vs 0.9317)" in text
+    assert "loads are more even than random hashing's (Gini 0.017 vs 0.226)" in text
+    assert "47% below" in text and text.endswith(".")
+    same = block_global.occupancy_verdict(occ, {**cos, "s": 0.95}, {**gini, "p": 0.3}, names, 10)
+    assert "no smaller relative" in same and "not below the global hash's (0.9500" in same
+    assert "not more even" in same
+
+
 def test_block_vs_global_figure_six_panels():
     import matplotlib
 

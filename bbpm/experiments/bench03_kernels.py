@@ -602,7 +602,7 @@ def speedup_lines(timings: Timings, B: int) -> list[str]:
     lines = [
         f"At B = {B}: read ({fast_read}) {words(ratio('read canonical', fast_read, B))}; "
         f"fp16 read (chunked) {words(ratio('read canonical fp16', 'read chunked fp16', B))} (canonical fp16); "
-        f"write (torch, default column grouping) {words(ratio('write canonical', 'write columns (default)', B))}"
+        f"write (torch path without temporaries, default column grouping) {words(ratio('write canonical', 'write columns (default)', B))}"
         + (
             f"; write (C kernel) {words(ratio('write canonical', 'write C kernel', B))}."
             if "write C kernel" in timings.paths

@@ -372,3 +372,12 @@ def routing_sentence(first: dict) -> str:
         f"{first['plain_write_items_per_s']:,.0f} items/s; read {first['read']['items_per_s']:,.0f} vs "
         f"{first['plain_read_items_per_s']:,.0f} items/s (the difference is the routing overhead)."
     )
+
+
+def and_list(values: Sequence[Any]) -> str:
+    """``[1, 2, 4]`` as ``"1, 2 and 4"`` (``"1"`` for one value, ``"none"`` for none): a
+    parameter list written into prose."""
+    words = [str(v) for v in values]
+    if not words:
+        return "none"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

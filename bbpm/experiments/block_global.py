@@ -156,3 +156,83 @@ def block_vs_global_figure(m: Mapping[str, Any]):
                  f"H = {hp['H']}", y=1.06)  # fmt: skip
     fig.tight_layout()
     return fig
+
+
+def accuracy_verdict(
+    share_block: float, share_global: float, n_items: int, threshold: float
+) -> str:
+    """Whether large blocks cost accuracy: the share of ``n_items`` evaluated items whose cosine
+    exceeds ``threshold``, block minus global, against two binomial standard errors of that
+    difference (unpaired: the two hashes read the same keys, so this errs on the wide side)."""
+    diff = share_block - share_global
+    se = math.sqrt(
+        (share_block * (1 - share_block) + share_global * (1 - share_global)) / max(n_items, 1)
+    )
+    numbers = (
+        f"{share_block:.3f} of the evaluated items above {threshold} against {share_global:.3f} "
+        f"with global hashing (block − global {diff:+.3f}; two standard errors {2 * se:.3f})"
+    )
+    if diff == 0:
+        return (
+            f"At this load large blocks cost no accuracy: as many evaluated items are above "
+            f"{threshold} as with global hashing ({share_block:.3f})."
+        )
+    if abs(diff) <= 2 * se:
+        return f"At this load large blocks cost no accuracy beyond sampling noise: {numbers}."
+    if diff < 0:
+        return f"At this load large blocks cost accuracy: {numbers}."
+    return f"At this load large blocks are more accurate than global hashing: {numbers}."
+
+
+def share_sentence(
+    share_block: float, share_global: float, mean_block: float, mean_global: float, threshold: float
+) -> str:
+    """How the share above ``threshold`` moves against the mean cosine, both as block minus
+    global."""
+    share_gap, mean_gap = share_block - share_global, mean_block - mean_global
+    if share_gap == 0:
+        return f"The share above {threshold} is the same for both: {share_block:.3f}" + (
+            " (almost every evaluated item is above the threshold at this load)."
+            if share_block >= 0.99
+            else "."
+        )
+    gaps = f"block − global {share_gap:+.3f} against {mean_gap:+.4f}"
+    if abs(share_gap) > abs(mean_gap):
+        return (
+            f"The share above {threshold} moves more than the mean cosine ({gaps}): a small shift "
+            "of the cosine distribution moves the items near the threshold across it."
+        )
+    return f"The share above {threshold} moves no more than the mean cosine ({gaps})."
+
+
+def occupancy_verdict(
+    occupancy_deviation: Mapping[str, float],
+    mean_cos: Mapping[str, float],
+    gini: Mapping[str, float],
+    names: Sequence[str],
+    N: int,
+) -> str:
+    """Whether the slot-load statistics show the damage of small blocks and of the prototype
+    formula, at ``N`` items. ``names`` = (global, large block, small block, prototype);
+    ``occupancy_deviation`` is each hash's largest relative deviation from the uniform-hashing
+    histogram, ``mean_cos`` and ``gini`` its mean cosine and Gini of the loads, all at N."""
+    g, b, s, p = names
+    occ = occupancy_deviation
+
+    def drop(name: str) -> tuple[float, str]:
+        rel = 1 - mean_cos[name] / mean_cos[g]
+        pair = f"({mean_cos[name]:.4f} vs {mean_cos[g]:.4f})"
+        if rel <= 0:
+            return rel, f"not below the global hash's {pair}"
+        return rel, f"{rel:.0%} below the global hash's {pair}"
+
+    rel_small, small_words = drop(s)
+    size = "a smaller" if occ[s] < rel_small else "no smaller"
+    evenness = "more even" if gini[p] < gini[g] else "not more even"
+    return (
+        f"In this run, at N = {N:,}, the small blocks' slot loads are off the uniform-hashing histogram by at most "
+        f"{occ[s]:.1%} (global hash {occ[g]:.1%}, large blocks {occ[b]:.1%}), {size} relative "
+        f"change than in their mean cosine, {small_words}; the prototype formula's loads are "
+        f"{evenness} than random hashing's (Gini {gini[p]:.3f} vs {gini[g]:.3f}), while its mean "
+        f"cosine is {drop(p)[1]}."
+    )

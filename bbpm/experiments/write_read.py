@@ -15,6 +15,9 @@ PATH_STYLES = {
     ("write", "fast"): dict(color="tab:orange", ls="--", marker="s"),
 }
 OP_COLORS = {"read": "tab:blue", "write": "tab:orange"}
+#: Display names of the paths: ``fast`` (the data key of ``bbpm.bench.compare_paths``) is
+#: ``kernels.read`` / ``write``, the library path, whether or not it ran faster.
+PATH_LABELS = {"canonical": "canonical", "fast": "library"}
 
 
 def one_at_a_time(
@@ -39,7 +42,7 @@ def time_vs_variables_figure(
     rows: Sequence[Mapping[str, Any]], variables: Sequence[str], title: str
 ):
     """One panel per swept variable: median time per call (ms, log scale) of the canonical and
-    fast read and write, and dotted the copy-bandwidth floor of each op. ``rows`` carry
+    library (``fast``) read and write, and dotted the copy-bandwidth floor of each op. ``rows`` carry
     ``sweep``, ``value``, ``{op}_{path}_median_s`` and ``{op}_floor_s``; the ``dtype`` panel
     has categorical ticks, the others a log x axis."""
     import matplotlib.pyplot as plt
@@ -50,7 +53,7 @@ def time_vs_variables_figure(
         x = np.arange(len(sweep_rows)) if name == "dtype" else [r["value"] for r in sweep_rows]
         for (op, path), style in PATH_STYLES.items():
             times = [r[f"{op}_{path}_median_s"] * 1e3 for r in sweep_rows]
-            ax.plot(x, times, label=f"{op} {path}", **style)
+            ax.plot(x, times, label=f"{op} {PATH_LABELS[path]}", **style)
         for op, color in OP_COLORS.items():
             floors = [r[f"{op}_floor_s"] * 1e3 for r in sweep_rows]
             ax.plot(x, floors, color=color, ls=":", alpha=0.6, label=f"{op} at copy bandwidth")
@@ -83,8 +86,9 @@ def time_split_figure(base: Mapping[str, Any], title: str):
     kernel_ms = [base[f"{op.replace(' ', '_')}_median_s"] * 1e3 for op in SPLIT_OPS]
     hash_ms = [base["hash_median_s"] * 1e3] * len(SPLIT_OPS)
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.barh(SPLIT_OPS, hash_ms, color="tab:gray", label="hash (GlobalAffineHash)")
-    ax.barh(SPLIT_OPS, kernel_ms, left=hash_ms, color="tab:green", label="memory kernel")
+    labels = [f"{op.split()[0]} {PATH_LABELS[op.split()[1]]}" for op in SPLIT_OPS]
+    ax.barh(labels, hash_ms, color="tab:gray", label="hash (GlobalAffineHash)")
+    ax.barh(labels, kernel_ms, left=hash_ms, color="tab:green", label="memory kernel")
     for i, (h, k) in enumerate(zip(hash_ms, kernel_ms, strict=True)):
         ax.text(
             h + k,
