@@ -304,7 +304,9 @@ def test_short_context_against_the_full_cache():
             for method, k in (("full", 10), ("window+oracle", window_right))
             for i in range(20)
         ]
-        needle = {r[0]: r[1] for r in llm.needle_records(scoring.summarise(pd.DataFrame(rows)), run)}
+        needle = {
+            r[0]: r[1] for r in llm.needle_records(scoring.summarise(pd.DataFrame(rows)), run)
+        }
         assert needle["window_oracle_long"].startswith(f"{window_right / 20:.2f} [")
         assert needle["short_context_verdict"].startswith(f"{verdict} the full cache")
         assert needle["short_context_verdict"].endswith("long one") == (verdict == "above")
