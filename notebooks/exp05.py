@@ -19,7 +19,8 @@
 # load $\lambda = NKH/D$, not on how far back the item is. A sliding window that keeps the last
 # $W$ items exactly (an LLM's context window, or a FIFO cache) is perfect inside the window and
 # blind outside it. So as the stream grows past $W$, the window's success falls towards chance
-# while BBPM's degrades slowly with the load, until the load is so high that BBPM fails too.
+# ($1/C$ for a codebook of $C$ = {glue:text}`codebook_size` values) while BBPM's degrades slowly
+# with the load: in this run its success {glue:text}`success_decline`.
 #
 # **Task.** Stream $N$ key/value pairs. Each key $i = 0, 1, \dots, N-1$ (its position in the
 # stream) gets a random value id out of $C$; the value written is row `id` of a fixed random
@@ -236,7 +237,7 @@ if age is not None:
     print(
         f"At N = {m['age_bins_N']:,}, BBPM success on items older than W = {hp['window']:,}: "
         f"{age['p_old']:.3f} ({age['n_old']:,} items) vs {age['p_recent']:.3f} on recent ones "
-        f"({age['n_recent']:,}); difference {age['p_recent'] - age['p_old']:+.3f} +- {2 * age['se']:.3f} "
+        f"({age['n_recent']:,}); recent minus old {age['p_recent'] - age['p_old']:+.3f} +- {2 * age['se']:.3f} "
         f"(2 s.e.). The window scores {needle.pooled(age['recent'], lambda b: b['window_success'][w_small])[0]:.3f} "
         f"inside and {needle.pooled(age['old'], lambda b: b['window_success'][w_small])[0]:.3f} outside."
     )  # fmt: skip
@@ -266,6 +267,11 @@ for variant, tag in (("centred", "debiased"), ("centred_inverse_noise", "inverse
     exp.record(f"first_n_below_90_{tag}", "no checkpoint" if below is None else below["N"], "" if below is None else ",d",
                f"first checkpoint N where the {tag} read falls below 90% success")  # fmt: skip
 exp.record("n_final", last["N"], ",d", "largest N of the stream")
+exp.record("success_decline", needle.decline_sentence(cp, "centred"), "",
+           "where the debiased read's success first falls below 90%, and its last success")  # fmt: skip
+exp.record("inverse_noise_success_verdict",
+           needle.success_gain_sentence(cp, "centred_inverse_noise", "centred"), "",
+           "what the inverse-noise read does to the success over the checkpoints")  # fmt: skip
 exp.record("success_final_equal_memory_window", last["window_success"][w_eq], ".3f",
            "success of the equal-memory window at the largest N")  # fmt: skip
 gaps = [c["bbpm"]["centred_inverse_noise"]["success"] - c["bbpm"]["centred"]["success"] for c in cp]
@@ -295,13 +301,9 @@ _ = exp.record(
 # {glue:text}`success_final_equal_memory_window`. First checkpoint below 90% success: debiased
 # read {glue:text}`first_n_below_90_debiased`, inverse-noise read
 # {glue:text}`first_n_below_90_inverse_noise`. Over the checkpoints the inverse-noise read
-# gains at most {glue:text}`inverse_noise_gain_max` in success (at $N$ =
-# {glue:text}`inverse_noise_gain_max_n`) and at worst {glue:text}`inverse_noise_gain_min`. Its
-# mean cosine gains at most {glue:text}`inverse_noise_cos_gain_max`, at $N$ =
-# {glue:text}`inverse_noise_cos_gain_max_n` (load {glue:text}`inverse_noise_cos_gain_max_load`):
-# where the inverse-noise read returns items exactly, the debiased read already decodes them
-# (top-1 among the codes tolerates its small crosstalk), and where decoding starts to fail the
-# keys have no clean slot left and the two reads nearly coincide.
+# {glue:text}`inverse_noise_success_verdict`. Its mean cosine gains at most
+# {glue:text}`inverse_noise_cos_gain_max`, at $N$ = {glue:text}`inverse_noise_cos_gain_max_n`
+# (load {glue:text}`inverse_noise_cos_gain_max_load`).
 #
 # Old items against recent ones (older or younger than the window $W$) at the largest $N$:
 # BBPM's success difference is {glue:text}`age_verdict`.

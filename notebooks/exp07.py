@@ -16,7 +16,9 @@
 #
 # **Claim.** A frozen language model that keeps only a short window of its input can still
 # answer questions about facts far outside the window, if a controller stores each fact in a
-# fixed-size BBPM memory and injects the retrieved fact before the question. We test this
+# fixed-size BBPM memory and injects the retrieved fact before the question, as long as the
+# memory's load $\lambda = NKH/D$ stays moderate (BBPM's decoding degrades with the load; the
+# discussion gives the range of $N$ where injection keeps up with the true fact). We test this
 # against the established way to bound a KV cache: NVIDIA's `kvpress` presses (StreamingLLM,
 # SnapKV, question-aware SnapKV, KNorm, ExpectedAttention, TOVA) and a BMRT-style cache, each
 # given **the bytes of the window plus BBPM's table**, and each also run with BBPM injection on
@@ -26,11 +28,15 @@
 # the model keeps the last $W$ facts and is asked the value of a fact drawn uniformly from all
 # $N$.
 # **Needle in filler**: pass-key filler lines with a few needle sentences
-# `The secret word for locker <key> is <word>.` at random lines, a task this model can do
-# with the whole context in its cache; here the presses are compared where the comparison
-# means something. An answer is correct when the value word appears in it as a whole word
-# (any case). Every point pools its questions over several seeds (each seed a new stream,
-# window and needle placement) and carries a 95% Wilson interval.
+# `The secret word for locker <key> is <word>.` at random lines; the presses are compared on
+# this task, where the answer is in the context they compress. With the whole context in its
+# cache the model answers {glue:text}`full_vs_length`. On the longest contexts the window (the
+# last `window_lines` lines) with the true needle injected before the question answers
+# {glue:text}`window_oracle_long`, {glue:text}`short_context_verdict`.
+#
+# An answer is correct when the value word appears in it as a whole word (any case). Every
+# point pools its questions over several seeds (each seed a new stream, window and needle
+# placement) and carries a 95% Wilson interval.
 
 # %% tags=["parameters"]
 seed = 0
@@ -239,7 +245,8 @@ summary = scoring.summarise(raw)
 if len(summary):
     show_table(*llm.summary_table(summary))
 _ = exp.save_figure(llm.accuracy_figure(summary, max(context_lines)), "accuracy.png")
-records = llm.fact_records(summary, run) + llm.decode_records(decode, summary, run)
+records = llm.fact_records(summary, run) + llm.oracle_range_records(summary, run)
+records += llm.decode_records(decode, summary, run)
 for name, value, fmt, description in records + llm.needle_records(summary, run):
     exp.record(name, value, fmt, description)
 
@@ -286,7 +293,10 @@ _ = exp.save_metrics(
 # {glue:text}`window_at_nmax`. By read rule, BBPM injection at that $N$ answers
 # {glue:text}`rules_at_nmax`; BBPM decoding alone reaches {glue:text}`decode_at_nmax` at
 # {glue:text}`decode_nmax` facts, and its read cosine follows the theory of each rule within
-# {glue:text}`decode_cosine_error`. With all {glue:text}`full_facts_n` facts in its cache the
+# {glue:text}`decode_cosine_error`. Over the run's $N$, BBPM injection
+# {glue:text}`bbpm_oracle_range`; at $N$ = {glue:text}`n_max` its load $\lambda = NKH/D$ (items
+# per slot) is {glue:text}`load_at_nmax`. BBPM brings the model facts from far outside the
+# window only while its load is low enough for it to decode them. With all {glue:text}`full_facts_n` facts in its cache the
 # model answers {glue:text}`full_facts`: many similar fact lines are hard for this model even
 # in context, which is why the presses are compared on the needle task. The oracle's level is
 # the ceiling of any injection method on this task: the model's accuracy when the right fact

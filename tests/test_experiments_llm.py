@@ -250,6 +250,68 @@ def test_records_from_a_known_summary():
     assert needle["bbpm_vs_best_press"] == "not separable from"  # 4/4 vs 1/4: intervals overlap
 
 
+def fact_frame(points: list[tuple[int, str, int]], n: int = 20) -> pd.DataFrame:
+    """Fact-stream rows: ``k`` of ``n`` questions right per (N, method, k)."""
+    return pd.DataFrame(
+        [
+            dict(task="facts", N=N, method=method, correct=i < k, seconds=0.1, state_bytes=10)
+            for N, method, k in points
+            for i in range(n)
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "bbpm_right, matched, sentence",
+    [
+        (
+            (20, 19, 0),
+            100,
+            "is not below the oracle at any N up to N = 100 (load 1) and below it at "
+            "N = 1,000 (load 10)",
+        ),
+        ((20, 20, 20), 1000, "is not below the oracle at any N up to N = 1,000 (load 10)"),
+        # below at the smallest N: the later points do not count
+        ((0, 20, 20), None, "is already below the oracle at the smallest N = 10 (load 0.1)"),
+    ],
+)
+def test_bbpm_against_the_oracle_over_n(bbpm_right, matched, sentence):
+    run = SimpleNamespace(llm_N=[1000, 10, 100], bbpm_K=8, bbpm_H=2, bbpm_D=1600)
+    oracle = [(N, "oracle", 20) for N in (10, 100, 1000)]
+    bbpm = [(N, "bbpm", k) for N, k in zip((10, 100, 1000), bbpm_right, strict=True)]
+    summary = scoring.summarise(fact_frame(oracle + bbpm))
+    assert llm.bbpm_matches_oracle_max_n(summary, run.llm_N) == matched
+    records = {r[0]: r[1] for r in llm.oracle_range_records(summary, run)}
+    assert records["bbpm_matches_oracle_max_n"] == matched
+    assert records["load_bbpm_matches_oracle"] == (None if matched is None else matched * 16 / 1600)
+    assert records["load_at_nmax"] == 10.0  # 1,000 items x 16 slots / 1,600 slots
+    assert records["bbpm_oracle_range"] == sentence
+
+
+def test_short_context_against_the_full_cache():
+    run = SimpleNamespace(
+        context_lines=[8],
+        bbpm_tokens=5,
+        contexts_per_seed=1,
+        needles_per_context=20,
+        seeds=[0],
+        skipped={},
+    )
+    for window_right, verdict in [(20, "above"), (10, "not separable from"), (0, "below")]:
+        rows = [
+            dict(task="needle", N=8, method=method, correct=i < k, seconds=0.1, state_bytes=10)
+            | dict(context_tokens=80, window_tokens=10)
+            for method, k in (("full", 10), ("window+oracle", window_right))
+            for i in range(20)
+        ]
+        needle = {
+            r[0]: r[1] for r in llm.needle_records(scoring.summarise(pd.DataFrame(rows)), run)
+        }
+        assert needle["window_oracle_long"].startswith(f"{window_right / 20:.2f} [")
+        assert needle["short_context_verdict"].startswith(f"{verdict} the full cache")
+        assert needle["short_context_verdict"].endswith("long one") == (verdict == "above")
+
+
 def test_records_without_a_language_model():
     empty = scoring.summarise(raw_frame().iloc[:0])
     run = llm.LLMExperiment.from_params(PARAMS, None, None, 0, skipped={"llm": "no model"})
@@ -258,7 +320,11 @@ def test_records_without_a_language_model():
     assert facts["bbpm_vs_oracle_nmax"] == "not measured against"
     assert facts["oracle_flat_p"] is None and facts["facts_n_per_point"] == 6
     needle = {r[0]: r[1] for r in llm.needle_records(empty, run)}
-    assert needle["best_press"] == needle["full_vs_length"] == "n/a"
+    assert needle["best_press"] == needle["full_vs_length"] == needle["window_oracle_long"] == "n/a"
+    assert needle["short_context_verdict"] == "not measured against the full cache"
+    ranges = {r[0]: r[1] for r in llm.oracle_range_records(empty, run)}
+    assert ranges["bbpm_oracle_range"] == "was not measured against the oracle"
+    assert ranges["bbpm_matches_oracle_max_n"] is None
     assert math.isnan(needle["ctx_tokens_max"]) and needle["skipped"] == "llm (no model)"
     decode = pd.DataFrame(run.decode_rows())
     assert llm.decode_records(decode, empty, run)[2][1] == "n/a (debiased), n/a (inverse_noise)"

@@ -128,6 +128,37 @@ def test_first_below():
     assert needle.first_below(cps, "v", level=0.1) is None
 
 
+def _checkpoints(successes: dict[str, list[float]]) -> list[dict]:
+    n = len(next(iter(successes.values())))
+    return [
+        {"N": 1000 * 10**i, "load": 0.5 * 10**i}
+        | {"bbpm": {v: {"success": s[i]} for v, s in successes.items()}}
+        for i in range(n)
+    ]
+
+
+def test_decline_sentence():
+    cps = _checkpoints({"v": [1.0, 0.8, 0.5]})
+    assert needle.decline_sentence(cps, "v") == (
+        "first falls below 90% at N = 10,000 (load 5.0) and is 0.500 at N = 100,000 (load 50.0)"
+    )
+    assert needle.decline_sentence(cps, "v", level=0.6) == (
+        "first falls below 60% at the last checkpoint, N = 100,000 (load 50.0), where it is 0.500"
+    )
+    assert needle.decline_sentence(cps, "v", level=0.4) == (
+        "stays at or above 40% at every checkpoint to N = 100,000 (load 50.0), where it is 0.500"
+    )
+
+
+def test_success_gain_sentence():
+    same = _checkpoints({"a": [1.0, 0.9, 0.5], "b": [1.0, 0.9, 0.5]})
+    assert needle.success_gain_sentence(same, "b", "a").startswith("never changes the success")
+    moved = _checkpoints({"a": [1.0, 0.9, 0.5], "b": [1.0, 0.95, 0.49]})
+    assert needle.success_gain_sentence(moved, "b", "a") == (
+        "gains at most +0.050 in success (at N = 10,000) and at worst -0.010"
+    )
+
+
 def test_single_needle_curve_follows_the_load():
     stream = make_stream()
     memory = stream.memories["centred"]

@@ -519,6 +519,72 @@ def fact_records(summary: pd.DataFrame, run: LLMExperiment) -> list[Record]:
     ]
 
 
+def load(N: int, run: LLMExperiment) -> float:
+    """BBPM's load ``N K H / D``: the mean number of items that share a slot."""
+    return N * run.bbpm_K * run.bbpm_H / run.bbpm_D
+
+
+def bbpm_matches_oracle_max_n(summary: pd.DataFrame, llm_N: Sequence[int]) -> int | None:
+    """The largest ``N`` of ``llm_N`` such that BBPM injection is not below the oracle
+    (:func:`scoring.compare`: the Wilson intervals do not put it below) at that ``N`` and at
+    every smaller one; None when it is below (or not measured) at the smallest ``N``."""
+    matched = None
+    for N in sorted(llm_N):
+        bbpm = scoring.point(summary, "facts", "bbpm", N)
+        oracle = scoring.point(summary, "facts", "oracle", N)
+        if scoring.compare(bbpm, oracle) not in ("above", "not separable from"):
+            break
+        matched = N
+    return matched
+
+
+def oracle_range_records(summary: pd.DataFrame, run: LLMExperiment) -> list[Record]:
+    """Records of where BBPM injection keeps up with the oracle on the fact stream: the
+    largest ``N`` up to which it is not below it (:func:`bbpm_matches_oracle_max_n`), the
+    load there and at the largest ``N``, and a sentence that says it."""
+    Ns = sorted(run.llm_N)
+    matched = bbpm_matches_oracle_max_n(summary, Ns)
+
+    def at(N: int) -> str:
+        return f"N = {N:,} (load {load(N, run):.3g})"
+
+    first = scoring.compare(
+        scoring.point(summary, "facts", "bbpm", Ns[0]),
+        scoring.point(summary, "facts", "oracle", Ns[0]),
+    )
+    if matched is None:
+        sentence = (
+            "was not measured against the oracle"
+            if first == "not measured against"
+            else f"is already {first} the oracle at the smallest {at(Ns[0])}"
+        )
+    else:
+        sentence = f"is not below the oracle at any N up to {at(matched)}"
+        if matched != Ns[-1]:
+            N_next = Ns[Ns.index(matched) + 1]
+            verdict = scoring.compare(
+                scoring.point(summary, "facts", "bbpm", N_next),
+                scoring.point(summary, "facts", "oracle", N_next),
+            )
+            sentence += f" and {verdict} it at {at(N_next)}"
+    return [
+        (
+            "bbpm_matches_oracle_max_n",
+            matched,
+            ",d",
+            "largest N up to which BBPM injection is not below the oracle (at every N <= it)",
+        ),
+        (
+            "load_bbpm_matches_oracle",
+            None if matched is None else load(matched, run),
+            ".3g",
+            "BBPM load NKH/D at that N",
+        ),
+        ("load_at_nmax", load(Ns[-1], run), ".3g", "BBPM load NKH/D at the largest N"),
+        ("bbpm_oracle_range", sentence, "", "BBPM injection against the oracle over N"),
+    ]
+
+
 def decode_records(decode: pd.DataFrame, summary: pd.DataFrame, run: LLMExperiment) -> list[Record]:
     """Records of BBPM decoding (accuracy per read rule at the largest decode ``N``, the
     largest gap between measured and theoretical cosine) and of injection per read rule."""
@@ -541,7 +607,7 @@ def decode_records(decode: pd.DataFrame, summary: pd.DataFrame, run: LLMExperime
         (
             "decode_cosine_error",
             float((decode.cosine - decode.theory).abs().max()),
-            ".3f",
+            ".1e",
             "max |measured - theory| cosine",
         ),
     ]
@@ -550,7 +616,8 @@ def decode_records(decode: pd.DataFrame, summary: pd.DataFrame, run: LLMExperime
 def needle_records(summary: pd.DataFrame, run: LLMExperiment) -> list[Record]:
     """Records of the needle task: the full cache against context length, the longest
     contexts' tokens and the bounded caches' budget there, the best bounded caches with and
-    without BBPM injection against window + BBPM, and the baselines not run."""
+    without BBPM injection against window + BBPM, the window with the true needle injected
+    against the full cache, and the baselines not run."""
     L_max = max(run.context_lines)
     needle, big = longest_needles(summary, L_max)
     full_curve = needle[needle.method == "full"] if len(needle) else needle
@@ -565,6 +632,13 @@ def needle_records(summary: pd.DataFrame, run: LLMExperiment) -> list[Record]:
         for r in full_curve.itertuples()
     )
     window_bbpm = scoring.point(summary, "needle", "window+bbpm", L_max)
+    window_oracle = scoring.point(summary, "needle", "window+oracle", L_max)
+    short_vs_long = scoring.compare(window_oracle, scoring.point(summary, "needle", "full", L_max))
+    short_context = f"{short_vs_long} the full cache" + (
+        ": this model reads a needle better from a short context than from a long one"
+        if short_vs_long == "above"
+        else ""
+    )
     skipped = ", ".join(f"{k} ({v})" for k, v in run.skipped.items()) or "none"
     n_per_point = run.contexts_per_seed * run.needles_per_context * len(run.seeds)
     return [
@@ -583,6 +657,18 @@ def needle_records(summary: pd.DataFrame, run: LLMExperiment) -> list[Record]:
         ("best_press_bbpm", scoring.row_text(best_bbpm), "", "best bounded cache with BBPM"),
         ("window_bbpm_long", _acc(summary, "needle", "window+bbpm", L_max), "", "window + BBPM"),
         ("full_long", _acc(summary, "needle", "full", L_max), "", "full cache, longest contexts"),
+        (
+            "window_oracle_long",
+            _acc(summary, "needle", "window+oracle", L_max),
+            "",
+            "window with the true needle injected, longest contexts",
+        ),
+        (
+            "short_context_verdict",
+            short_context,
+            "",
+            "window + true needle against the full cache, longest contexts",
+        ),
         (
             "bbpm_vs_best_press",
             scoring.compare(window_bbpm, best_plain),

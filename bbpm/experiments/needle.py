@@ -269,6 +269,38 @@ def first_below(checkpoints: Sequence[dict], variant: str, level: float = 0.9) -
     return next((c for c in checkpoints if c["bbpm"][variant]["success"] < level), None)
 
 
+def decline_sentence(checkpoints: Sequence[dict], variant: str, level: float = 0.9) -> str:
+    """Where ``variant``'s success first falls below ``level`` (with the load there), or that it
+    never does, and its success at the last checkpoint; the subject is "its success"."""
+
+    def at(c: dict) -> str:
+        return f"N = {c['N']:,} (load {c['load']:.1f})"
+
+    below, last = first_below(checkpoints, variant, level), checkpoints[-1]
+    final, share = f"{last['bbpm'][variant]['success']:.3f}", f"{level:.0%}"
+    if below is None:
+        return f"stays at or above {share} at every checkpoint to {at(last)}, where it is {final}"
+    if below is last:
+        return f"first falls below {share} at the last checkpoint, {at(last)}, where it is {final}"
+    return f"first falls below {share} at {at(below)} and is {final} at {at(last)}"
+
+
+def success_gain_sentence(checkpoints: Sequence[dict], variant: str, base: str) -> str:
+    """What reading with ``variant`` instead of ``base`` does to the top-1 success over the
+    checkpoints: that it never changes it, or its largest gain (and where) and its worst."""
+    gains = [c["bbpm"][variant]["success"] - c["bbpm"][base]["success"] for c in checkpoints]
+    if all(g == 0 for g in gains):
+        return (
+            "never changes the success: at every checkpoint both reads decode the same share of "
+            "the queries"
+        )
+    best = max(range(len(gains)), key=gains.__getitem__)
+    return (
+        f"gains at most {gains[best]:+.3f} in success (at N = {checkpoints[best]['N']:,}) and "
+        f"at worst {min(gains):+.3f}"
+    )
+
+
 VARIANT_STYLES = {
     "centred": dict(color="C0", marker="o", ls="-", label="BBPM (centred codebook)"),
     "raw": dict(color="C0", marker="o", ls="--", mfc="none", label="BBPM, raw codebook"),
