@@ -295,7 +295,8 @@ _ = exp.save_metrics(
 # {glue:text}`decode_nmax` facts, and its read cosine follows the theory of each rule within
 # {glue:text}`decode_cosine_error`. Over the run's $N$, BBPM injection
 # {glue:text}`bbpm_oracle_range`; at $N$ = {glue:text}`n_max` its load $\lambda = NKH/D$ (items
-# per slot) is {glue:text}`load_at_nmax`. BBPM brings the model facts from far outside the
+# per slot) is {glue:text}`load_at_nmax`. The largest $N$ up to which injection is not below
+# the oracle, per read rule: {glue:text}`rules_match_oracle_max_n`. BBPM brings the model facts from far outside the
 # window only while its load is low enough for it to decode them. With all {glue:text}`full_facts_n` facts in its cache the
 # model answers {glue:text}`full_facts`: many similar fact lines are hard for this model even
 # in context, which is why the presses are compared on the needle task. The oracle's level is

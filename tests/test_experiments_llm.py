@@ -276,16 +276,25 @@ def fact_frame(points: list[tuple[int, str, int]], n: int = 20) -> pd.DataFrame:
     ],
 )
 def test_bbpm_against_the_oracle_over_n(bbpm_right, matched, sentence):
-    run = SimpleNamespace(llm_N=[1000, 10, 100], bbpm_K=8, bbpm_H=2, bbpm_D=1600)
+    run = SimpleNamespace(
+        llm_N=[1000, 10, 100],
+        bbpm_K=8,
+        bbpm_H=2,
+        bbpm_D=1600,
+        read_rules=["debiased", "inverse_noise"],
+    )
     oracle = [(N, "oracle", 20) for N in (10, 100, 1000)]
     bbpm = [(N, "bbpm", k) for N, k in zip((10, 100, 1000), bbpm_right, strict=True)]
-    summary = scoring.summarise(fact_frame(oracle + bbpm))
+    inverse = [(N, "bbpm_inverse_noise", 20) for N in (10, 100, 1000)]  # matches at every N
+    summary = scoring.summarise(fact_frame(oracle + bbpm + inverse))
     assert llm.bbpm_matches_oracle_max_n(summary, run.llm_N) == matched
     records = {r[0]: r[1] for r in llm.oracle_range_records(summary, run)}
     assert records["bbpm_matches_oracle_max_n"] == matched
     assert records["load_bbpm_matches_oracle"] == (None if matched is None else matched * 16 / 1600)
     assert records["load_at_nmax"] == 10.0  # 1,000 items x 16 slots / 1,600 slots
     assert records["bbpm_oracle_range"] == sentence
+    debiased = "none" if matched is None else f"{matched:,}"
+    assert records["rules_match_oracle_max_n"] == f"{debiased} (debiased), 1,000 (inverse_noise)"
 
 
 def test_short_context_against_the_full_cache():

@@ -524,13 +524,16 @@ def load(N: int, run: LLMExperiment) -> float:
     return N * run.bbpm_K * run.bbpm_H / run.bbpm_D
 
 
-def bbpm_matches_oracle_max_n(summary: pd.DataFrame, llm_N: Sequence[int]) -> int | None:
-    """The largest ``N`` of ``llm_N`` such that BBPM injection is not below the oracle
-    (:func:`scoring.compare`: the Wilson intervals do not put it below) at that ``N`` and at
-    every smaller one; None when it is below (or not measured) at the smallest ``N``."""
+def bbpm_matches_oracle_max_n(
+    summary: pd.DataFrame, llm_N: Sequence[int], method: str = "bbpm"
+) -> int | None:
+    """The largest ``N`` of ``llm_N`` such that BBPM injection (``method``: one per read rule,
+    :func:`bbpm_methods`) is not below the oracle (:func:`scoring.compare`: the Wilson
+    intervals do not put it below) at that ``N`` and at every smaller one; None when it is
+    below (or not measured) at the smallest ``N``."""
     matched = None
     for N in sorted(llm_N):
-        bbpm = scoring.point(summary, "facts", "bbpm", N)
+        bbpm = scoring.point(summary, "facts", method, N)
         oracle = scoring.point(summary, "facts", "oracle", N)
         if scoring.compare(bbpm, oracle) not in ("above", "not separable from"):
             break
@@ -582,6 +585,16 @@ def oracle_range_records(summary: pd.DataFrame, run: LLMExperiment) -> list[Reco
         ),
         ("load_at_nmax", load(Ns[-1], run), ".3g", "BBPM load NKH/D at the largest N"),
         ("bbpm_oracle_range", sentence, "", "BBPM injection against the oracle over N"),
+        (
+            "rules_match_oracle_max_n",
+            ", ".join(
+                f"{'none' if n is None else f'{n:,}'} ({rule})"
+                for method, rule in bbpm_methods(run.read_rules).items()
+                for n in [bbpm_matches_oracle_max_n(summary, Ns, method)]
+            ),
+            "",
+            "per read rule: largest N up to which BBPM injection is not below the oracle",
+        ),
     ]
 
 
