@@ -250,7 +250,8 @@ _ = record_all((name, *entry) for name, entry in rr.debiasing_verdict(sweep, gri
 # crowded slots more. It is not the best use of the counts either: weighting by the other
 # writes in each slot (inverse noise) is at least as good at {glue:text}`inverse_noise_beats_debiased`
 # loads of the sweep, and exact wherever a key keeps one clean slot, as long as keys are
-# written once; with repeated writes its advantage is what the repeated-write section shows.
+# written once; with each key written up to {glue:text}`repeat_r_max` times the rules compare
+# as the repeated-write section shows: {glue:text}`repeat_leader`.
 
 
 # %% tags=["hide-input"]
