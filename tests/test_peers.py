@@ -162,3 +162,17 @@ def test_figures_draw_every_method(run):
         assert draw(m, labels).axes
     assert len(peer_plots.k_ablation(m).axes[0].lines) == 3  # no theory line without snr_bounds
     matplotlib.pyplot.close("all")
+
+
+@pytest.mark.parametrize("rule", ["debiased", "inverse_noise"])
+def test_block_prediction_with_one_block_matches_global_hashing(rule):
+    """A block as large as the table is global hashing: the block line must follow the global
+    one, well below accuracy 1 at load 4 (the inverse-noise block line once sat at 1.0)."""
+    task = peers.PeerTask({**PARAMS, "methods": ["bbpm_global"], "d": 64, "codebook_size": 1024})
+    D = 4032
+    size = {"D": D, "K": 4, "H": 1, "block_size": D}
+    N = 4 * D
+    _, glob = task.bbpm_prediction(N, size, block=False, rule=rule)
+    _, block = task.bbpm_prediction(N, size, block=True, rule=rule)
+    assert 0.3 < glob < 0.9
+    assert block == pytest.approx(glob, abs=0.02)

@@ -349,7 +349,9 @@ class PeerTask:
         _, alpha = rule_theory.rule_coefficients(loads, rule)
         s2 = (loads * alpha**2).sum(1) + rule_theory.pair_part(alpha, loads, N, D, K, H, block_size)
         noisy = peer_theory.top1_accuracy_gaussian(s2, d, C)
-        mean_noisy = float(weights @ noisy / weights.sum()) if weights.sum() > 0 else 1.0
+        if weights.sum() <= 0:  # no sampled key without a clean slot: weigh the draws alike
+            weights = np.ones_like(weights)
+        mean_noisy = float(weights @ noisy / weights.sum())
         return cosine, exact + (1 - exact) * mean_noisy
 
     def theory_curves(
