@@ -226,9 +226,10 @@ else:
 #   \approx \mathbb{E}[o]$ (overlaps are rare), $\rho_q = (N-1)\,\mathbb{E}[o]/k^2$, averaged
 #   over those keys (`bbpm.baselines.theory.hebbian_code_prediction`). For uniform codes
 #   $\mathbb{E}[o] = k^2/m$ and $\rho = (N-1)/m$: the first-order law with load $N/m$.
-#   Like BBPM's, this model treats the other items' values as independent directions; here
-#   they repeat (a codebook), and the measured fly-hash cosine and accuracy fall below the
-#   line as the load grows (the theory-error table in the Discussion gives the gap of this run).
+#   Like BBPM's, this model treats the other items' values as independent directions, while
+#   here they repeat (a codebook). The theory-error table in the Discussion gives each line's
+#   gap in this run, and for accuracy lines the gap to accuracy decoded among fresh codes,
+#   which shows whether the repeats explain it.
 # * **BBPM**: `bbpm.theory.snr_bounds` (the load model of the theory chapter) gives the
 #   expected cosine; its sampled per-key $(a, s^2)$ fed to the cleanup formula give the
 #   accuracy. That model assumes independent values; here values repeat (a codebook), which
