@@ -689,7 +689,7 @@ if not m["bbpm_theory_available"]:
 # Fly-hash capacity over BBPM (global): {glue:text}`flyhash_to_bbpm_capacity`.
 #
 # **5. False recall** (second table above: never-written keys accepted at the threshold keeping
-# `hit_keep` of true hits, over the sweep). This is where BBPM loses most plainly:
+# `hit_keep` of true hits, over the sweep). By median false recall,
 # {glue:text}`false_recall_bbpm_verdict`. BBPM (global)'s median,
 # {glue:text}`false_recall_median_bbpm_global`, is the {glue:text}`false_recall_rank_bbpm_global`;
 # the lowest among the superposition memories is the {glue:text}`false_recall_superposition_leader`'s,
