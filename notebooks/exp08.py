@@ -226,9 +226,10 @@ else:
 #   \approx \mathbb{E}[o]$ (overlaps are rare), $\rho_q = (N-1)\,\mathbb{E}[o]/k^2$, averaged
 #   over those keys (`bbpm.baselines.theory.hebbian_code_prediction`). For uniform codes
 #   $\mathbb{E}[o] = k^2/m$ and $\rho = (N-1)/m$: the first-order law with load $N/m$.
-#   Like BBPM's, this model treats the other items' values as independent directions; here
-#   they repeat (a codebook), and the measured fly-hash cosine and accuracy fall below the
-#   line as the load grows (the theory-error table in the Discussion gives the gap of this run).
+#   Like BBPM's, this model treats the other items' values as independent directions, while
+#   here they repeat (a codebook). The theory-error table in the Discussion gives each line's
+#   gap in this run, and for accuracy lines the gap to accuracy decoded among fresh codes,
+#   which shows whether the repeats explain it.
 # * **BBPM**: `bbpm.theory.snr_bounds` (the load model of the theory chapter) gives the
 #   expected cosine; its sampled per-key $(a, s^2)$ fed to the cleanup formula give the
 #   accuracy. That model assumes independent values; here values repeat (a codebook), which
@@ -256,7 +257,9 @@ theory_error = peers.theory_errors(theory, rows, methods)  # max / mean |measure
 # grid is censored ($\geq$: capacity at least the largest $N$ tried). For the FIFO stores the
 # expected accuracy is known exactly, $\min(1, c/N)$ for a store of $c$ items, so their
 # crossing $c/a$ (for target $a$) checks the method: it should lie in the bracket up to the
-# sampling error of the accuracies (second table).
+# sampling error of the accuracies (second table). In this run the law lies inside the measured
+# bracket for {glue:text}`fifo_inside_count` (store, budget) pairs, and the largest midpoint
+# error is {glue:text}`fifo_max_error`.
 #
 # One accuracy at the target has a sampling error of ±{glue:text}`capacity_sampling_error`
 # (`n_queries` keys); for a FIFO store (accuracy $c/N$) that is ±{glue:text}`fifo_sampling_error_n`
@@ -272,6 +275,10 @@ exp.record("capacity_sampling_error", sampling_error, ".3f", "sampling error of 
 exp.record("fifo_sampling_error_n", sampling_error / capacity_accuracy, ".1%", "that error in N for a FIFO store")  # fmt: skip
 exp.record("bracket_width_min", min(widths, default=None), ".1%", "narrowest capacity bracket, relative to N_lo")  # fmt: skip
 exp.record("bracket_width_max", max(widths, default=None), ".1%", "widest capacity bracket, relative to N_lo")  # fmt: skip
+fifo_errors = [c["relative_error"] for per in fifo_check.values() for c in per.values()]
+exp.record("fifo_inside_count", f"{sum(c['in_bracket'] for per in fifo_check.values() for c in per.values())} of {len(fifo_errors)}",
+           "", "FIFO (store, budget) pairs whose law c/a lies inside the measured bracket")  # fmt: skip
+exp.record("fifo_max_error", max(map(abs, fifo_errors), default=None), ".1%", "largest |midpoint / FIFO law - 1|")  # fmt: skip
 bisect_s, sweep_s = sum(sweep["capacity_seconds"].values()), sum(sweep["method_seconds"].values())
 exp.record("bisection_seconds", bisect_s, ".1f", "seconds spent in the capacity bisection")
 exp.record("sweep_seconds", sweep_s, ".1f", "seconds spent in the grid sweep")
@@ -452,6 +459,19 @@ exp.record(
 )
 display(peers.capacity_table(m).loc[bbpm_ran])
 
+# %% tags=["hide-input"]
+fr_all = peers.false_recall_medians(m, methods)
+fr_lowest = [mm for mm in fr_all if fr_all[mm] == min(fr_all.values())]
+fr_led = [format_bytes(b) for b in budgets_bytes if (f := peers.false_recall_medians(m, methods, b))
+          and all(mm.endswith("inverse_noise") for mm in f if f[mm] == min(f.values()))]  # fmt: skip
+if {"bbpm_global", "bbpm_global_inverse_noise"} <= fr_all.keys():
+    fr_debiased, fr_inverse = fr_all["bbpm_global"], fr_all["bbpm_global_inverse_noise"]
+    exp.record("read_rule_false_recall_verdict",
+               f"the inverse-noise read {'lowers' if fr_inverse < fr_debiased else 'does not lower'} BBPM's median "
+               f"false recall (global hash, {fr_debiased:.3f} to {fr_inverse:.3f}) and has the lowest false recall at {', '.join(fr_led) or 'no budget'} "
+               f"(lowest over the sweep: {' = '.join(peers.SHORT_NAMES[mm] for mm in fr_lowest)})", "",
+               "whether BBPM's inverse-noise read lowers its false recall and leads it at any budget")  # fmt: skip
+
 # %% [markdown]
 # Read with the inverse-noise rule, BBPM's capacity changes by a factor between
 # {glue:text}`capacity_gain_inverse_noise_min` and {glue:text}`capacity_gain_inverse_noise_max`
@@ -460,9 +480,10 @@ display(peers.capacity_table(m).loc[bbpm_ran])
 # with the inverse-noise reads ({glue:text}`leader_largest_debiased_only` without them).
 # False recall (median over the sweep, score threshold): debiased global
 # {glue:text}`false_recall_median_bbpm_global`, inverse-noise global
-# {glue:text}`false_recall_median_bbpm_global_inverse_noise`. For a never-written key the
-# inverse-noise rule takes a slot holding exactly one item as clean (one write, the one it
-# expects from the key itself) and returns that item as is: a confident wrong answer.
+# {glue:text}`false_recall_median_bbpm_global_inverse_noise`. Where a never-written key has a
+# slot holding exactly one item, the inverse-noise rule takes that slot as clean (one write,
+# the one it expects from the key itself) and returns that item as is: a confident wrong
+# answer. Over the whole sweep {glue:text}`read_rule_false_recall_verdict`.
 
 # %% [markdown]
 # ## What the run shows
@@ -548,9 +569,8 @@ display(pd.DataFrame(
     index=pd.Index(superposition, name="method")).round(3))  # fmt: skip
 
 # %% tags=["hide-input"]
-medians = {mm: float(np.median([r["false_recall"] for r in m["sweep"] if r["method"] == mm and r["false_recall"] is not None]))
-           for mm in ran}  # fmt: skip
-for mm in ("fhrr", "count_sketch"):
+medians = peers.false_recall_medians(m, ran)
+for mm in ("fhrr", "count_sketch", "flyhash", "dict", "hopfield"):
     rec(f"false_recall_median_{mm}", lambda mm=mm: medians[mm], ".3f", f"{mm}: median false recall (score threshold) over the sweep")  # fmt: skip
 rec("false_recall_verdict", lambda: "above" if medians["bbpm_global"] > max(medians["fhrr"], medians["count_sketch"]) else "not above",
     "", "BBPM (global) median false recall against FHRR's and the count sketch's")  # fmt: skip
@@ -577,9 +597,39 @@ rec("throughput_min_runs", lambda: min(t[str(big)]["runs"] for t in m["throughpu
 display(peers.run_table(m))
 
 # %% tags=["hide-input"]
+infos = {b: peers.capacity_leaders(m, ran, b) for b in budgets_bytes}
+rec("capacity_leaders", lambda: "; ".join(peers.leader_text(i, format_bytes(b)) for b, i in infos.items()), "",
+    "capacity leaders per budget (ties with =) and whether their bracket is apart from the other camp's best")  # fmt: skip
+rec("bbpm_lead_budgets", lambda: ", ".join(format_bytes(b) for b, i in infos.items() if i["bbpm_leads"]) or "no budget",
+    "", "budgets where a BBPM variant holds the most items (ties included)")  # fmt: skip
+rec("bbpm_behind_budgets", lambda: ", ".join(format_bytes(b) for b, i in infos.items() if not i["bbpm_leads"]) or "no budget",
+    "", "budgets where a peer holds more items than every BBPM variant")  # fmt: skip
+bbpm_fr = [mm for mm in medians if mm in peers.BBPM_METHODS]
+worst_fr = sorted(medians, key=medians.get, reverse=True)[: len(bbpm_fr)]
+fr_worst_budgets = [b for b in budgets_bytes if (f := peers.false_recall_medians(m, ran, b))
+                    and max(f, key=f.get) in peers.BBPM_METHODS]  # fmt: skip
+rec("false_recall_rank_bbpm_global", lambda: peers.rank_from_highest(medians, "bbpm_global"), "",
+    "BBPM (global)'s place by median false recall, from the highest")  # fmt: skip
+rec("false_recall_bbpm_verdict", lambda: (f"the {len(bbpm_fr)} BBPM variants have the {len(bbpm_fr)} highest median false recalls of the {len(medians)} memories"
+    if bbpm_fr and set(worst_fr) == set(bbpm_fr) else f"BBPM global's median false recall is the {peers.rank_from_highest(medians, 'bbpm_global')}")
+    + (", and a BBPM variant has the highest at " + ("every budget" if len(fr_worst_budgets) == len(budgets_bytes)
+       else ", ".join(format_bytes(b) for b in fr_worst_budgets) or "no budget")), "",
+    "where BBPM's false recall ranks among the memories, over the sweep and per budget")  # fmt: skip
+sup_fr = [mm for mm in superposition if mm in medians]
+sup_lead = min(sup_fr, key=medians.get) if sup_fr else None
+rec("false_recall_superposition_leader", lambda: peers.SHORT_NAMES[sup_lead], "", "lowest median false recall among superposition memories")  # fmt: skip
+_ = rec("false_recall_superposition_leader_value", lambda: medians[sup_lead], ".3f", "its median false recall")  # fmt: skip
+
+# %% tags=["hide-input"]
 worst = max(m["theory_error"].items(), key=lambda kv: kv[1]["max_abs"], default=(None, None))
 rec("theory_worst_line", lambda: worst[0], "", "theory line farthest from the measurements")
 rec("theory_worst_gap", lambda: worst[1]["max_abs"], ".3f", "its max |measured - predicted|")
+fresh_gap = (worst[1] or {}).get("max_abs_fresh_codes")
+rec("theory_worst_cause", lambda: "a cosine line: the fresh-code diagnostic covers accuracy only" if fresh_gap is None else
+    (f"against accuracy decoded among fresh codes the gap is {fresh_gap:.3f}: the model treats other items' values "
+     "as independent, and here they repeat (a codebook)") if fresh_gap <= 0.5 * worst[1]["max_abs"] else
+    f"against accuracy decoded among fresh codes it is still {fresh_gap:.3f}, so repeated values do not explain it",
+    "", "whether repeated values explain the farthest theory line (its gap to fresh-code accuracy)")  # fmt: skip
 rows_k = m["k_ablation"]["rows"]
 best_k = max(rows_k, key=lambda r: r["accuracy_codebook"])
 rec("k_best", lambda: best_k["K"], "d", "K with the best accuracy in the K ablation")
@@ -596,7 +646,10 @@ if not m["bbpm_theory_available"]:
     print("bbpm.theory.snr_bounds was not available: no BBPM theory line.")
 
 # %% [markdown]
-# **1. Capacity.** At {glue:text}`largest_budget` the largest capacity (items at
+# **1. Capacity.** Per budget, the memories holding the most items (ties joined by =) and the
+# best of the other camp (BBPM or peers): {glue:text}`capacity_leaders`. A BBPM variant leads
+# at {glue:text}`bbpm_lead_budgets`; a peer holds more than every BBPM variant at
+# {glue:text}`bbpm_behind_budgets`. At {glue:text}`largest_budget` the largest capacity (items at
 # $\ge$ {glue:text}`capacity_target` top-1 accuracy) is {glue:text}`leader_largest_with_inverse_noise`'s,
 # {glue:text}`capacity_leader_text` items, then {glue:text}`runner_up_largest`'s
 # ({glue:text}`runner_up_capacity_text`); BBPM (global hash) holds
@@ -636,10 +689,14 @@ if not m["bbpm_theory_available"]:
 # Fly-hash capacity over BBPM (global): {glue:text}`flyhash_to_bbpm_capacity`.
 #
 # **5. False recall** (second table above: never-written keys accepted at the threshold keeping
-# `hit_keep` of true hits, over the sweep). BBPM (global)'s median,
-# {glue:text}`false_recall_median_bbpm_global`, is {glue:text}`false_recall_verdict` FHRR's
-# ({glue:text}`false_recall_median_fhrr`) and the count sketch's
-# ({glue:text}`false_recall_median_count_sketch`). BBPM's count-debiased read of an unseen key
+# `hit_keep` of true hits, over the sweep). By median false recall,
+# {glue:text}`false_recall_bbpm_verdict`. BBPM (global)'s median,
+# {glue:text}`false_recall_median_bbpm_global`, is the {glue:text}`false_recall_rank_bbpm_global`;
+# the lowest among the superposition memories is the {glue:text}`false_recall_superposition_leader`'s,
+# {glue:text}`false_recall_superposition_leader_value` (FHRR {glue:text}`false_recall_median_fhrr`,
+# count sketch {glue:text}`false_recall_median_count_sketch`, fly hash
+# {glue:text}`false_recall_median_flyhash`; dict {glue:text}`false_recall_median_dict`, Hopfield
+# {glue:text}`false_recall_median_hopfield`). BBPM's count-debiased read of an unseen key
 # is an average of codes really stored in its slots, so it looks like an answer; FHRR and the
 # count sketch unbind it into noise; the dict returns nothing. BBPM cannot say "not stored"
 # by itself: a membership filter such as `bbpm.memory.BinaryBloomMemory` would have to sit
@@ -654,8 +711,7 @@ if not m["bbpm_theory_available"]:
 #
 # **7. Theory against measurement** (table: max and mean |difference| over the sweep
 # points). The farthest line is {glue:text}`theory_worst_line`, off by up to
-# {glue:text}`theory_worst_gap`; the models treat other items' values as independent, and
-# here they repeat.
+# {glue:text}`theory_worst_gap`; {glue:text}`theory_worst_cause`.
 #
 # **8. BBPM's $K$.** The best accuracy of the ablation is at $K$ = {glue:text}`k_best`
 # ({glue:text}`k_best_accuracy`). The cosine gap between independent and codebook values is

@@ -162,3 +162,69 @@ def test_figures_draw_every_method(run):
         assert draw(m, labels).axes
     assert len(peer_plots.k_ablation(m).axes[0].lines) == 3  # no theory line without snr_bounds
     matplotlib.pyplot.close("all")
+
+
+@pytest.mark.parametrize("rule", ["debiased", "inverse_noise"])
+def test_block_prediction_with_one_block_matches_global_hashing(rule):
+    """A block as large as the table is global hashing: the block line must follow the global
+    one, well below accuracy 1 at load 4 (the inverse-noise block line once sat at 1.0)."""
+    task = peers.PeerTask({**PARAMS, "methods": ["bbpm_global"], "d": 64, "codebook_size": 1024})
+    D = 4032
+    size = {"D": D, "K": 4, "H": 1, "block_size": D}
+    N = 4 * D
+    _, glob = task.bbpm_prediction(N, size, block=False, rule=rule)
+    _, block = task.bbpm_prediction(N, size, block=True, rule=rule)
+    assert 0.3 < glob < 0.9
+    assert block == pytest.approx(glob, abs=0.02)
+
+
+def _entry(lo, hi, censored=False):
+    return {"N": (lo + hi) / 2 if hi else lo, "N_lo": lo, "N_hi": hi, "censored": censored}
+
+
+def test_capacity_leaders_list_ties_and_whether_the_brackets_separate():
+    m = {
+        "capacity": {
+            "fhrr": {"1": _entry(100, 110), "2": _entry(200, 210)},
+            "dict": {"1": _entry(50, 52), "2": _entry(50, 52)},
+            "bbpm_global": {"1": _entry(105, 112), "2": _entry(300, 310)},
+            "bbpm_block": {"1": _entry(90, 95), "2": _entry(300, 310)},
+        }
+    }
+    methods = list(m["capacity"])
+    low = peers.capacity_leaders(m, methods, 1)
+    assert low["leaders"] == ["bbpm_global"] and low["bbpm_leads"] and low["apart"] is False
+    assert peers.leader_text(low, "1 B") == "1 B: BBPM global, ahead of FHRR (brackets overlap)"
+    high = peers.capacity_leaders(m, methods, 2)
+    assert high["leaders"] == ["bbpm_global", "bbpm_block"] and high["apart"] is True
+    m["capacity"]["fhrr"]["2"] = _entry(400, None, censored=True)
+    high = peers.capacity_leaders(m, methods, 2)
+    assert high["leaders"] == ["fhrr"] and not high["bbpm_leads"] and high["apart"] is True
+    assert peers.leader_text(high, "2 B") == "2 B: FHRR, ahead of BBPM global (brackets apart)"
+
+
+def test_false_recall_medians_and_ranks():
+    sweep = [
+        {"method": mm, "budget_bytes": b, "false_recall": v}
+        for mm, b, v in [("dict", 1, 0.0), ("dict", 2, 0.0), ("fhrr", 1, 0.1), ("fhrr", 2, 0.3),
+                         ("bbpm_global", 1, 0.5), ("bbpm_global", 2, None), ("hopfield", 1, 0.0)]
+    ]  # fmt: skip
+    m = {"sweep": sweep}
+    medians = peers.false_recall_medians(m, ["dict", "fhrr", "bbpm_global", "hopfield", "sdm"])
+    assert medians == {"dict": 0.0, "fhrr": pytest.approx(0.2), "bbpm_global": 0.5, "hopfield": 0.0}
+    assert peers.false_recall_medians(m, ["fhrr", "bbpm_global"], 2) == {"fhrr": 0.3}
+    assert peers.rank_from_highest(medians, "bbpm_global") == "1st highest of 4"
+    assert peers.rank_from_highest(medians, "hopfield") == "3rd highest of 4"
+    assert [peers.ordinal(n) for n in (2, 11, 12, 13, 21, 22, 104)] == [
+        "2nd", "11th", "12th", "13th", "21st", "22nd", "104th"
+    ]  # fmt: skip
+
+
+def test_theory_errors_give_the_gap_to_fresh_code_accuracy():
+    theory = {"1": {"N": [10, 100], "fhrr_accuracy": [1.0, 0.5], "fhrr_cosine": [0.9, 0.5]}}
+    rows = [{"method": "fhrr", "budget_bytes": 1, "N": 100, "accuracy": 0.3,
+             "accuracy_fresh_codes": 0.45, "mean_cosine": 0.5}]  # fmt: skip
+    errors = peers.theory_errors(theory, rows, ["fhrr"])
+    assert errors["fhrr_accuracy"]["max_abs"] == pytest.approx(0.2)
+    assert errors["fhrr_accuracy"]["max_abs_fresh_codes"] == pytest.approx(0.05)
+    assert "max_abs_fresh_codes" not in errors["fhrr_cosine"]

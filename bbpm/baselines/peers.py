@@ -349,7 +349,9 @@ class PeerTask:
         _, alpha = rule_theory.rule_coefficients(loads, rule)
         s2 = (loads * alpha**2).sum(1) + rule_theory.pair_part(alpha, loads, N, D, K, H, block_size)
         noisy = peer_theory.top1_accuracy_gaussian(s2, d, C)
-        mean_noisy = float(weights @ noisy / weights.sum()) if weights.sum() > 0 else 1.0
+        if weights.sum() <= 0:  # no sampled key without a clean slot: weigh the draws alike
+            weights = np.ones_like(weights)
+        mean_noisy = float(weights @ noisy / weights.sum())
         return cosine, exact + (1 - exact) * mean_noisy
 
     def theory_curves(
@@ -519,22 +521,32 @@ def theory_errors(
     methods: Sequence[str],
 ) -> dict[str, dict[str, float]]:
     """Per ``<method>_<accuracy|cosine>`` with a theory curve: max and mean |measured -
-    predicted| over the sweep points, the prediction interpolated in log N."""
+    predicted| over the sweep points, the prediction interpolated in log N; for accuracy
+    lines also ``max_abs_fresh_codes``, the max gap to the accuracy decoded among fresh codes
+    (values that do not repeat, as the models assume)."""
     errors = {}
     for method in methods:
         for quantity, column in (("accuracy", "accuracy"), ("cosine", "mean_cosine")):
             name = f"{method}_{quantity}"
-            gaps = [
-                abs(r[column] - float(np.interp(math.log(r["N"]), np.log(c["N"]), c[name])))
+            points = [
+                (r, float(np.interp(math.log(r["N"]), np.log(c["N"]), c[name])))
                 for r in rows
                 if r["method"] == method and name in (c := theory[str(r["budget_bytes"])])
             ]
+            gaps = [abs(r[column] - predicted) for r, predicted in points]
             if gaps:
                 errors[name] = {
                     "max_abs": max(gaps),
                     "mean_abs": float(np.mean(gaps)),
                     "points": len(gaps),
                 }
+                fresh = [
+                    abs(r["accuracy_fresh_codes"] - predicted)
+                    for r, predicted in points
+                    if quantity == "accuracy" and r.get("accuracy_fresh_codes") is not None
+                ]
+                if fresh:
+                    errors[name]["max_abs_fresh_codes"] = max(fresh)
     return errors  # fmt: skip
 
 
@@ -561,6 +573,100 @@ def cap_value(m: Mapping[str, Any], method: str, budget: int) -> float:
     """Capacity for ranking: the midpoint, the censored lower bound, or 0.0 (none / not run)."""
     entry = m["capacity"][method][str(budget)]
     return 0.0 if entry is None or entry["N"] is None else float(entry["N"])
+
+
+#: short names of the methods for prose and the paper
+SHORT_NAMES = {
+    "dict": "dict",
+    "hopfield": "Hopfield",
+    "fhrr": "FHRR",
+    "count_sketch": "count sketch",
+    "flyhash": "fly hash",
+    "bbpm_global": "BBPM global",
+    "bbpm_block": "BBPM block",
+    "bbpm_global_inverse_noise": "BBPM global inverse-noise",
+    "bbpm_block_inverse_noise": "BBPM block inverse-noise",
+}
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ..., ``11th``, ``21st``."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def brackets_apart(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Whether two capacity entries' brackets ``[N_lo, N_hi]`` do not overlap (a censored
+    entry's reaches up without end; an entry with no item at the target sits at 0)."""
+
+    def span(e: Mapping[str, Any] | None) -> tuple[float, float]:
+        if not e or e["N"] is None:
+            return 0.0, 0.0
+        if e["censored"] or e.get("N_hi") is None:
+            return float(e["N_lo"] if e.get("N_lo") is not None else e["N"]), math.inf
+        return float(e["N_lo"]), float(e["N_hi"])
+
+    (lo_a, hi_a), (lo_b, hi_b) = span(a), span(b)
+    return hi_a < lo_b or hi_b < lo_a
+
+
+def capacity_leaders(m: Mapping[str, Any], methods: Sequence[str], budget: int) -> dict[str, Any]:
+    """At ``budget``: ``leaders`` (the methods with the largest capacity, ties included),
+    ``bbpm_leads`` (a BBPM variant among them), ``best_bbpm`` / ``best_peer`` (the largest
+    capacity of each camp) and ``apart`` (their brackets do not overlap; None without both)."""
+    values = {mm: cap_value(m, mm, budget) for mm in methods}
+    top = max(values.values())
+    bbpm = [mm for mm in methods if mm in BBPM_METHODS]
+    others = [mm for mm in methods if mm not in BBPM_METHODS]
+    best_bbpm = max(bbpm, key=values.__getitem__) if bbpm else None
+    best_peer = max(others, key=values.__getitem__) if others else None
+    entry = {mm: m["capacity"][mm][str(budget)] for mm in methods}
+    apart = None
+    if best_bbpm and best_peer:
+        apart = brackets_apart(entry[best_bbpm], entry[best_peer])
+    leaders = [mm for mm in methods if values[mm] == top]
+    return {
+        "leaders": leaders,
+        "bbpm_leads": any(mm in BBPM_METHODS for mm in leaders),
+        "best_bbpm": best_bbpm,
+        "best_peer": best_peer,
+        "apart": apart,
+    }
+
+
+def leader_text(info: Mapping[str, Any], where: str) -> str:
+    """``16 MiB: BBPM global = BBPM block, ahead of FHRR (brackets overlap)``."""
+    names = " = ".join(SHORT_NAMES[mm] for mm in info["leaders"])
+    other = info["best_peer"] if info["bbpm_leads"] else info["best_bbpm"]
+    if other is None:
+        return f"{where}: {names}"
+    apart = "brackets apart" if info["apart"] else "brackets overlap"
+    return f"{where}: {names}, ahead of {SHORT_NAMES[other]} ({apart})"
+
+
+def false_recall_medians(
+    m: Mapping[str, Any], methods: Sequence[str], budget: int | None = None
+) -> dict[str, float]:
+    """Median false recall of each method over its sweep points (at ``budget`` only, when
+    given); a method without a false-recall value is left out."""
+    out = {}
+    for mm in methods:
+        values = [
+            r["false_recall"]
+            for r in m["sweep"]
+            if r["method"] == mm
+            and r["false_recall"] is not None
+            and (budget is None or r["budget_bytes"] == budget)
+        ]
+        if values:
+            out[mm] = float(np.median(values))
+    return out
+
+
+def rank_from_highest(values: Mapping[str, float], method: str) -> str:
+    """``2nd highest of 9``: 1 + the number of methods with a strictly higher value."""
+    rank = 1 + sum(v > values[method] for v in values.values())
+    return f"{ordinal(rank)} highest of {len(values)}"
 
 
 def cap_text(entry: Mapping[str, Any] | None, latex: bool = False) -> str:

@@ -129,7 +129,7 @@ def loaded_rows(
     L = block_size
     in_block = rng.binomial((N - 1) * H, L / D, size=(n_samples, H, 1))
     p = K / L
-    weights = np.prod(-(np.expm1(in_block[..., 0] * math.log1p(-p)) ** K), axis=1)
+    weights = np.prod((-np.expm1(in_block[..., 0] * math.log1p(-p))) ** K, axis=1)
     trials = np.broadcast_to(np.maximum(in_block, 1), (n_samples, H, K))
     loads = _truncated_binomial(rng, np.ascontiguousarray(trials), p).reshape(n_samples, M)
     return loads.astype(np.float64), weights
