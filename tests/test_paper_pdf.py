@@ -26,12 +26,18 @@ MISSING_TOOLS = [tool for tool in TOOLS if shutil.which(tool) is None]
 PAGE_RANGE = (9, 30)
 
 PDF = PAPER / "main.pdf"
+#: Sources edited after the PDF was built (e.g. a pull): the PDF does not show them.
+STALE = PDF.is_file() and any(
+    source.stat().st_mtime > PDF.stat().st_mtime
+    for source in [*paper.tex_sources(PAPER), PAPER / "references.bib"]
+)
 
 pytestmark = [
     pytest.mark.skipif(
         bool(MISSING_TOOLS), reason=f"needs LaTeX and poppler ({', '.join(MISSING_TOOLS)} missing)"
     ),
     pytest.mark.skipif(not PDF.is_file(), reason="paper not built: run `make paper` first"),
+    pytest.mark.skipif(STALE, reason="paper sources changed since the PDF was built: `make paper`"),
 ]
 
 
