@@ -55,7 +55,7 @@ bbpm_d = 64
 bbpm_K = 8
 bbpm_H = 2
 context_lines = [16, 64]
-needles_per_context = 10
+needles_per_context = 14
 window_lines = 2
 presses = ["streaming_llm", "snapkv", "snapkv_question", "knorm", "expected_attention", "tova"]
 bmrt = True
@@ -63,6 +63,7 @@ bmrt_chunk_size = 128
 read_rules = ["debiased", "inverse_noise"]
 max_new_tokens = 4
 answer_batch = 64
+answer_row_tokens = 8192
 
 # %% tags=["hide-input"]
 import contextlib
@@ -207,10 +208,12 @@ show_table(*llm.decode_table(decode))
 # bounded method holds the same bytes. The presses and BMRT run on the longest contexts
 # (`max(context_lines)`, where a bounded cache must drop most of the context); the shorter
 # contexts measure how the model's own accuracy moves with length. One full prefill records
-# what the presses read; each press then scores and cuts its own copy (`bbpm.integration.presses`), and its questions are
-# answered in one batch from the compressed cache (compress once, answer many). Question-aware
-# SnapKV scores the context with each question's own tokens as the observation window, so it
-# keeps a cache per question. Controllers accumulate the needles of a seed's contexts.
+# what the presses read; each press then scores it once and cuts a copy per budget
+# (`bbpm.integration.presses`; both rows of a press are charged the whole scoring pass), and
+# its questions are answered in batches from the compressed cache (compress once, answer
+# many). Question-aware SnapKV scores the context with each question's own tokens as the
+# observation window, so it keeps a cache per question. Controllers accumulate the needles of
+# a seed's contexts.
 
 # %%
 t0 = time.perf_counter()

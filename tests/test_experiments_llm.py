@@ -113,7 +113,7 @@ def test_decode_rows_follow_the_theory_and_degrade_with_load(run):
     assert run.decode_rows() == rows  # seeded
 
 
-def test_ask_in_batches_equals_one_batch(run):
+def test_ask_in_batches_equals_one_batch(run, monkeypatch):
     cache = kvs.prefill(run.model, run.encode(["Facts:\n", "abc\n"]))
     suffixes = [run.encode([f"The value of ID {k} is"]) for k in range(100, 107)]
     batched, _ = run.ask(cache, suffixes)  # batches of answer_batch=4
@@ -121,6 +121,18 @@ def test_ask_in_batches_equals_one_batch(run):
     assert batched == whole and len(batched) == 7
     single = [run.ask(cache, [s])[0][0] for s in suffixes[:2]]
     assert single == batched[:2]
+    # a long shared cache is answered in batches of answer_row_tokens // cached tokens rows
+    capped = dataclasses.replace(run, answer_row_tokens=kvs.cache_length(cache) * 2)
+    calls = []
+    real = kvs.greedy_generate_batch
+
+    def counting(model, batch, **kwargs):
+        calls.append(len(batch))
+        return real(model, batch, **kwargs)
+
+    monkeypatch.setattr(kvs, "greedy_generate_batch", counting)
+    assert capped.ask(cache, suffixes)[0] == whole
+    assert calls == [2, 2, 2, 1]
 
 
 def test_run_fact_point_rows_and_state_bytes(run):

@@ -90,6 +90,27 @@ def test_question_aware_rows_equal_one_question_at_a_time(llama):
         kvp.compress_question_aware(press, llama, prefill, [[1, 2], [1, 2, 3]], 12)
 
 
+@needs_kvpress
+def test_question_aware_budgets_and_groups_equal_separate_calls(llama):
+    ids = torch.randint(0, 128, (40,), generator=torch.Generator().manual_seed(3)).tolist()
+    questions = [[5, 6, 7], [9, 10, 11], [100, 3, 4], [7, 7, 1], [2, 50, 9]]
+    prefill = kvp.capture_prefill(llama, ids)
+    press = kvp.make_press("snapkv", window_size=3)
+    caches = kvp.compress_question_aware(press, llama, prefill, questions, [10, 4], 2)
+    assert len(caches) == 2 and kvs.cache_length(prefill.cache) == 40
+    for cache, n_kept in zip(caches, [10, 4], strict=True):
+        alone = kvp.compress_question_aware(press, llama, prefill, questions, n_kept)
+        assert kvs.cache_length(cache) == n_kept
+        for (k1, v1), (k2, v2) in zip(
+            kvs.cache_layers(cache), kvs.cache_layers(alone), strict=True
+        ):
+            assert k1.shape[0] == len(questions)
+            torch.testing.assert_close(k1, k2, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(v1, v2, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="rows_per_forward"):
+        kvp.compress_question_aware(press, llama, prefill, questions, 4, 0)
+
+
 def test_per_row_cache_must_match_the_batch(llama):
     cache = kvs.prefill(llama, list(range(10)))
     kvs.set_cache_layers(

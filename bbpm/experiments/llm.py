@@ -107,6 +107,7 @@ class LLMExperiment:
     read_rules: list[str]
     max_new_tokens: int
     answer_batch: int
+    answer_row_tokens: int = 8192
     skipped: Mapping[str, str] = field(default_factory=dict)
     template: PromptTemplate = TEMPLATE
 
@@ -185,12 +186,20 @@ class LLMExperiment:
     def ask(
         self, cache: Any, suffixes: list[list[int]], position: int | None = None
     ) -> tuple[list[str], float]:
-        """Greedy answers to token suffixes after ``cache`` (batches of ``answer_batch`` from
-        a one-row cache, one batch from a cache with a row per suffix); returns texts and
-        seconds."""
+        """Greedy answers to token suffixes after ``cache``; returns texts and seconds.
+
+        A cache with one row per suffix is answered in one batch. A one-row cache is shared
+        by batches of at most ``answer_batch`` suffixes and at most ``answer_row_tokens``
+        rows x cached tokens: every decoding step appends to a copy of the cache per row, so
+        long caches are fastest in small batches."""
         t, texts = time.perf_counter(), []
-        rows = kvs.cache_layers(cache)[0][0].shape[0] if kvs.cache_length(cache) else 1
-        step = self.answer_batch if rows == 1 else len(suffixes)
+        length = kvs.cache_length(cache)
+        rows = kvs.cache_layers(cache)[0][0].shape[0] if length else 1
+        step = (
+            max(1, min(self.answer_batch, self.answer_row_tokens // max(length, 1)))
+            if rows == 1
+            else len(suffixes)
+        )
         for start in range(0, len(suffixes), step):
             answers = kvs.greedy_generate_batch(
                 self.model,
@@ -280,14 +289,22 @@ class LLMExperiment:
             )
         return out
 
-    def press_cache(self, name: str, prefill: Any, n_kept: int, questions: list[list[int]]) -> Any:
-        """The cache of press ``name`` keeping ``n_kept`` tokens of ``prefill`` (one row per
-        question for question-aware SnapKV)."""
+    def press_caches(
+        self, name: str, prefill: Any, budgets: list[int], questions: list[list[int]]
+    ) -> list[Any]:
+        """The caches of press ``name`` keeping each of ``budgets`` tokens of ``prefill`` (one
+        row per question for question-aware SnapKV, whose questions run after the context
+        once for every budget, in groups of at most ``answer_row_tokens`` rows x tokens)."""
         base, options = PRESS_OPTIONS.get(name, (name, {}))
         if name == "snapkv_question":
             press = kvp.make_press(base, window_size=len(questions[0]), **options)
-            return kvp.compress_question_aware(press, self.model, prefill, questions, n_kept)
-        return kvp.compress(kvp.make_press(base, **options), self.model, prefill, n_kept)
+            rows = max(1, self.answer_row_tokens // prefill.length)
+            return kvp.compress_question_aware(
+                press, self.model, prefill, questions, budgets, rows_per_forward=rows
+            )
+        return [
+            kvp.compress(kvp.make_press(base, **options), self.model, prefill, n) for n in budgets
+        ]
 
     def bmrt_cache(self, ids: list[int], budget: int) -> Any:
         """The BMRT-style bounded cache of ``ids`` (streamed in ``bmrt_chunk_size`` chunks
@@ -307,8 +324,9 @@ class LLMExperiment:
     ) -> Iterator[tuple]:
         """(method, cache, suffixes, position, seconds spent building the cache) per method,
         built one after the other: the window's cache, then the full prefill (which the
-        presses score; it is freed before BMRT streams the context), each press's cache, BMRT.
-        The presses and BMRT only where ``bounded``."""
+        presses score; it is freed before BMRT streams the context), each press's caches of
+        both budgets (from one scoring pass, whose seconds both are charged), BMRT. The
+        presses and BMRT only where ``bounded``."""
         t = time.perf_counter()
         wcache = kvs.prefill(self.model, window_ids)
         w_sec = time.perf_counter() - t
@@ -326,12 +344,14 @@ class LLMExperiment:
             (len(window_ids), "+bbpm", injected["bbpm"]),
         )
         for name in self.active_presses if bounded else ():
-            for n_kept, tag, suffixes in budgets:
-                t = time.perf_counter()
-                cache = self.press_cache(name, prefill, min(n_kept, len(ids)), questions)
-                seconds = prefill_seconds + time.perf_counter() - t
+            t = time.perf_counter()
+            caches = self.press_caches(
+                name, prefill, [min(n_kept, len(ids)) for n_kept, _, _ in budgets], questions
+            )
+            seconds = prefill_seconds + time.perf_counter() - t
+            for (_, tag, suffixes), cache in zip(budgets, caches, strict=True):
                 yield (name + tag, cache, suffixes, len(ids), seconds)
-                del cache
+            del caches
         del prefill, full_cache
         for n_kept, tag, suffixes in budgets if self.bmrt and bounded else ():
             state = self.bmrt_cache(ids, n_kept)

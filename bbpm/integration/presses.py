@@ -202,27 +202,14 @@ def compress(press: Any, model: nn.Module, prefill: Prefill, n_kept: int) -> Any
 
 
 @torch.no_grad()
-def compress_question_aware(
-    press: Any, model: nn.Module, prefill: Prefill, questions: Sequence[Sequence[int]], n_kept: int
-) -> Any:
-    """One compressed cache per question, stacked along the batch (``[len(questions), ...]``).
-
-    The question's tokens are run after the full context (batched, with the same recording),
-    and ``press`` (SnapKV with ``window_size`` = the question length) scores the context with
-    the question as its observation window; the ``n_kept`` best *context* tokens are kept (the
-    question is asked again after the compressed cache). Questions must have equal token length.
-    """
-    lengths = {len(q) for q in questions}
-    if len(lengths) != 1:
-        raise ValueError(f"questions must have one token length to share a window, got {lengths}")
-    width = lengths.pop()
-    if getattr(press, "window_size", width) != width:
-        raise ValueError(
-            f"press.window_size={press.window_size} must equal the question length {width}"
-        )
-    press.post_init_from_model(model)
-    batch, context = len(questions), prefill.length
-    _set_ratio(press, context + width, n_kept)
+def _question_states(
+    model: nn.Module, prefill: Prefill, questions: Sequence[Sequence[int]]
+) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]], Any]:
+    """The questions' tokens run after the full context, batched: per layer the questions'
+    attention input ``[B, width, hidden]`` and the keys/values of context plus question
+    ``[B, heads, T + width, head_dim]``, and the questions' RoPE. The prefill's cache is left
+    unchanged."""
+    batch, context, width = len(questions), prefill.length, len(questions[0])
     saved = kvs.cache_layers(prefill.cache)
     ids = torch.as_tensor([list(q) for q in questions], dtype=torch.long, device=saved[0][0].device)
     recorder = _Recorder(model)
@@ -244,15 +231,79 @@ def compress_question_aware(
         extended = kvs.cache_layers(prefill.cache)
     finally:
         kvs.set_cache_layers(prefill.cache, saved)
-    cos_q, sin_q = recorder.rope
-    cos = torch.cat([prefill.cos.expand(batch, -1, -1), cos_q.expand(batch, -1, -1)], dim=1)
-    sin = torch.cat([prefill.sin.expand(batch, -1, -1), sin_q.expand(batch, -1, -1)], dim=1)
-    kwargs = {"position_embeddings": (cos, sin)}
-    layers = []
-    for module, hidden, hidden_q, (keys, values) in zip(
-        prefill.modules, prefill.hidden, recorder.hidden, extended, strict=True
+    return recorder.hidden, extended, recorder.rope
+
+
+@torch.no_grad()
+def compress_question_aware(
+    press: Any,
+    model: nn.Module,
+    prefill: Prefill,
+    questions: Sequence[Sequence[int]],
+    n_kept: int | Sequence[int],
+    rows_per_forward: int | None = None,
+) -> Any:
+    """One compressed cache per question, stacked along the batch (``[len(questions), ...]``).
+
+    The question's tokens are run after the full context (batched, with the same recording),
+    and ``press`` (SnapKV with ``window_size`` = the question length) scores the context with
+    the question as its observation window; the ``n_kept`` best *context* tokens are kept (the
+    question is asked again after the compressed cache). Questions must have equal token length.
+
+    ``n_kept`` may be a list of budgets: the questions' forward runs once and one cache per
+    budget is returned (a list). ``rows_per_forward`` runs the questions in groups of that
+    many (each row of the forward holds a copy of the context's keys and values); the result
+    does not depend on it.
+    """
+    lengths = {len(q) for q in questions}
+    if len(lengths) != 1:
+        raise ValueError(f"questions must have one token length to share a window, got {lengths}")
+    width = lengths.pop()
+    if getattr(press, "window_size", width) != width:
+        raise ValueError(
+            f"press.window_size={press.window_size} must equal the question length {width}"
+        )
+    if rows_per_forward is not None and (
+        isinstance(rows_per_forward, bool)
+        or not isinstance(rows_per_forward, int)
+        or rows_per_forward < 1
     ):
-        states = torch.cat([hidden.expand(batch, -1, -1), hidden_q], dim=1)
-        scores = press.score(module, states, keys, values, None, kwargs)[..., :context]
-        layers.append(keep_top(keys[:, :, :context], values[:, :, :context], scores, n_kept))
-    return _cache_from(model, layers)
+        raise ValueError(
+            f"rows_per_forward must be a positive int or None, got {rows_per_forward!r}"
+        )
+    budgets = [n_kept] if isinstance(n_kept, int) else list(n_kept)
+    press.post_init_from_model(model)
+    context = prefill.length
+    step = rows_per_forward or len(questions)
+    parts: list[list[list[tuple[torch.Tensor, torch.Tensor]]]] = [[] for _ in budgets]
+    for start in range(0, len(questions), step):
+        group = questions[start : start + step]
+        batch = len(group)
+        hidden_q, extended, (cos_q, sin_q) = _question_states(model, prefill, group)
+        cos = torch.cat([prefill.cos.expand(batch, -1, -1), cos_q.expand(batch, -1, -1)], dim=1)
+        sin = torch.cat([prefill.sin.expand(batch, -1, -1), sin_q.expand(batch, -1, -1)], dim=1)
+        kwargs = {"position_embeddings": (cos, sin)}
+        for b, budget in enumerate(budgets):
+            _set_ratio(press, context + width, budget)
+            layers = []
+            for module, hidden, h_q, (keys, values) in zip(
+                prefill.modules, prefill.hidden, hidden_q, extended, strict=True
+            ):
+                states = torch.cat([hidden.expand(batch, -1, -1), h_q], dim=1)
+                scores = press.score(module, states, keys, values, None, kwargs)[..., :context]
+                layers.append(
+                    keep_top(keys[:, :, :context], values[:, :, :context], scores, budget)
+                )
+            parts[b].append(layers)
+        del hidden_q, extended
+    caches = [
+        _cache_from(
+            model,
+            [
+                tuple(torch.cat([g[layer][i] for g in groups]) for i in (0, 1))
+                for layer in range(len(groups[0]))
+            ],
+        )
+        for groups in parts
+    ]
+    return caches[0] if isinstance(n_kept, int) else caches
