@@ -9,11 +9,19 @@ The browser tests are marked ``book``: the default pytest run deselects them (th
 built after pytest); ``scripts/build_book.sh`` runs them after each build. They skip when the
 book or Chromium is missing, unless ``BBPM_REQUIRE_BROWSER=1`` (set by ``.ci/run``), which makes that a failure.
 ``BBPM_BOOK_HTML`` points it at another build folder.
+
+Chromium takes seconds per page, so the rendered DOMs are kept in ``_build/browser-dom/``
+(beside the build folder), each under a key made of the page's bytes, every file the page's
+scripts can load (the book's ``_static`` folder and ``searchindex.js``), the browser's version
+and its flags. A page whose key has a stored DOM is not opened again; every check still runs on
+that DOM and on the files as they are now (images, link targets). ``BBPM_BROWSER_CACHE=0``
+opens every page.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 import re
@@ -31,6 +39,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = Path(os.environ.get("BBPM_BOOK_HTML", ROOT / "_build" / "html")).resolve()
 REQUIRED = os.environ.get("BBPM_REQUIRE_BROWSER", "0") == "1"
+DOM_CACHE = BOOK.parent / "browser-dom"
+USE_DOM_CACHE = os.environ.get("BBPM_BROWSER_CACHE", "1") != "0"
 #: Pages Sphinx writes for itself (search needs its index at run time, genindex is empty).
 SKIPPED_PAGES = {"search.html", "genindex.html"}
 #: Chromium flags: no sandbox (root in CI), no GPU, and no background network traffic.
@@ -130,6 +140,47 @@ def dump_dom(browser: str, page: Path) -> str:
     return done.stdout
 
 
+def scripts_digest(book: Path, browser: str) -> str:
+    """sha256 of what a page's rendering depends on besides the page: the browser's version
+    and flags, the files under ``_static`` and ``searchindex.js``."""
+    version = subprocess.run([browser, "--version"], capture_output=True, text=True, timeout=60)
+    digest = hashlib.sha256(f"{version.stdout.strip()}\0{CHROMIUM_FLAGS}\0".encode())
+    files = [p for p in (book / "_static").rglob("*") if p.is_file()]
+    files += [p for p in [book / "searchindex.js"] if p.is_file()]
+    for path in sorted(files):
+        digest.update(path.relative_to(book).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def dom_key(page: Path, scripts: str) -> str:
+    """The key of a page's stored DOM: its bytes and :func:`scripts_digest`."""
+    return hashlib.sha256(scripts.encode() + b"\0" + page.read_bytes()).hexdigest()
+
+
+def dump_dom_cached(browser: str, page: Path, scripts: str, cache: Path | None) -> str:
+    """:func:`dump_dom`, re-using the DOM stored under the page's :func:`dom_key` in ``cache``
+    (None: no cache); a new DOM is stored there."""
+    if cache is None:
+        return dump_dom(browser, page)
+    stored = cache / f"{dom_key(page, scripts)}.html"
+    if stored.is_file():
+        return stored.read_text(encoding="utf-8")
+    dom = dump_dom(browser, page)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = stored.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(dom, encoding="utf-8")
+    partial.replace(stored)
+    return dom
+
+
+def prune_cache(cache: Path, keep: set[str]) -> None:
+    """Remove the stored DOMs whose key is not in ``keep`` (pages of older builds)."""
+    for path in cache.glob("*.html") if cache.is_dir() else ():
+        if path.stem not in keep:
+            path.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="module")
 def rendered() -> dict[Path, Page]:
     pages = book_pages()
@@ -143,9 +194,13 @@ def rendered() -> dict[Path, Page]:
         if REQUIRED:
             pytest.fail(why + "; BBPM_REQUIRE_BROWSER=1 asks for the browser check")
         pytest.skip(why)
+    scripts = scripts_digest(BOOK, browser)
+    cache = DOM_CACHE if USE_DOM_CACHE else None
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        doms = list(pool.map(lambda p: dump_dom(browser, p), pages))
+        doms = list(pool.map(lambda p: dump_dom_cached(browser, p, scripts, cache), pages))
+    if cache is not None:
+        prune_cache(cache, {dom_key(page, scripts) for page in pages})
     return {page: parse(dom) for page, dom in zip(pages, doms)}
 
 
@@ -258,3 +313,31 @@ def test_checks_catch_raw_tex_broken_images_and_links(tmp_path):
 
     Image.new("RGB", (2, 2)).save(png)
     check_image(png.read_bytes(), svg=False)
+
+
+def test_dom_cache_reuses_a_page_only_while_its_bytes_and_scripts_are_unchanged(
+    tmp_path, monkeypatch
+):
+    """A stored DOM is returned for the same page bytes and scripts digest; a changed page or
+    digest opens the browser again; pruning keeps only the given keys (runs without a
+    browser: the browser call is counted)."""
+    opened = []
+
+    def fake_dump(browser: str, page: Path) -> str:
+        opened.append(page.read_text())
+        return f"<html>{page.read_text()}</html>"
+
+    monkeypatch.setitem(globals(), "dump_dom", fake_dump)
+    page, cache = tmp_path / "a.html", tmp_path / "cache"
+    page.write_text("one")
+    assert dump_dom_cached("chromium", page, "s1", cache) == "<html>one</html>"
+    assert dump_dom_cached("chromium", page, "s1", cache) == "<html>one</html>"
+    assert opened == ["one"]
+    dump_dom_cached("chromium", page, "s2", cache)  # new scripts: opened again
+    page.write_text("two")
+    assert dump_dom_cached("chromium", page, "s2", cache) == "<html>two</html>"
+    assert opened == ["one", "one", "two"]
+    assert dump_dom_cached("chromium", page, "s2", None) == "<html>two</html>"
+    assert len(opened) == 4 and len(list(cache.glob("*.html"))) == 3
+    prune_cache(cache, {dom_key(page, "s2")})
+    assert [p.stem for p in cache.glob("*.html")] == [dom_key(page, "s2")]

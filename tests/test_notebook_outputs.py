@@ -82,12 +82,18 @@ def executed_notebooks() -> list[Path]:
     return sorted(NOTEBOOKS.glob("*.ipynb")) if NOTEBOOKS.is_dir() else []
 
 
-@pytest.mark.book
-@pytest.mark.parametrize("path", executed_notebooks() or [None], ids=lambda p: p and p.stem)
-def test_executed_notebook_outputs_are_clean(path):
+@pytest.fixture(params=executed_notebooks() or [None], ids=lambda p: p and p.stem)
+def executed(request) -> tuple[Path, dict]:
+    """(path, parsed notebook) of each executed notebook; skips when there is none."""
+    path = request.param
     if path is None:
         pytest.skip(f"no executed notebooks in {NOTEBOOKS} (run scripts/run_notebooks.sh)")
-    notebook = json.loads(path.read_text(encoding="utf-8"))
+    return path, json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.book
+def test_executed_notebook_outputs_are_clean(executed):
+    path, notebook = executed
     problems = problems_in(notebook, timestamps=path.stem in TIMESTAMPS_SHOWN)
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
 
@@ -109,11 +115,8 @@ def missing_glue(notebook: dict) -> set[str]:
 
 
 @pytest.mark.book
-@pytest.mark.parametrize("path", executed_notebooks() or [None], ids=lambda p: p and p.stem)
-def test_every_glued_name_in_the_prose_was_recorded(path):
-    if path is None:
-        pytest.skip(f"no executed notebooks in {NOTEBOOKS} (run scripts/run_notebooks.sh)")
-    notebook = json.loads(path.read_text(encoding="utf-8"))
+def test_every_glued_name_in_the_prose_was_recorded(executed):
+    path, notebook = executed
     assert not missing_glue(notebook), f"{path.name}: prose shows names no cell glued"
 
 
@@ -135,11 +138,8 @@ def figures_without_provenance(notebook: dict) -> list[int]:
 
 
 @pytest.mark.book
-@pytest.mark.parametrize("path", executed_notebooks() or [None], ids=lambda p: p and p.stem)
-def test_every_figure_has_its_provenance_line(path):
-    if path is None:
-        pytest.skip(f"no executed notebooks in {NOTEBOOKS} (run scripts/run_notebooks.sh)")
-    notebook = json.loads(path.read_text(encoding="utf-8"))
+def test_every_figure_has_its_provenance_line(executed):
+    path, notebook = executed
     cells = figures_without_provenance(notebook)
     assert not cells, f"{path.name}: figures without a provenance line in cells {cells}"
 
