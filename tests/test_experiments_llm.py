@@ -10,6 +10,7 @@ import math
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -365,6 +366,12 @@ def test_accuracy_figure_panels():
         "full",
     ]
     assert len(axes[2].patches) == 5  # every method at 8 filler lines
+    # curves of equal accuracy stay apart: own marker, own x (a few percent dodge)
+    lines = {c.get_label(): c.lines[0] for c in axes[0].containers}
+    oracle, bbpm = lines["oracle"], lines["bbpm"]
+    assert oracle.get_marker() != bbpm.get_marker()
+    assert not np.allclose(oracle.get_xdata()[-1], bbpm.get_xdata()[-1])
+    assert np.allclose(bbpm.get_xdata()[-1] / 20, 1, atol=0.1)
     plt.close(fig)
     empty = llm.accuracy_figure(scoring.summarise(raw_frame().iloc[:0]), 8)
     assert empty.axes[0].get_legend() is None

@@ -415,25 +415,39 @@ class LLMExperiment:
         return [row for m in order for row in rows[m]]
 
 
+#: markers and line styles cycled per curve, so curves that coincide stay distinguishable
+MARKERS = "osD^vPX"
+LINESTYLES = ("-", "--", ":", "-.")
+
+
 def curves(
     ax: Any, summary: pd.DataFrame, task: str, methods: list[str] | None, xlabel: str
 ) -> None:
     """Accuracy with 95% Wilson error bars per method of ``task`` (all methods for None),
-    against ``N`` for the fact stream and context tokens for the needles, log x."""
+    against ``N`` for the fact stream and context tokens for the needles, log x. Each curve
+    has its own marker and line style and is shifted by a few percent along x (a dodge), so
+    methods with equal accuracy (e.g. BBPM and the oracle at low load) do not hide each
+    other."""
     sub = summary[summary.task == task] if len(summary) else summary
-    for method, g in sub.groupby("method", sort=False):
-        if methods is None or method in methods:
-            x = g.N if task == "facts" else g.context_tokens
-            y, low, high = (g[c].to_numpy(dtype=float) for c in ("accuracy", "low", "high"))
-            ax.errorbar(
-                x.to_numpy(dtype=float),
-                y,
-                yerr=[y - low, high - y],
-                fmt="o-",
-                ms=3,
-                capsize=2,
-                label=method,
-            )
+    groups = [
+        (method, g)
+        for method, g in sub.groupby("method", sort=False)
+        if methods is None or method in methods
+    ]
+    for i, (method, g) in enumerate(groups):
+        x = (g.N if task == "facts" else g.context_tokens).to_numpy(dtype=float)
+        dodge = 1.04 ** (i - (len(groups) - 1) / 2)
+        y, low, high = (g[c].to_numpy(dtype=float) for c in ("accuracy", "low", "high"))
+        ax.errorbar(
+            x * dodge,
+            y,
+            yerr=[y - low, high - y],
+            marker=MARKERS[i % len(MARKERS)],
+            linestyle=LINESTYLES[i % len(LINESTYLES)],
+            ms=4,
+            capsize=2,
+            label=method,
+        )
     ax.set(xscale="log", xlabel=xlabel, ylabel="accuracy (95% Wilson)", ylim=(-0.03, 1.03))
     if ax.get_legend_handles_labels()[0]:  # no curves without a language model
         ax.legend(fontsize=7)
