@@ -11,9 +11,10 @@ book or Chromium is missing, unless ``BBPM_REQUIRE_BROWSER=1`` (set by ``.ci/run
 ``BBPM_BOOK_HTML`` points it at another build folder.
 
 Chromium takes seconds per page, so the rendered DOMs are kept in ``_build/browser-dom/``
-(beside the build folder), each under a key made of the page's bytes, every file the page's
-scripts can load (the book's ``_static`` folder and ``searchindex.js``), the browser's version
-and its flags. A page whose key has a stored DOM is not opened again; every check still runs on
+(beside the build folder), each under a key made of the page's bytes, the book's ``_static``
+folder (every script and style a page loads), the browser's version and its flags. The search
+index (``searchindex.js``, read only by the search box) is not in the key: it changes with any
+page's text, and would re-open every page for a change in one. A page whose key has a stored DOM is not opened again; every check still runs on
 that DOM and on the files as they are now (images, link targets). ``BBPM_BROWSER_CACHE=0``
 opens every page.
 """
@@ -142,12 +143,10 @@ def dump_dom(browser: str, page: Path) -> str:
 
 def scripts_digest(book: Path, browser: str) -> str:
     """sha256 of what a page's rendering depends on besides the page: the browser's version
-    and flags, the files under ``_static`` and ``searchindex.js``."""
+    and flags and the files under ``_static``."""
     version = subprocess.run([browser, "--version"], capture_output=True, text=True, timeout=60)
     digest = hashlib.sha256(f"{version.stdout.strip()}\0{CHROMIUM_FLAGS}\0".encode())
-    files = [p for p in (book / "_static").rglob("*") if p.is_file()]
-    files += [p for p in [book / "searchindex.js"] if p.is_file()]
-    for path in sorted(files):
+    for path in sorted(p for p in (book / "_static").rglob("*") if p.is_file()):
         digest.update(path.relative_to(book).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
