@@ -373,12 +373,13 @@ def generate(root: Path, paper_dir: Path, out_dir: Path | None = None) -> Genera
         _copy(png, out_dir / "figures" / notebook_stem(png.parent.name, root) / png.name)
     for table in sorted(results.glob("*/*.tex")):
         _copy(table, out_dir / "tables" / notebook_stem(table.parent.name, root) / table.name)
+    sources = tex_sources(paper_dir)
+    used = used_macros(sources)
     (out_dir / "tables" / "records.tex").parent.mkdir(parents=True, exist_ok=True)
     (out_dir / "tables" / "records.tex").write_text(
-        records_table(done.records, root, used_macros(tex_sources(paper_dir))), encoding="utf-8"
+        records_table(done.records, root, used), encoding="utf-8"
     )
 
-    sources = tex_sources(paper_dir)
     text = "\n".join(strip_comments(p.read_text(encoding="utf-8")) for p in sources)
     for notebook, name in FIGURE_USE.findall(text):
         if not (out_dir / "figures" / notebook / f"{name}.png").is_file():
@@ -403,7 +404,7 @@ def generate(root: Path, paper_dir: Path, out_dir: Path | None = None) -> Genera
     for record in done.records:
         lines.append(f"% {record.exp_id}/{record.name}: {latex_escape(record.description)}")
         lines.append(rf"\newcommand{{\{record.macro}}}{{{latex_escape(record.text)}}}")
-    for macro in sorted(used_macros(sources) - defined - set(PROVENANCE_MACROS)):
+    for macro in sorted(used - defined - set(PROVENANCE_MACROS)):
         done.missing_numbers.append(f"number \\{macro}")
         lines.append(rf"\newcommand{{\{macro}}}{{\notgenerated{{{macro}}}}}")
     (out_dir / "numbers.tex").write_text("\n".join(lines) + "\n", encoding="utf-8")

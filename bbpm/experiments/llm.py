@@ -183,6 +183,11 @@ class LLMExperiment:
             ids += self.tokenizer(segment, add_special_tokens=False).input_ids
         return ids
 
+    def rows_per_batch(self, cached_tokens: int) -> int:
+        """Rows of a batch that holds a copy of a ``cached_tokens`` cache per row: at most
+        ``answer_row_tokens`` rows x tokens, at least one row."""
+        return max(1, self.answer_row_tokens // max(cached_tokens, 1))
+
     def ask(
         self, cache: Any, suffixes: list[list[int]], position: int | None = None
     ) -> tuple[list[str], float]:
@@ -195,11 +200,7 @@ class LLMExperiment:
         t, texts = time.perf_counter(), []
         length = kvs.cache_length(cache)
         rows = kvs.cache_layers(cache)[0][0].shape[0] if length else 1
-        step = (
-            max(1, min(self.answer_batch, self.answer_row_tokens // max(length, 1)))
-            if rows == 1
-            else len(suffixes)
-        )
+        step = min(self.answer_batch, self.rows_per_batch(length)) if rows == 1 else len(suffixes)
         for start in range(0, len(suffixes), step):
             answers = kvs.greedy_generate_batch(
                 self.model,
@@ -298,9 +299,13 @@ class LLMExperiment:
         base, options = PRESS_OPTIONS.get(name, (name, {}))
         if name == "snapkv_question":
             press = kvp.make_press(base, window_size=len(questions[0]), **options)
-            rows = max(1, self.answer_row_tokens // prefill.length)
             return kvp.compress_question_aware(
-                press, self.model, prefill, questions, budgets, rows_per_forward=rows
+                press,
+                self.model,
+                prefill,
+                questions,
+                budgets,
+                rows_per_forward=self.rows_per_batch(prefill.length),
             )
         return [
             kvp.compress(kvp.make_press(base, **options), self.model, prefill, n) for n in budgets

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bbpm.hashing.base import check_positive_int
 from bbpm.integration import kv_substitution as kvs
 
 __all__ = [
@@ -263,14 +264,8 @@ def compress_question_aware(
         raise ValueError(
             f"press.window_size={press.window_size} must equal the question length {width}"
         )
-    if rows_per_forward is not None and (
-        isinstance(rows_per_forward, bool)
-        or not isinstance(rows_per_forward, int)
-        or rows_per_forward < 1
-    ):
-        raise ValueError(
-            f"rows_per_forward must be a positive int or None, got {rows_per_forward!r}"
-        )
+    if rows_per_forward is not None:
+        check_positive_int("rows_per_forward", rows_per_forward)
     budgets = [n_kept] if isinstance(n_kept, int) else list(n_kept)
     press.post_init_from_model(model)
     context = prefill.length
